@@ -1,0 +1,38 @@
+# The two commands the README promises: `make test` and `make bench`. Both install
+# what they need (tools/install-deps, apt-get) on a fresh Debian 12 machine.
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all release debug test bench deps-build deps-test deps-bench install format clean
+
+all: release
+
+deps-build:
+	@tools/install-deps build
+deps-test:
+	@tools/install-deps build test
+deps-bench:
+	@tools/install-deps build bench
+
+release: deps-build
+	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	cmake --build build/release -j $(JOBS)
+
+debug: deps-build
+	cmake -S . -B build/debug -DCMAKE_BUILD_TYPE=Debug -DJSMALLOC_DEBUG=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build build/debug -j $(JOBS)
+
+test: deps-test release
+	cd build/release && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+bench: deps-bench release
+	bench/run
+
+install: release
+	cmake --install build/release
+
+format:
+	clang-format -i $$(git ls-files '*.h' '*.cpp' '*.cc' '*.c')
+
+clean:
+	rm -rf build

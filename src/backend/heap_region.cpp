@@ -1,0 +1,105 @@
+#include "backend/heap_region.h"
+
+#include "os/vm.h"
+#include "size_class.h"
+
+namespace jsmalloc {
+
+namespace {
+constexpr PageMapView MakeInitialPageMap() {
+  PageMapView v{};
+  for (size_t i = 0; i < 256; ++i) v.class_magic[i] = kClassMagic[i];
+  return v;
+}
+}  // namespace
+
+constinit PageMapView g_pagemap = MakeInitialPageMap();
+constinit HeapRegion g_region;
+
+namespace {
+constexpr size_t kMinHeap = size_t{256} << 20;
+constexpr size_t kGrowUnit = kHugePageSize;  // the heap grows a hugepage at a time
+constexpr size_t kBaseAlign = size_t{1} << 30;
+
+size_t FloorPow2(size_t x) {
+  size_t p = 1;
+  while (p <= x / 2) p *= 2;
+  return p;
+}
+}  // namespace
+
+bool HeapRegion::Init(size_t want) {
+  size_t limit = os::AddressSpaceLimit();
+  // Under an address-space limit, leave most of it to the rest of the program.
+  if (limit != SIZE_MAX && want > limit / 4) want = limit / 4;
+  size_t size = FloorPow2(want < kMinHeap ? kMinHeap : want);
+  for (; size >= kMinHeap; size /= 2) {
+    size_t pages = size >> kPageShift;
+    size_t class_bytes = RoundUp(pages, 4096);
+    size_t span_bytes = RoundUp(pages * sizeof(Span*), 4096);
+    void* classes = os::Reserve(class_bytes, 4096);
+    if (classes == nullptr) continue;
+    void* spans = os::Reserve(span_bytes, 4096);
+    if (spans == nullptr) {
+      os::Unmap(classes, class_bytes);
+      continue;
+    }
+    // Align the base far beyond a page so that page-aligned offsets are aligned
+    // addresses for every alignment the page heap serves.
+    size_t align = size < kBaseAlign ? size : kBaseAlign;
+    void* base = os::Reserve(size, align);
+    if (base == nullptr) {
+      os::Unmap(classes, class_bytes);
+      os::Unmap(spans, span_bytes);
+      continue;
+    }
+    pagemap_bytes_ = class_bytes + span_bytes;
+    partition_size_ = size < (size_t{1} << 30) ? size : (size_t{1} << 30);
+    g_pagemap.classes = static_cast<uint8_t*>(classes);
+    g_pagemap.spans = static_cast<Span**>(spans);
+    g_pagemap.base = reinterpret_cast<uintptr_t>(base);
+    // Publish the size last: the fast path treats size 0 as "no heap yet".
+    __atomic_store_n(&g_pagemap.size, size, __ATOMIC_RELEASE);
+    return true;
+  }
+  return false;
+}
+
+uintptr_t HeapRegion::Grow(size_t npages, size_t* granted) {
+  size_t unit_pages = kGrowUnit >> kPageShift;
+  if (unit_pages == 0) unit_pages = 1;
+  size_t grow = RoundUp(npages, unit_pages);
+  size_t total_pages = g_pagemap.size >> kPageShift;
+  if (grow > total_pages - frontier_pages_) return UINTPTR_MAX;
+  uintptr_t first = frontier_pages_;
+  frontier_pages_ += grow;
+  *granted = grow;
+  // Record which sub-regions of which partitions are now in use.
+  size_t sub_size = partition_size_ / kSubRegions;
+  for (uintptr_t off = first << kPageShift; off < (frontier_pages_ << kPageShift); off += sub_size) {
+    size_t part = off / partition_size_;
+    size_t sub = (off % partition_size_) / sub_size;
+    if (part < kMaxPartitions) partitions_[part].fetch_or(uint64_t{1} << sub, std::memory_order_relaxed);
+  }
+  return first;
+}
+
+void HeapRegion::MapWholeSpan(Span* s, uint8_t cls) {
+  for (uintptr_t p = s->first_page; p <= s->last_page(); ++p) {
+    g_pagemap.spans[p] = s;
+    g_pagemap.classes[p] = cls;
+  }
+}
+
+void HeapRegion::MapFreeSpan(Span* s) {
+  g_pagemap.classes[s->first_page] = kPageFree;
+  g_pagemap.classes[s->last_page()] = kPageFree;
+  g_pagemap.spans[s->first_page] = s;
+  g_pagemap.spans[s->last_page()] = s;
+}
+
+void HeapRegion::MarkPagesFree(Span* s) {
+  __builtin_memset(g_pagemap.classes + s->first_page, kPageFree, s->npages);
+}
+
+}  // namespace jsmalloc

@@ -1,0 +1,86 @@
+// The heap region: one large reservation of address space that holds every small and
+// large block, split into partitions (1 GiB, or smaller under an address-space limit)
+// whose 64 sub-regions are tracked with bit masks, and the pagemap that says, for every
+// page, which span it belongs to and which size class (or page state) it has.
+//
+// Because the heap is one range, "is this pointer ours?" is a subtraction and one
+// compare, and the pagemap is two flat arrays indexed by page: no tree to walk.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "backend/span.h"
+#include "common.h"
+#include "lock.h"
+
+namespace jsmalloc {
+
+// What the free fast path reads, in one cache-line-aligned block so that one address
+// computation reaches all of it. size is 0 until the heap exists, which sends every
+// pointer (and NULL) to the slow path. class_magic is kClassMagic, kept here so the
+// free path indexes it from the same base register.
+struct alignas(64) PageMapView {
+  uintptr_t base;
+  uintptr_t size;
+  uint8_t* classes;
+  Span** spans;
+  uint64_t class_magic[256];
+};
+extern constinit PageMapView g_pagemap JS_HIDDEN;
+
+class HeapRegion {
+ public:
+  static constexpr int kSubRegions = 64;
+
+  // Reserves the heap and its pagemap. `want` is the preferred size; smaller sizes are
+  // tried when the OS (or RLIMIT_AS, or valgrind) refuses.
+  bool Init(size_t want);
+
+  // Takes at least `npages` fresh pages at the frontier (never used, so zero), a
+  // hugepage at a time. Returns the first page index and sets *granted to the count,
+  // or returns UINTPTR_MAX when the reservation is exhausted.
+  uintptr_t Grow(size_t npages, size_t* granted);
+
+  static uintptr_t PageOf(const void* p) {
+    return (reinterpret_cast<uintptr_t>(p) - g_pagemap.base) >> kPageShift;
+  }
+  static void* AddressOf(uintptr_t page) {
+    return reinterpret_cast<void*>(g_pagemap.base + (page << kPageShift));
+  }
+  static bool Contains(const void* p) {
+    return reinterpret_cast<uintptr_t>(p) - g_pagemap.base < g_pagemap.size;
+  }
+  static Span* SpanAt(uintptr_t page) { return g_pagemap.spans[page]; }
+  static uint8_t ClassAt(uintptr_t page) { return g_pagemap.classes[page]; }
+  static void SetSpan(uintptr_t page, Span* s) { g_pagemap.spans[page] = s; }
+  // Marks every page of `s` with `cls` and points them all at `s`.
+  static void MapWholeSpan(Span* s, uint8_t cls);
+  // Marks the first and last page of a free span free and points them at it: the
+  // boundary tags the page heap coalesces with. Interior pages keep their marks.
+  static void MapFreeSpan(Span* s);
+  // Marks every page of a span that is becoming free, so a later free() of a block in
+  // it is recognised as a double free.
+  static void MarkPagesFree(Span* s);
+
+  size_t reserved() const { return g_pagemap.size; }
+  size_t used() const { return frontier_pages_ << kPageShift; }
+  size_t pagemap_bytes() const { return pagemap_bytes_; }
+  size_t partition_size() const { return partition_size_; }
+  // Sub-regions of partition `i` that the page heap has grown into.
+  uint64_t partition_mask(size_t i) const {
+    return i < kMaxPartitions ? partitions_[i].load(std::memory_order_relaxed) : 0;
+  }
+
+ private:
+  static constexpr size_t kMaxPartitions = 1024;
+  uintptr_t frontier_pages_ = 0;
+  size_t pagemap_bytes_ = 0;
+  size_t partition_size_ = 0;
+  std::atomic<uint64_t> partitions_[kMaxPartitions] = {};
+};
+
+extern constinit HeapRegion g_region;
+
+}  // namespace jsmalloc

@@ -1,0 +1,245 @@
+#include "backend/page_heap.h"
+
+#include "backend/meta_arena.h"
+#include "os/sys.h"
+#include "os/vm.h"
+#include "size_class.h"
+
+namespace jsmalloc {
+
+constinit PageHeap g_page_heap;
+constinit RecordPool<Span> g_span_pool;
+
+namespace {
+size_t BinOf(size_t npages) { return npages <= 128 ? npages : 0; }
+}  // namespace
+
+void PageHeap::AccountFree(Span* s, long sign) {
+  size_t& counter = s->committed ? free_committed_pages_ : free_released_pages_;
+  counter += static_cast<size_t>(sign) * s->npages;
+  free_spans_ += static_cast<size_t>(sign);
+}
+
+void PageHeap::Insert(Span* s) {
+  s->state = Span::State::kFree;
+  size_t bin = BinOf(s->npages);
+  bins_[bin].PushFront(s);
+  nonempty_[bin / 64] |= uint64_t{1} << (bin % 64);
+  HeapRegion::MapFreeSpan(s);
+  AccountFree(s, +1);
+}
+
+void PageHeap::Unlink(Span* s) {
+  size_t bin = BinOf(s->npages);
+  bins_[bin].Remove(s);
+  if (bins_[bin].empty()) nonempty_[bin / 64] &= ~(uint64_t{1} << (bin % 64));
+  AccountFree(s, -1);
+}
+
+// A free span holding `npages` at a page index that is a multiple of `align_pages`.
+Span* PageHeap::FindFit(size_t npages, size_t align_pages) {
+  auto fits = [&](const Span* s) {
+    uintptr_t start = RoundUp(s->first_page, align_pages);
+    return start + npages <= s->first_page + s->npages;
+  };
+  if (npages <= kMaxBin) {
+    for (size_t bin = npages; bin <= kMaxBin; ++bin) {
+      uint64_t word = nonempty_[bin / 64] >> (bin % 64);
+      if (word == 0) {
+        bin = (bin / 64 + 1) * 64 - 1;  // skip to the next word
+        continue;
+      }
+      bin += static_cast<size_t>(__builtin_ctzll(word));
+      if (bin > kMaxBin) break;
+      for (Span* s = bins_[bin].first(); s != nullptr; s = s->next) {
+        if (fits(s)) return s;
+      }
+    }
+  }
+  // Best fit among the big free spans; lower address on ties keeps the heap compact.
+  Span* best = nullptr;
+  for (Span* s = bins_[0].first(); s != nullptr; s = s->next) {
+    if (!fits(s)) continue;
+    if (best == nullptr || s->npages < best->npages ||
+        (s->npages == best->npages && s->first_page < best->first_page)) {
+      best = s;
+    }
+  }
+  return best;
+}
+
+// Cuts [aligned start, + npages) out of free span `s` (already unlinked); the pieces
+// before and after go back on the free lists.
+Span* PageHeap::Carve(Span* s, size_t npages, size_t align_pages) {
+  uintptr_t start = RoundUp(s->first_page, align_pages);
+  if (start > s->first_page) {
+    Span* front = g_span_pool.New();
+    if (front == nullptr) return nullptr;
+    front->first_page = s->first_page;
+    front->npages = static_cast<uint32_t>(start - s->first_page);
+    front->committed = s->committed;
+    front->free_since_ns = s->free_since_ns;
+    s->first_page = start;
+    s->npages -= front->npages;
+    Insert(front);
+  }
+  if (s->npages > npages) {
+    Span* back = g_span_pool.New();
+    if (back == nullptr) {
+      Insert(s);  // keep the heap consistent: give everything back
+      return nullptr;
+    }
+    back->first_page = s->first_page + npages;
+    back->npages = static_cast<uint32_t>(s->npages - npages);
+    back->committed = s->committed;
+    back->free_since_ns = s->free_since_ns;
+    s->npages = static_cast<uint32_t>(npages);
+    Insert(back);
+  }
+  return s;
+}
+
+bool PageHeap::GrowHeap(size_t npages) {
+  size_t granted = 0;
+  uintptr_t first = g_region.Grow(npages, &granted);
+  if (first == UINTPTR_MAX) return false;
+  Span* s = g_span_pool.New();
+  if (s == nullptr) return false;
+  s->first_page = first;
+  s->npages = static_cast<uint32_t>(granted);
+  s->committed = false;  // fresh pages read as zero
+  s->free_since_ns = 0;
+  Insert(Coalesce(s));
+  return true;
+}
+
+Span* PageHeap::Allocate(size_t npages, size_t align_pages, uint8_t cls) {
+  if (npages == 0 || npages > UINT32_MAX || align_pages == 0) return nullptr;
+  LockGuard g(lock_);
+  Span* s = FindFit(npages, align_pages);
+  if (s == nullptr) {
+    if (!GrowHeap(npages + align_pages - 1)) return nullptr;
+    s = FindFit(npages, align_pages);
+    if (s == nullptr) return nullptr;
+  }
+  Unlink(s);
+  s = Carve(s, npages, align_pages);
+  if (s == nullptr) return nullptr;
+  s->state = cls == kPageLarge ? Span::State::kLarge : Span::State::kSmall;
+  s->size_class = cls == kPageLarge ? 0 : cls;
+  s->next = s->prev = nullptr;
+  HeapRegion::MapWholeSpan(s, cls);
+  (cls == kPageLarge ? large_pages_ : small_pages_) += s->npages;
+  ++spans_allocated_;
+  return s;
+}
+
+// Merges free span `s` (not on a list) with free neighbours; returns the merged span.
+Span* PageHeap::Coalesce(Span* s) {
+  if (s->first_page > 0 && HeapRegion::ClassAt(s->first_page - 1) == kPageFree) {
+    Span* left = HeapRegion::SpanAt(s->first_page - 1);
+    Unlink(left);
+    left->npages += s->npages;
+    left->committed = left->committed || s->committed;
+    if (s->free_since_ns > left->free_since_ns) left->free_since_ns = s->free_since_ns;
+    g_span_pool.Delete(s);
+    s = left;
+  }
+  uintptr_t right_page = s->first_page + s->npages;
+  if (right_page < (g_region.used() >> kPageShift) && HeapRegion::ClassAt(right_page) == kPageFree) {
+    Span* right = HeapRegion::SpanAt(right_page);
+    Unlink(right);
+    s->npages += right->npages;
+    s->committed = s->committed || right->committed;
+    if (right->free_since_ns > s->free_since_ns) s->free_since_ns = right->free_since_ns;
+    g_span_pool.Delete(right);
+  }
+  return s;
+}
+
+void PageHeap::Deallocate(Span* s) {
+  uint64_t now = os::NowNanos();
+  LockGuard g(lock_);
+  (s->state == Span::State::kLarge ? large_pages_ : small_pages_) -= s->npages;
+  s->committed = true;
+  s->free_since_ns = now;
+  s->freelist = nullptr;
+  s->allocated = 0;
+  s->in_nonempty = false;
+  HeapRegion::MarkPagesFree(s);
+  Insert(Coalesce(s));
+  MaybeReleaseOld(now);
+}
+
+bool PageHeap::TryExtend(Span* s, size_t npages) {
+  LockGuard g(lock_);
+  if (npages <= s->npages) return true;
+  uintptr_t right_page = s->first_page + s->npages;
+  if (right_page >= (g_region.used() >> kPageShift) || HeapRegion::ClassAt(right_page) != kPageFree) {
+    return false;
+  }
+  Span* right = HeapRegion::SpanAt(right_page);
+  size_t need = npages - s->npages;
+  if (right->npages < need) return false;
+  Unlink(right);
+  right = Carve(right, need, 1);
+  if (right == nullptr) return false;
+  s->npages += right->npages;
+  large_pages_ += right->npages;
+  g_span_pool.Delete(right);
+  HeapRegion::MapWholeSpan(s, kPageLarge);
+  return true;
+}
+
+void PageHeap::Shrink(Span* s, size_t npages) {
+  if (npages >= s->npages) return;
+  Span* tail = g_span_pool.New();
+  if (tail == nullptr) return;  // keep the larger span: harmless
+  uint64_t now = os::NowNanos();
+  LockGuard g(lock_);
+  tail->first_page = s->first_page + npages;
+  tail->npages = static_cast<uint32_t>(s->npages - npages);
+  tail->committed = true;
+  tail->free_since_ns = now;
+  s->npages = static_cast<uint32_t>(npages);
+  large_pages_ -= tail->npages;
+  HeapRegion::MarkPagesFree(tail);
+  Insert(Coalesce(tail));
+}
+
+void PageHeap::Release(Span* s) {
+  if (!s->committed) return;
+  os::Decommit(HeapRegion::AddressOf(s->first_page), size_t{s->npages} << kPageShift);
+  free_committed_pages_ -= s->npages;
+  free_released_pages_ += s->npages;
+  s->committed = false;
+}
+
+void PageHeap::MaybeReleaseOld(uint64_t now) {
+  if (now < next_release_check_ns_) return;
+  next_release_check_ns_ = now + decay_ns_ / 4;
+  if (free_committed_pages_ == 0) return;
+  for (auto& bin : bins_) {
+    for (Span* s = bin.first(); s != nullptr; s = s->next) {
+      if (s->committed && now - s->free_since_ns >= decay_ns_) Release(s);
+    }
+  }
+}
+
+size_t PageHeap::ReleaseAll() {
+  LockGuard g(lock_);
+  size_t before = free_committed_pages_;
+  for (auto& bin : bins_) {
+    for (Span* s = bin.first(); s != nullptr; s = s->next) Release(s);
+  }
+  return (before - free_committed_pages_) << kPageShift;
+}
+
+PageHeap::Stats PageHeap::GetStats() {
+  LockGuard g(lock_);
+  return Stats{free_committed_pages_ << kPageShift, free_released_pages_ << kPageShift,
+               small_pages_ << kPageShift, large_pages_ << kPageShift, spans_allocated_,
+               free_spans_};
+}
+
+}  // namespace jsmalloc

@@ -1,0 +1,74 @@
+// The page heap: every page of the heap region that is not part of a small span or a
+// large allocation is in one of its free spans. Allocate splits a free span (keeping an
+// alignment), Deallocate coalesces with free neighbours through the pagemap's boundary
+// tags. Free spans go back to the OS after they have been free for the decay time.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "backend/heap_region.h"
+#include "backend/span.h"
+#include "lock.h"
+
+namespace jsmalloc {
+
+class PageHeap {
+ public:
+  // A span of `npages` whose first page index is a multiple of `align_pages`, mapped in
+  // the pagemap with `cls` (a size class, or kPageLarge). nullptr when out of memory.
+  // span->committed tells whether its pages may hold old data (false: all zero).
+  Span* Allocate(size_t npages, size_t align_pages, uint8_t cls);
+  void Deallocate(Span* span);
+
+  // Tries to grow an allocated large span in place to `npages` by taking the free span
+  // after it. Returns false (and changes nothing) when it cannot.
+  bool TryExtend(Span* span, size_t npages);
+  // Shrinks an allocated large span in place, freeing its tail.
+  void Shrink(Span* span, size_t npages);
+
+  // Gives every free page back to the OS now. Returns the bytes released.
+  size_t ReleaseAll();
+
+  struct Stats {
+    size_t free_committed_bytes;
+    size_t free_released_bytes;
+    size_t small_bytes;
+    size_t large_bytes;
+    size_t spans_allocated;
+    size_t free_spans;
+  };
+  Stats GetStats();
+
+  Mutex& lock() { return lock_; }
+  void set_decay_ns(uint64_t ns) { decay_ns_ = ns; }
+
+ private:
+  static constexpr size_t kMaxBin = 128;  // exact free lists for 1..128 pages
+
+  void Insert(Span* s);
+  void Unlink(Span* s);
+  Span* FindFit(size_t npages, size_t align_pages);
+  Span* Carve(Span* s, size_t npages, size_t align_pages);
+  Span* Coalesce(Span* s);
+  bool GrowHeap(size_t npages);
+  void MaybeReleaseOld(uint64_t now);
+  void Release(Span* s);
+  void AccountFree(Span* s, long sign);
+
+  Mutex lock_;
+  SpanList bins_[kMaxBin + 1];  // bins_[0]: spans larger than kMaxBin pages
+  uint64_t nonempty_[(kMaxBin + 1 + 63) / 64] = {};
+  uint64_t decay_ns_ = 1000000000;
+  uint64_t next_release_check_ns_ = 0;
+  size_t free_committed_pages_ = 0;
+  size_t free_released_pages_ = 0;
+  size_t small_pages_ = 0;
+  size_t large_pages_ = 0;
+  size_t spans_allocated_ = 0;
+  size_t free_spans_ = 0;
+};
+
+extern constinit PageHeap g_page_heap;
+
+}  // namespace jsmalloc

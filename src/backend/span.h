@@ -1,0 +1,58 @@
+// A span is a run of pages of the heap. It is free (in the page heap), holds the
+// objects of one size class (owned by that class's central free list), or is one
+// large allocation.
+#pragma once
+
+#include <cstdint>
+
+namespace jsmalloc {
+
+struct Span {
+  enum class State : uint8_t { kFree, kSmall, kLarge };
+
+  uintptr_t first_page = 0;  // page index from the heap base
+  uint32_t npages = 0;
+  State state = State::kFree;
+  uint8_t size_class = 0;
+  bool committed = false;  // free span: its pages may be resident (or hold old data)
+  bool in_nonempty = false;
+
+  // Links: the page heap's free lists, or the central free list's non-empty list.
+  Span* next = nullptr;
+  Span* prev = nullptr;
+
+  // Small spans: objects given back to this span, linked through their first word;
+  // the carve frontier (objects past it were never handed out); objects outside.
+  void* freelist = nullptr;
+  uintptr_t carve = 0;
+  uintptr_t end = 0;
+  uint32_t allocated = 0;
+
+  uint64_t free_since_ns = 0;  // free span: when it became free, for decay
+
+  uintptr_t last_page() const { return first_page + npages - 1; }
+};
+
+// Intrusive doubly linked list of spans with a sentinel-free head.
+class SpanList {
+ public:
+  bool empty() const { return head_ == nullptr; }
+  Span* first() const { return head_; }
+  void PushFront(Span* s) {
+    s->prev = nullptr;
+    s->next = head_;
+    if (head_ != nullptr) head_->prev = s;
+    head_ = s;
+  }
+  void Remove(Span* s) {
+    if (s->prev != nullptr) s->prev->next = s->next;
+    else head_ = s->next;
+    if (s->next != nullptr) s->next->prev = s->prev;
+    s->next = s->prev = nullptr;
+  }
+
+ private:
+  Span* head_ = nullptr;
+};
+
+}  // namespace jsmalloc

@@ -1,0 +1,51 @@
+// Definitions every part of jsmalloc shares: attributes, branch hints, assertions,
+// page geometry. Nothing here allocates or makes a syscall.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#ifndef JSMALLOC_PAGE_SHIFT
+#define JSMALLOC_PAGE_SHIFT 13
+#endif
+
+#define JS_LIKELY(x) __builtin_expect(!!(x), 1)
+#define JS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+// Fast paths are inlined into the entry points; slow paths are out of line so the
+// fast path keeps its registers (and is a tail call away from them).
+#define JS_FAST_PATH inline __attribute__((always_inline))
+#define JS_SLOW_PATH __attribute__((noinline, cold))
+#define JS_NOINLINE __attribute__((noinline))
+#define JS_EXPORT __attribute__((visibility("default")))
+// Globals the fast paths read are hidden: one rip-relative access, no GOT load.
+#define JS_HIDDEN __attribute__((visibility("hidden")))
+#define JS_CACHELINE_ALIGNED alignas(64)
+// TLS slots are initial-exec (one fs-relative load), or global-dynamic when built with
+// JSMALLOC_DLOPEN_TLS for a libjsmalloc.so that is dlopen'd after start-up.
+#if defined(JSMALLOC_DLOPEN_TLS)
+#define JS_TLS_MODEL __attribute__((tls_model("global-dynamic")))
+#else
+#define JS_TLS_MODEL __attribute__((tls_model("initial-exec")))
+#endif
+
+namespace jsmalloc {
+
+inline constexpr size_t kPageShift = JSMALLOC_PAGE_SHIFT;
+inline constexpr size_t kPageSize = size_t{1} << kPageShift;
+inline constexpr size_t kHugePageSize = size_t{2} << 20;  // x86-64 transparent hugepage
+inline constexpr size_t kCacheLine = 64;
+
+// Internal invariant failures (never caused by user input) print and abort.
+[[noreturn]] void InternalError(const char* what, const char* file, int line);
+
+#if defined(JSMALLOC_DEBUG)
+#define JS_ASSERT(c) ((c) ? (void)0 : ::jsmalloc::InternalError(#c, __FILE__, __LINE__))
+#else
+#define JS_ASSERT(c) ((void)0)
+#endif
+#define JS_CHECK(c) (JS_LIKELY(c) ? (void)0 : ::jsmalloc::InternalError(#c, __FILE__, __LINE__))
+
+constexpr uintptr_t RoundUp(uintptr_t x, uintptr_t align) { return (x + align - 1) / align * align; }
+constexpr bool IsPowerOfTwo(uintptr_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+}  // namespace jsmalloc

@@ -1,0 +1,74 @@
+// The whole malloc and free fast paths. Everything they do not handle is an
+// out-of-line call into slow_path.cpp or the front-end's slow paths.
+//
+// malloc(n), n <= 1 KiB:  class = table[(n + 15) / 16]; pop the thread cache's list;
+//                         count down the sampling counter; clear the free marker.
+// free(p):                offset = p - heap base (one compare says "ours"); class =
+//                         pagemap byte; one multiply checks p starts an object of that
+//                         class (rejecting interior pointers and non-small pages); the
+//                         free marker catches double frees; push on the list.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "backend/heap_region.h"
+#include "common.h"
+#include "frontend/thread_cache.h"
+#include "size_class.h"
+
+namespace jsmalloc {
+
+// Word 1 of every free small object holds this value; allocation clears it.
+extern constinit uintptr_t g_free_marker JS_HIDDEN;
+
+void* MallocSlow(size_t size);                  // sizes above 1 KiB
+void FreeSlow(void* p);                         // not a small object in the heap
+[[noreturn]] void ReportDoubleFree(void* p);
+
+// budget <= 0, tested on memory (cmpl $0, mem) so the compiler does not load the
+// value into a register only to store it back decremented.
+JS_FAST_PATH bool BudgetExhausted(const int32_t& budget) {
+  bool exhausted;
+  __asm__("cmpl $0, %1" : "=@ccle"(exhausted) : "m"(budget));
+  return exhausted;
+}
+
+JS_FAST_PATH void CompilerBarrier() { __asm__ volatile("" ::: "memory"); }
+
+JS_FAST_PATH void* PopOrRefill(size_t cls, size_t size) {
+  ThreadCache* tc = tl_cache;
+  void* p = tc->head[cls];
+  if (JS_UNLIKELY(p == nullptr)) return ThreadCacheRefill(tc, cls);
+  tc->head[cls] = *static_cast<void**>(p);
+  tc->budget[cls] += 1;
+  static_cast<uintptr_t*>(p)[1] = 0;
+  tc->sample_countdown -= static_cast<int64_t>(size);
+  if (JS_UNLIKELY(tc->sample_countdown < 0)) return ThreadCacheSample(p, size);
+  return p;
+}
+
+JS_FAST_PATH void* Malloc(size_t size) {
+  if (JS_UNLIKELY(size > kMaxFastSize)) return MallocSlow(size);
+  return PopOrRefill(SizeToClassFast(size), size);
+}
+
+JS_FAST_PATH void Free(void* p) {
+  uintptr_t offset = reinterpret_cast<uintptr_t>(p) - g_pagemap.base;
+  if (JS_UNLIKELY(offset >= g_pagemap.size)) return FreeSlow(p);  // NULL, huge, foreign
+  size_t cls = g_pagemap.classes[offset >> kPageShift];
+  uint64_t magic = g_pagemap.class_magic[cls];
+  if (JS_UNLIKELY(offset * magic >= magic)) return FreeSlow(p);  // large, bad pointer
+  uintptr_t* obj = static_cast<uintptr_t*>(p);
+  uintptr_t marker = g_free_marker;
+  if (JS_UNLIKELY(obj[1] == marker)) ReportDoubleFree(p);
+  ThreadCache* tc = tl_cache;
+  if (JS_UNLIKELY(BudgetExhausted(tc->budget[cls]))) return ThreadCacheOverflow(tc, p, cls);
+  tc->budget[cls] -= 1;
+  obj[0] = reinterpret_cast<uintptr_t>(tc->head[cls]);
+  CompilerBarrier();  // two plain stores, not an SSE pack of them
+  obj[1] = marker;
+  tc->head[cls] = p;
+}
+
+}  // namespace jsmalloc

@@ -1,0 +1,299 @@
+#include "frontend/thread_cache.h"
+
+#include <pthread.h>
+
+#include "backend/meta_arena.h"
+#include "init.h"
+#include "lock.h"
+#include "middle/middle.h"
+#include "options.h"
+#include "sampler.h"
+
+namespace jsmalloc {
+
+constinit thread_local ThreadCache* tl_cache JS_TLS_MODEL = &g_empty_cache;
+constinit thread_local ThreadState tl_state JS_TLS_MODEL = ThreadState::kNone;
+constinit ThreadCache g_empty_cache = {};
+constinit uintptr_t g_free_marker = 0;
+
+namespace {
+
+constinit RecordPool<ThreadCache> g_cache_pool;
+constinit Mutex g_list_lock;
+constinit ThreadCache* g_list = nullptr;
+constinit size_t g_live_caches = 0;
+constinit pthread_key_t g_key = 0;
+
+constexpr uint32_t kMaxOverages = 3;
+constexpr int kMaxBatch = 32;
+
+uint32_t MaxLength(size_t cls) {
+  uint32_t by_bytes = static_cast<uint32_t>((256 * 1024) / kClasses[cls].size);
+  uint32_t cap = by_bytes > 8192 ? 8192 : by_bytes;
+  return cap < kClasses[cls].batch ? kClasses[cls].batch : cap;
+}
+
+uint32_t ListLength(const ThreadCache* tc, size_t cls) {
+  return tc->max_length[cls] - static_cast<uint32_t>(tc->budget[cls]);
+}
+
+// Hands the object on top of a list out: marker cleared, sampling counted.
+void* Finish(ThreadCache* tc, void* p, size_t size) {
+  static_cast<uintptr_t*>(p)[1] = 0;
+  tc->sample_countdown -= static_cast<int64_t>(size);
+  if (JS_UNLIKELY(tc->sample_countdown < 0)) return ThreadCacheSample(p, size);
+  return p;
+}
+
+// Moves up to n objects from the top of list cls to the middle tier.
+void ReleaseFromList(ThreadCache* tc, size_t cls, uint32_t n) {
+  void* objs[kMaxBatch];
+  while (n > 0) {
+    int k = 0;
+    while (k < kMaxBatch && n > 0 && tc->head[cls] != nullptr) {
+      void* p = tc->head[cls];
+      tc->head[cls] = *static_cast<void**>(p);
+      objs[k++] = p;
+      --n;
+    }
+    if (k == 0) break;
+    tc->budget[cls] += k;
+    MiddleInsert(cls, objs, k);
+  }
+}
+
+// Gives back the never-used run of class cls.
+void ReleaseRun(ThreadCache* tc, size_t cls) {
+  void* objs[kMaxBatch];
+  size_t size = kClasses[cls].size;
+  while (tc->run_next[cls] < tc->run_end[cls]) {
+    int k = 0;
+    for (; k < kMaxBatch && tc->run_next[cls] < tc->run_end[cls]; ++k) {
+      auto* obj = reinterpret_cast<uintptr_t*>(tc->run_next[cls]);
+      obj[1] = g_free_marker;
+      objs[k] = obj;
+      tc->run_next[cls] += size;
+    }
+    MiddleInsert(cls, objs, k);
+  }
+  tc->run_next[cls] = tc->run_end[cls] = 0;
+}
+
+size_t CachedBytes(const ThreadCache* tc) {
+  size_t bytes = 0;
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    bytes += (size_t{ListLength(tc, cls)} * kClasses[cls].size) + (tc->run_end[cls] - tc->run_next[cls]);
+  }
+  return bytes;
+}
+
+void FlushAll(ThreadCache* tc) {
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    ReleaseFromList(tc, cls, ListLength(tc, cls));
+    ReleaseRun(tc, cls);
+  }
+  tc->published_bytes.store(0, std::memory_order_relaxed);
+}
+
+// Keeps the whole cache under its byte limit: halve every list and its limit.
+void Scavenge(ThreadCache* tc) {
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    uint32_t len = ListLength(tc, cls);
+    ReleaseFromList(tc, cls, (len + 1) / 2);
+    uint32_t new_max = tc->max_length[cls] / 2;
+    if (new_max < ListLength(tc, cls)) new_max = ListLength(tc, cls);
+    tc->budget[cls] -= static_cast<int32_t>(tc->max_length[cls] - new_max);
+    tc->max_length[cls] = new_max;
+  }
+}
+
+void NoteSlowCall(ThreadCache* tc) {
+  if ((++tc->slow_calls & 63) != 0) return;
+  size_t bytes = CachedBytes(tc);
+  if (bytes > static_cast<size_t>(GetOption(Option::kThreadCacheBytes))) {
+    Scavenge(tc);
+    bytes = CachedBytes(tc);
+  }
+  tc->published_bytes.store(bytes, std::memory_order_relaxed);
+}
+
+void Destroy(void* arg) {
+  auto* tc = static_cast<ThreadCache*>(arg);
+  // Anything this thread allocates from now on (other TLS destructors) bypasses caches.
+  tl_state = ThreadState::kDead;
+  tl_cache = &g_empty_cache;
+  FlushAll(tc);
+  {
+    LockGuard g(g_list_lock);
+    if (tc->prev_cache != nullptr) tc->prev_cache->next_cache = tc->next_cache;
+    else g_list = tc->next_cache;
+    if (tc->next_cache != nullptr) tc->next_cache->prev_cache = tc->prev_cache;
+    --g_live_caches;
+  }
+  g_cache_pool.Delete(tc);
+}
+
+// The calling thread's cache, created on first use; nullptr while that is impossible
+// (during its own creation, or after the thread's destructors started).
+ThreadCache* CreateForThisThread() {
+  if (tl_state != ThreadState::kNone) return nullptr;
+  EnsureGlobalInit();
+  tl_state = ThreadState::kBusy;
+  ThreadCache* tc = g_cache_pool.New();
+  if (tc == nullptr) {
+    tl_state = ThreadState::kNone;
+    return nullptr;
+  }
+  tc->sample_countdown = NextSampleCountdown();
+  {
+    LockGuard g(g_list_lock);
+    tc->next_cache = g_list;
+    if (g_list != nullptr) g_list->prev_cache = tc;
+    g_list = tc;
+    ++g_live_caches;
+  }
+  tl_cache = tc;
+  // May allocate (keys past the first 32); the cache is already in place for that.
+  pthread_setspecific(g_key, tc);
+  tl_state = ThreadState::kActive;
+  return tc;
+}
+
+void* DirectAllocate(size_t cls) {
+  void* obj = nullptr;
+  uintptr_t run = 0;
+  int run_count = 0;
+  if (MiddleRemove(cls, &obj, 1, &run, &run_count) == 0) {
+    if (run_count == 0) return nullptr;
+    obj = reinterpret_cast<void*>(run);
+  }
+  static_cast<uintptr_t*>(obj)[1] = 0;
+  return obj;
+}
+
+}  // namespace
+
+void* ThreadCacheRefill(ThreadCache* tc, size_t cls) {
+  if (tc == &g_empty_cache) {
+    tc = CreateForThisThread();
+    if (tc == nullptr) return DirectAllocate(cls);
+    if (tc->head[cls] != nullptr) {  // filled by a recursive call during creation
+      void* p = tc->head[cls];
+      tc->head[cls] = *static_cast<void**>(p);
+      tc->budget[cls] += 1;
+      return Finish(tc, p, kClasses[cls].size);
+    }
+  }
+  size_t size = kClasses[cls].size;
+  if (tc->run_next[cls] < tc->run_end[cls]) {
+    void* p = reinterpret_cast<void*>(tc->run_next[cls]);
+    tc->run_next[cls] += size;
+    return Finish(tc, p, size);
+  }
+  NoteSlowCall(tc);
+  // The list ran dry: let it hold more next time (one at a time up to a batch, then a
+  // batch at a time up to its cap), and fetch a batch.
+  uint32_t batch = kClasses[cls].batch;
+  uint32_t max_len = tc->max_length[cls];
+  if (max_len < batch) max_len += 1;
+  else if (max_len + batch <= MaxLength(cls)) max_len += batch;
+  tc->budget[cls] += static_cast<int32_t>(max_len - tc->max_length[cls]);
+  tc->max_length[cls] = max_len;
+  int want = static_cast<int>(batch < max_len ? batch : max_len);
+
+  void* objs[kMaxBatch];
+  uintptr_t run = 0;
+  int run_count = 0;
+  int got = MiddleRemove(cls, objs, want, &run, &run_count);
+  if (got == 0) {
+    if (run_count == 0) return nullptr;
+    tc->run_next[cls] = run + size;
+    tc->run_end[cls] = run + size * static_cast<size_t>(run_count);
+    return Finish(tc, reinterpret_cast<void*>(run), size);
+  }
+  // objs[0] goes to the caller; the rest onto the (empty) list.
+  for (int i = 1; i < got; ++i) {
+    *static_cast<void**>(objs[i]) = (i + 1 < got) ? objs[i + 1] : tc->head[cls];
+  }
+  if (got > 1) tc->head[cls] = objs[1];
+  tc->budget[cls] -= got - 1;
+  return Finish(tc, objs[0], size);
+}
+
+void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {
+  static_cast<uintptr_t*>(p)[1] = g_free_marker;
+  if (tc == &g_empty_cache) {
+    tc = CreateForThisThread();
+    if (tc == nullptr) return MiddleInsert(cls, &p, 1);
+  }
+  NoteSlowCall(tc);
+  uint32_t batch = kClasses[cls].batch;
+  if (tc->budget[cls] <= 0) {
+    if (tc->max_length[cls] < batch) {
+      tc->max_length[cls] += 1;  // slow start
+      tc->budget[cls] += 1;
+    } else {
+      ReleaseFromList(tc, cls, batch);
+      // Too many overflows at a long length: the thread frees more than it allocates.
+      if (tc->max_length[cls] > batch && ++tc->overages[cls] > kMaxOverages) {
+        tc->max_length[cls] -= batch;
+        tc->budget[cls] -= static_cast<int32_t>(batch);
+        tc->overages[cls] = 0;
+        if (tc->budget[cls] <= 0) ReleaseFromList(tc, cls, 1 - static_cast<uint32_t>(tc->budget[cls]));
+      }
+    }
+  }
+  tc->budget[cls] -= 1;
+  *static_cast<void**>(p) = tc->head[cls];
+  tc->head[cls] = p;
+}
+
+void* ThreadCacheSample(void* p, size_t size) {
+  (void)size;
+  ThreadCache* tc = tl_cache;
+  tc->sample_countdown = NextSampleCountdown();
+  return p;
+}
+
+void ThreadCacheFlushCurrent() {
+  ThreadCache* tc = tl_cache;
+  if (tc != &g_empty_cache) FlushAll(tc);
+}
+
+void ThreadCacheGlobalInit() { pthread_key_create(&g_key, Destroy); }
+
+size_t ThreadCacheBytes() {
+  LockGuard g(g_list_lock);
+  size_t total = 0;
+  for (ThreadCache* tc = g_list; tc != nullptr; tc = tc->next_cache) {
+    total += tc->published_bytes.load(std::memory_order_relaxed);
+  }
+  return total;
+}
+
+size_t ThreadCacheCount() {
+  LockGuard g(g_list_lock);
+  return g_live_caches;
+}
+
+Mutex& ThreadCacheListLock() { return g_list_lock; }
+Mutex& ThreadCachePoolLock() { return g_cache_pool.lock(); }
+
+void ThreadCachesAfterForkChild() {
+  ThreadCache* mine = tl_cache;
+  ThreadCache* tc = g_list;
+  while (tc != nullptr) {
+    ThreadCache* next = tc->next_cache;
+    if (tc != mine) {
+      FlushAll(tc);
+      if (tc->prev_cache != nullptr) tc->prev_cache->next_cache = tc->next_cache;
+      else g_list = tc->next_cache;
+      if (tc->next_cache != nullptr) tc->next_cache->prev_cache = tc->prev_cache;
+      --g_live_caches;
+      g_cache_pool.Delete(tc);
+    }
+    tc = next;
+  }
+}
+
+}  // namespace jsmalloc

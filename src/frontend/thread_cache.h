@@ -1,0 +1,63 @@
+// The per-thread cache: for each size class a LIFO list of free objects (last freed,
+// first reused) with a length limit that grows with use, and a run of never-used
+// objects to bump through. A thread reaches its cache through one initial-exec TLS
+// pointer that starts at a shared, empty, read-only-in-practice cache, so the fast
+// path never asks "is this thread set up?": the empty cache sends it to the slow path.
+//
+// Invariant for every class c: budget[c] == max_length[c] - (objects on list c).
+// The fast path keeps it with one add (pop) or one compare and subtract (push).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "common.h"
+#include "size_class.h"
+
+namespace jsmalloc {
+
+struct alignas(kCacheLine) ThreadCache {
+  // ---- read and written by the fast path ----
+  void* head[kNumClasses];
+  int32_t budget[kNumClasses];
+  int64_t sample_countdown;  // bytes until the next sampled allocation
+
+  // ---- slow path only ----
+  uint32_t max_length[kNumClasses];
+  uint8_t overages[kNumClasses];
+  uintptr_t run_next[kNumClasses];  // never-used objects: [run_next, run_end)
+  uintptr_t run_end[kNumClasses];
+  uint32_t slow_calls;
+  std::atomic<size_t> published_bytes;  // what this cache holds, for statistics
+  ThreadCache* next_cache;
+  ThreadCache* prev_cache;
+};
+
+enum class ThreadState : uint8_t { kNone = 0, kActive, kBusy, kDead };
+
+// The TLS slots: one pointer and one byte, initial-exec (or global-dynamic with
+// JSMALLOC_DLOPEN_TLS), constant-initialised, no constructors.
+extern constinit thread_local ThreadCache* tl_cache JS_TLS_MODEL;
+extern constinit thread_local ThreadState tl_state JS_TLS_MODEL;
+extern constinit ThreadCache g_empty_cache JS_HIDDEN;
+
+// Slow paths of the front-end. Each returns what the fast path would have.
+void* ThreadCacheRefill(ThreadCache* tc, size_t cls);        // list empty
+void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls);  // list at its limit
+void* ThreadCacheSample(void* p, size_t size);               // sampling countdown ran out
+
+// Every object the calling thread's cache holds goes back to the middle tier.
+void ThreadCacheFlushCurrent();
+// Called once at start-up (creates the pthread key whose destructor frees caches).
+void ThreadCacheGlobalInit();
+// Sum of what all live caches hold (published on their slow paths).
+size_t ThreadCacheBytes();
+size_t ThreadCacheCount();
+// fork(): the child keeps only the forking thread; other threads' caches are flushed.
+void ThreadCachesAfterForkChild();
+class Mutex;
+Mutex& ThreadCacheListLock();
+Mutex& ThreadCachePoolLock();
+
+}  // namespace jsmalloc

@@ -1,0 +1,94 @@
+#include "init.h"
+
+#include <pthread.h>
+
+#include "backend/heap_region.h"
+#include "backend/huge.h"
+#include "backend/meta_arena.h"
+#include "backend/page_heap.h"
+#include "fast_path.h"
+#include "frontend/thread_cache.h"
+#include "middle/middle.h"
+#include "options.h"
+#include "os/sys.h"
+
+namespace jsmalloc {
+
+constinit int g_init_done = 0;
+
+extern RecordPool<Span> g_span_pool;
+
+namespace {
+
+constinit int g_init_started = 0;
+constinit thread_local bool tl_initializing JS_TLS_MODEL = false;
+
+// fork(): every lock is taken in one order before fork and released (or reset, in
+// the child) after it, so the child never inherits a lock held by a vanished thread.
+// Order: thread-cache list, thread-cache pool, transfer caches, central free lists,
+// page heap, span pool, huge table, metadata arena — the order they nest in.
+void ForkPrepare() {
+  ThreadCacheListLock().Lock();
+  ThreadCachePoolLock().Lock();
+  for (size_t c = 1; c < kNumClasses; ++c) g_transfer[c].lock().Lock();
+  for (size_t c = 1; c < kNumClasses; ++c) g_central[c].lock().Lock();
+  g_page_heap.lock().Lock();
+  g_span_pool.lock().Lock();
+  g_huge.lock().Lock();
+  g_meta.lock().Lock();
+}
+
+void ForkParent() {
+  g_meta.lock().Unlock();
+  g_huge.lock().Unlock();
+  g_span_pool.lock().Unlock();
+  g_page_heap.lock().Unlock();
+  for (size_t c = kNumClasses - 1; c >= 1; --c) g_central[c].lock().Unlock();
+  for (size_t c = kNumClasses - 1; c >= 1; --c) g_transfer[c].lock().Unlock();
+  ThreadCachePoolLock().Unlock();
+  ThreadCacheListLock().Unlock();
+}
+
+void ForkChild() {
+  g_meta.lock().ResetAfterFork();
+  g_huge.lock().ResetAfterFork();
+  g_span_pool.lock().ResetAfterFork();
+  g_page_heap.lock().ResetAfterFork();
+  for (size_t c = 1; c < kNumClasses; ++c) g_central[c].lock().ResetAfterFork();
+  for (size_t c = 1; c < kNumClasses; ++c) g_transfer[c].lock().ResetAfterFork();
+  ThreadCachePoolLock().ResetAfterFork();
+  ThreadCacheListLock().ResetAfterFork();
+  // The other threads are gone; what their caches held belongs to the child now.
+  ThreadCachesAfterForkChild();
+}
+
+}  // namespace
+
+void EnsureGlobalInitSlow() {
+  if (__atomic_load_n(&g_init_done, __ATOMIC_ACQUIRE) != 0) return;
+  if (tl_initializing) return;  // recursion on the initialising thread: nothing to do
+  int expected = 0;
+  if (!__atomic_compare_exchange_n(&g_init_started, &expected, 1, false, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_ACQUIRE)) {
+    while (__atomic_load_n(&g_init_done, __ATOMIC_ACQUIRE) == 0) os::Yield();
+    return;
+  }
+  tl_initializing = true;
+  LoadOptions();
+  uintptr_t marker = os::RandomSeed();
+  g_free_marker = marker | (uintptr_t{1} << 63) | 1;  // never 0, never a small integer
+  MiddleInit();
+  g_page_heap.set_decay_ns(static_cast<uint64_t>(GetOption(Option::kDecayMs)) * 1000000u);
+  g_region.Init(static_cast<size_t>(GetOption(Option::kHeapReserve)));
+  __atomic_store_n(&g_init_done, 1, __ATOMIC_RELEASE);
+  // These may call malloc; the allocator is ready for that now.
+  ThreadCacheGlobalInit();
+  pthread_atfork(ForkPrepare, ForkParent, ForkChild);
+  tl_initializing = false;
+  if (GetOption(Option::kVerbose) != 0) PrintOptions();
+}
+
+// Initialise before main even if nothing allocates, so options are printed early.
+__attribute__((constructor)) static void InitAtLoad() { EnsureGlobalInit(); }
+
+}  // namespace jsmalloc

@@ -1,0 +1,118 @@
+#include "middle/central_free_list.h"
+
+#include "backend/heap_region.h"
+#include "backend/page_heap.h"
+#include "size_class.h"
+
+namespace jsmalloc {
+
+void CentralFreeList::Init(uint8_t cls) {
+  cls_ = cls;
+  size_ = kClasses[cls].size;
+}
+
+Span* CentralFreeList::NewSpan() {
+  const SizeClassInfo& info = kClasses[cls_];
+  Span* s = g_page_heap.Allocate(info.span_pages, info.align_pages, cls_);
+  if (s == nullptr) return nullptr;
+  uintptr_t start = reinterpret_cast<uintptr_t>(HeapRegion::AddressOf(s->first_page));
+  s->freelist = nullptr;
+  s->carve = start;
+  s->end = start + size_t{info.objects} * size_;
+  s->allocated = 0;
+  s->in_nonempty = false;
+  return s;
+}
+
+int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_count) {
+  *run_count = 0;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    {
+      LockGuard g(lock_);
+      int got = 0;
+      // Objects given back first: their memory is already committed and likely cached.
+      for (Span* s = nonempty_.first(); s != nullptr && got < n;) {
+        Span* next = s->next;
+        while (s->freelist != nullptr && got < n) {
+          void* obj = s->freelist;
+          s->freelist = *static_cast<void**>(obj);
+          out[got++] = obj;
+          ++s->allocated;
+        }
+        if (s->freelist == nullptr && s->carve == s->end) {
+          nonempty_.Remove(s);
+          s->in_nonempty = false;
+        }
+        s = next;
+        if (got > 0 && (s == nullptr || s->freelist == nullptr)) break;
+      }
+      if (got > 0) {
+        objects_out_ += static_cast<size_t>(got);
+        return got;
+      }
+      // Then a run of never-used objects.
+      for (Span* s = nonempty_.first(); s != nullptr; s = s->next) {
+        if (s->carve == s->end) continue;
+        size_t avail = (s->end - s->carve) / size_;
+        int take = avail < static_cast<size_t>(n) ? static_cast<int>(avail) : n;
+        *run_begin = s->carve;
+        *run_count = take;
+        s->carve += static_cast<size_t>(take) * size_;
+        s->allocated += static_cast<uint32_t>(take);
+        if (s->freelist == nullptr && s->carve == s->end) {
+          nonempty_.Remove(s);
+          s->in_nonempty = false;
+        }
+        objects_out_ += static_cast<size_t>(take);
+        return 0;
+      }
+    }
+    // No span has anything: take a new one from the page heap (without our lock held).
+    Span* s = NewSpan();
+    if (s == nullptr) return 0;
+    LockGuard g(lock_);
+    ++spans_;
+    nonempty_.PushFront(s);
+    s->in_nonempty = true;
+  }
+  return 0;
+}
+
+void CentralFreeList::Insert(void* const* objs, int n) {
+  Span* empty[64];
+  int nempty = 0;
+  {
+    LockGuard g(lock_);
+    for (int i = 0; i < n; ++i) {
+      void* obj = objs[i];
+      Span* s = HeapRegion::SpanAt(HeapRegion::PageOf(obj));
+      *static_cast<void**>(obj) = s->freelist;
+      s->freelist = obj;
+      --s->allocated;
+      if (!s->in_nonempty) {
+        nonempty_.PushFront(s);
+        s->in_nonempty = true;
+      }
+      if (s->allocated == 0) {
+        nonempty_.Remove(s);
+        s->in_nonempty = false;
+        --spans_;
+        empty[nempty++] = s;
+        if (nempty == 64) {
+          // Rare: flush while holding our lock (page heap lock nests inside ours).
+          for (int k = 0; k < nempty; ++k) g_page_heap.Deallocate(empty[k]);
+          nempty = 0;
+        }
+      }
+    }
+    objects_out_ -= static_cast<size_t>(n);
+  }
+  for (int k = 0; k < nempty; ++k) g_page_heap.Deallocate(empty[k]);
+}
+
+CentralFreeList::Stats CentralFreeList::GetStats() {
+  LockGuard g(lock_);
+  return Stats{spans_, objects_out_};
+}
+
+}  // namespace jsmalloc

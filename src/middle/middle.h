@@ -1,0 +1,38 @@
+// The middle-end as the front-end sees it: take objects of a class, give them back.
+// Behind it, per class, a transfer cache in front of a central free list.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "middle/central_free_list.h"
+#include "middle/transfer_cache.h"
+#include "size_class.h"
+
+namespace jsmalloc {
+
+extern constinit TransferCache g_transfer[kNumClasses];
+extern constinit CentralFreeList g_central[kNumClasses];
+
+void MiddleInit();
+
+// Up to n objects of class cls into out (returns how many), or, when none were given
+// back, a run of never-used objects in [*run_begin, + *run_count objects).
+inline int MiddleRemove(size_t cls, void** out, int n, uintptr_t* run_begin, int* run_count) {
+  int got = g_transfer[cls].Remove(out, n);
+  if (got > 0) {
+    *run_count = 0;
+    return got;
+  }
+  return g_central[cls].Remove(out, n, run_begin, run_count);
+}
+
+inline void MiddleInsert(size_t cls, void* const* objs, int n) {
+  if (!g_transfer[cls].Insert(objs, n)) g_central[cls].Insert(objs, n);
+}
+
+// Everything the transfer caches hold goes back to the central free lists (so empty
+// spans can go back to the page heap).
+void MiddleDrainTransferCaches();
+
+}  // namespace jsmalloc

@@ -1,0 +1,28 @@
+#include "middle/transfer_cache.h"
+
+#include "backend/meta_arena.h"
+
+namespace jsmalloc {
+
+bool TransferCache::Insert(void* const* objs, int n) {
+  LockGuard g(lock_);
+  if (count_ + n > capacity_) return false;
+  if (slots_ == nullptr) {
+    slots_ = static_cast<void**>(g_meta.Allocate(sizeof(void*) * static_cast<size_t>(capacity_)));
+    if (slots_ == nullptr) return false;
+  }
+  for (int i = 0; i < n; ++i) slots_[count_ + i] = objs[i];
+  __atomic_store_n(&count_, count_ + n, __ATOMIC_RELAXED);
+  return true;
+}
+
+int TransferCache::Remove(void** out, int n) {
+  LockGuard g(lock_);
+  if (n > count_) n = count_;
+  int base = count_ - n;
+  for (int i = 0; i < n; ++i) out[i] = slots_[base + i];
+  __atomic_store_n(&count_, base, __ATOMIC_RELAXED);
+  return n;
+}
+
+}  // namespace jsmalloc

@@ -1,0 +1,103 @@
+#include "os/sys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+extern "C" char** environ;
+
+namespace jsmalloc::os {
+
+void WriteStderr(const char* text, size_t len) {
+  int saved = errno;
+  while (len > 0) {
+    ssize_t n = write(2, text, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text += n;
+    len -= static_cast<size_t>(n);
+  }
+  errno = saved;
+}
+
+void Abort() {
+  abort();
+}
+
+void FutexWait(uint32_t* addr, uint32_t expected) {
+  int saved = errno;
+  syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+  errno = saved;
+}
+
+void FutexWake(uint32_t* addr, int count) {
+  int saved = errno;
+  syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, count, nullptr, nullptr, 0);
+  errno = saved;
+}
+
+void Yield() { sched_yield(); }
+
+uint64_t NowNanos() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+uint64_t RandomSeed() {
+  int saved = errno;
+  uint64_t seed = 0;
+  if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed)) {
+    seed = NowNanos() ^ (reinterpret_cast<uintptr_t>(&seed) << 16) ^
+           static_cast<uint64_t>(getpid()) << 40;
+  }
+  errno = saved;
+  // Mix so that weak fallbacks still spread over all bits (splitmix64 finaliser).
+  seed += 0x9e3779b97f4a7c15ull;
+  seed = (seed ^ (seed >> 30)) * 0xbf58476d1ce4e5b9ull;
+  seed = (seed ^ (seed >> 27)) * 0x94d049bb133111ebull;
+  return seed ^ (seed >> 31);
+}
+
+size_t ResidentBytes() {
+  int saved = errno;
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    errno = saved;
+    return 0;
+  }
+  char buf[128];
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  errno = saved;
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  const char* s = buf;
+  while (*s && *s != ' ') ++s;  // skip total size
+  while (*s == ' ') ++s;
+  size_t pages = 0;
+  while (*s >= '0' && *s <= '9') pages = pages * 10 + static_cast<size_t>(*s++ - '0');
+  return pages * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+int ProcessId() { return getpid(); }
+
+const char* GetEnv(const char* name) {
+  if (environ == nullptr) return nullptr;
+  size_t len = strlen(name);
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (strncmp(*e, name, len) == 0 && (*e)[len] == '=') return *e + len + 1;
+  }
+  return nullptr;
+}
+
+}  // namespace jsmalloc::os

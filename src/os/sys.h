@@ -1,0 +1,33 @@
+// Everything else jsmalloc needs from the kernel: writing diagnostics, futexes,
+// time, randomness, process identity.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace jsmalloc::os {
+
+// Writes the whole buffer to stderr with write(2); never allocates.
+void WriteStderr(const char* text, size_t len);
+[[noreturn]] void Abort();
+
+// Blocks while *addr == expected (spurious wake-ups allowed).
+void FutexWait(uint32_t* addr, uint32_t expected);
+void FutexWake(uint32_t* addr, int count);
+void Yield();
+
+// Monotonic clock in nanoseconds (vDSO, no syscall in practice).
+uint64_t NowNanos();
+
+// 64 random bits for secrets (getrandom, falling back to clock and address entropy).
+uint64_t RandomSeed();
+
+// Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown.
+size_t ResidentBytes();
+
+int ProcessId();
+
+// getenv that is safe before libc's constructors ran (reads environ directly).
+const char* GetEnv(const char* name);
+
+}  // namespace jsmalloc::os

@@ -1,0 +1,67 @@
+#include "os/vm.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdint>
+
+#include "common.h"
+
+namespace jsmalloc::os {
+
+void* Reserve(size_t size, size_t align) {
+  if (align < 4096) align = 4096;
+  size_t padded = size + align - 4096;
+  if (padded < size) return nullptr;
+  int saved = errno;
+  void* raw = mmap(nullptr, padded, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  errno = saved;  // a failed reservation is reported by the caller as ENOMEM
+  if (raw == MAP_FAILED) return nullptr;
+  uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  uintptr_t aligned = RoundUp(start, align);
+  if (aligned > start) munmap(raw, aligned - start);
+  uintptr_t end = start + padded;
+  if (end > aligned + size) munmap(reinterpret_cast<void*>(aligned + size), end - aligned - size);
+  return reinterpret_cast<void*>(aligned);
+}
+
+void Unmap(void* p, size_t size) {
+  int saved = errno;
+  munmap(p, size);
+  errno = saved;
+}
+
+bool Decommit(void* p, size_t size) {
+  int saved = errno;
+  bool ok = madvise(p, size, MADV_DONTNEED) == 0;
+  errno = saved;
+  return ok;
+}
+
+void AdviseHugepages(void* p, size_t size) {
+  int saved = errno;
+  madvise(p, size, MADV_HUGEPAGE);
+  errno = saved;
+}
+
+void* Remap(void* p, size_t old_size, size_t new_size) {
+  int saved = errno;
+  void* q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
+  errno = saved;
+  return q == MAP_FAILED ? nullptr : q;
+}
+
+void Shrink(void* p, size_t old_size, size_t new_size) {
+  if (new_size < old_size) Unmap(static_cast<char*>(p) + new_size, old_size - new_size);
+}
+
+size_t AddressSpaceLimit() {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
+  return rl.rlim_cur;
+}
+
+}  // namespace jsmalloc::os

@@ -1,0 +1,34 @@
+// Virtual memory: the only interface through which jsmalloc asks the kernel for
+// address space and gives pages back. Every call here is a syscall.
+#pragma once
+
+#include <cstddef>
+
+namespace jsmalloc::os {
+
+// Reserves `size` bytes of address space aligned to `align` (a power of two, at
+// least the OS page). The memory is readable and writable but not committed:
+// pages are backed on first touch (MAP_NORESERVE). Returns nullptr on failure.
+void* Reserve(size_t size, size_t align);
+
+// Unmaps [p, p + size).
+void Unmap(void* p, size_t size);
+
+// Gives the pages of [p, p + size) back to the OS; they read as zero afterwards.
+// Returns false if the kernel refused.
+bool Decommit(void* p, size_t size);
+
+// Asks for transparent hugepages on [p, p + size) (a hint; failure is harmless).
+void AdviseHugepages(void* p, size_t size);
+
+// Moves or grows a mapping made by Reserve (mremap with MREMAP_MAYMOVE).
+// Returns nullptr on failure, leaving the old mapping intact.
+void* Remap(void* p, size_t old_size, size_t new_size);
+
+// Shrinks a mapping in place by unmapping its tail.
+void Shrink(void* p, size_t old_size, size_t new_size);
+
+// The current RLIMIT_AS soft limit (SIZE_MAX when unlimited).
+size_t AddressSpaceLimit();
+
+}  // namespace jsmalloc::os

@@ -1,0 +1,113 @@
+// Size classes: 88 classes from 16 B to 128 KiB, 8 per doubling above 128 B, so the
+// rounding waste is at most 12.5 % there. Every class is a multiple of 16, so every
+// object of 16 B or more is 16-byte aligned.
+//
+// Object placement: a span of class S starts at a heap offset that is a multiple of
+// lcm(S, page) and holds only whole objects, so every object of the class sits at a
+// heap offset that is a multiple of S. That makes "is p the start of an object?" a
+// single multiply (Lemire's divisibility test with kClassMagic) on the free path, and
+// spans have no tail waste.
+//
+// Class 0 is not a class: pages that hold no small objects map to it (or to the
+// markers below), and their magic is 0, which makes the divisibility test fail.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "common.h"
+
+namespace jsmalloc {
+
+inline constexpr int kNumClasses = 89;  // 1..88 are classes
+inline constexpr size_t kMaxSmallSize = 128 * 1024;
+inline constexpr size_t kMaxFastSize = 1024;  // sizes the inline malloc path maps itself
+
+// Page states in the pagemap's class byte beside the small classes.
+inline constexpr uint8_t kPageUnused = 0;    // never handed out by the page heap
+inline constexpr uint8_t kPageLarge = 0xFE;  // part of a large allocation
+inline constexpr uint8_t kPageFree = 0xFF;   // part of a free span in the page heap
+
+struct SizeClassInfo {
+  uint32_t size;
+  uint32_t span_pages;    // pages per span
+  uint32_t align_pages;   // spans start at a page index that is a multiple of this
+  uint32_t objects;       // objects per span
+  uint32_t batch;         // objects moved at once between tiers
+  uint32_t transfer_cap;  // objects the transfer cache may hold
+};
+
+namespace internal {
+
+constexpr uint64_t Gcd(uint64_t a, uint64_t b) { return b == 0 ? a : Gcd(b, a % b); }
+
+constexpr std::array<SizeClassInfo, kNumClasses> MakeClasses() {
+  std::array<SizeClassInfo, kNumClasses> c{};
+  uint32_t sizes[kNumClasses] = {};
+  int n = 1;
+  for (uint32_t s = 16; s <= 128; s += 16) sizes[n++] = s;
+  for (uint32_t base = 128; base < kMaxSmallSize; base *= 2)
+    for (uint32_t k = 1; k <= 8; ++k) sizes[n++] = base + k * (base / 8);
+  for (int i = 1; i < kNumClasses; ++i) {
+    uint64_t s = sizes[i];
+    uint64_t lcm_pages = s / Gcd(s, kPageSize);
+    uint64_t want = 32 * s < 65536 ? 32 * s : 65536;
+    uint64_t pages = lcm_pages;
+    while (pages * kPageSize < want) pages += lcm_pages;
+    uint64_t batch = 65536 / s;
+    batch = batch < 1 ? 1 : (batch > 32 ? 32 : batch);
+    uint64_t cap = (512 * 1024) / s;
+    if (cap < 2 * batch) cap = 2 * batch;
+    if (cap > 64 * batch) cap = 64 * batch;
+    c[i] = SizeClassInfo{static_cast<uint32_t>(s), static_cast<uint32_t>(pages),
+                         static_cast<uint32_t>(lcm_pages),
+                         static_cast<uint32_t>(pages * kPageSize / s),
+                         static_cast<uint32_t>(batch), static_cast<uint32_t>(cap)};
+  }
+  return c;
+}
+
+// ceil(2^64 / d): n is a multiple of d iff n * magic (mod 2^64) < magic, for every
+// n < 2^(64 - log2 d) — heap offsets are far below that.
+constexpr std::array<uint64_t, 256> MakeMagic(const std::array<SizeClassInfo, kNumClasses>& c) {
+  std::array<uint64_t, 256> m{};
+  for (int i = 1; i < kNumClasses; ++i) m[i] = ~uint64_t{0} / c[i].size + 1;
+  return m;
+}
+
+template <size_t N, size_t Shift>
+constexpr std::array<uint8_t, N> MakeIndex(const std::array<SizeClassInfo, kNumClasses>& c) {
+  std::array<uint8_t, N> t{};
+  for (size_t i = 0; i < N; ++i) {
+    size_t size = i << Shift;
+    int cls = 1;
+    while (cls < kNumClasses - 1 && c[cls].size < size) ++cls;
+    t[i] = static_cast<uint8_t>(cls);
+  }
+  return t;
+}
+
+}  // namespace internal
+
+inline constexpr std::array<SizeClassInfo, kNumClasses> kClasses = internal::MakeClasses();
+alignas(64) inline constexpr std::array<uint64_t, 256> kClassMagic = internal::MakeMagic(kClasses);
+// Index by (size + 15) >> 4 for sizes up to 1 KiB, by (size + 127) >> 7 up to 128 KiB.
+alignas(64) inline constexpr std::array<uint8_t, kMaxFastSize / 16 + 1> kSmallIndex =
+    internal::MakeIndex<kMaxFastSize / 16 + 1, 4>(kClasses);
+inline constexpr std::array<uint8_t, kMaxSmallSize / 128 + 1> kMediumIndex =
+    internal::MakeIndex<kMaxSmallSize / 128 + 1, 7>(kClasses);
+
+static_assert(kClasses[kNumClasses - 1].size == kMaxSmallSize);
+static_assert(kClasses[1].size == 16);
+
+JS_FAST_PATH size_t SizeToClassFast(size_t size) { return kSmallIndex[(size + 15) >> 4]; }
+inline size_t SizeToClass(size_t size) {
+  return size <= kMaxFastSize ? kSmallIndex[(size + 15) >> 4] : kMediumIndex[(size + 127) >> 7];
+}
+inline size_t ClassSize(size_t cls) { return kClasses[cls].size; }
+
+// The smallest class >= size whose objects are all aligned to `align` (<= page), or 0.
+size_t AlignedSizeToClass(size_t size, size_t align);
+
+}  // namespace jsmalloc

@@ -1,0 +1,215 @@
+// Everything the fast paths hand off: sizes above 1 KiB, large and huge blocks,
+// pointers that are not small objects, and the calls built on malloc and free.
+#include <errno.h>
+
+#include <cstring>
+
+#include "allocator.h"
+#include "backend/huge.h"
+#include "backend/page_heap.h"
+#include "init.h"
+#include "middle/middle.h"
+#include "options.h"
+#include "report.h"
+
+namespace jsmalloc {
+
+namespace {
+
+// Above this no allocation can succeed (and pointer differences would overflow).
+constexpr size_t kMaxRequest = static_cast<size_t>(PTRDIFF_MAX);
+
+void* OutOfMemory() {
+  errno = ENOMEM;
+  return nullptr;
+}
+
+size_t HugeThreshold() { return static_cast<size_t>(GetOption(Option::kHugeThreshold)); }
+
+void* HugeAlloc(size_t size, size_t align) {
+  void* p = g_huge.Allocate(size, align);
+  return p != nullptr ? p : OutOfMemory();
+}
+
+// Large blocks are whole spans; huge ones (or large ones the heap cannot hold) are
+// their own mappings. Returns the block and whether it may hold old data.
+void* LargeAlloc(size_t size, size_t align, bool* maybe_dirty) {
+  EnsureGlobalInit();
+  *maybe_dirty = false;
+  if (size > kMaxRequest) return OutOfMemory();
+  if (size < HugeThreshold() && align <= (size_t{1} << 30)) {
+    size_t npages = (size + kPageSize - 1) >> kPageShift;
+    size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
+    Span* s = g_page_heap.Allocate(npages, align_pages, kPageLarge);
+    if (s != nullptr) {
+      *maybe_dirty = s->committed;
+      return HeapRegion::AddressOf(s->first_page);
+    }
+  }
+  return HugeAlloc(size, align);
+}
+
+// A small block of class cls for a caller that is not the malloc fast path; falls
+// back to a mapping of its own when the heap is exhausted.
+void* SmallAlloc(size_t cls, size_t size) {
+  void* p = PopOrRefill(cls, size);
+  if (JS_UNLIKELY(p == nullptr)) {
+    EnsureGlobalInit();
+    p = HugeAlloc(size, 16);
+  }
+  return p;
+}
+
+enum class Kind { kSmall, kLarge, kHuge };
+
+struct BlockInfo {
+  Kind kind;
+  size_t usable;
+  Span* span;
+};
+
+// What p is, or a report and abort when it is nothing jsmalloc handed out.
+BlockInfo Classify(const void* p, const char* invalid_what) {
+  if (HeapRegion::Contains(p)) {
+    uintptr_t offset = reinterpret_cast<uintptr_t>(p) - g_pagemap.base;
+    uintptr_t page = offset >> kPageShift;
+    uint8_t cls = HeapRegion::ClassAt(page);
+    if (cls > 0 && cls < kNumClasses) {
+      uint64_t magic = g_pagemap.class_magic[cls];
+      if (offset * magic < magic) {
+        if (static_cast<const uintptr_t*>(p)[1] == g_free_marker) ReportBadPointer("double free", p);
+        return BlockInfo{Kind::kSmall, kClasses[cls].size, nullptr};
+      }
+    } else if (cls == kPageLarge) {
+      Span* s = HeapRegion::SpanAt(page);
+      if (HeapRegion::AddressOf(s->first_page) == p) {
+        return BlockInfo{Kind::kLarge, size_t{s->npages} << kPageShift, s};
+      }
+    } else if (cls == kPageFree) {
+      ReportBadPointer("double free", p);
+    }
+    ReportBadPointer(invalid_what, p);
+  }
+  HugeRegistry::Lookup state;
+  size_t size = g_huge.UsableSize(p, &state);
+  if (state == HugeRegistry::Lookup::kLive) return BlockInfo{Kind::kHuge, size, nullptr};
+  if (state == HugeRegistry::Lookup::kFreed) ReportBadPointer("double free", p);
+  ReportBadPointer(invalid_what, p);
+}
+
+}  // namespace
+
+void* MallocSlow(size_t size) {
+  if (size <= kMaxSmallSize) {
+    void* p = SmallAlloc(SizeToClass(size), size);
+    return p;
+  }
+  bool dirty;
+  return LargeAlloc(size, 1, &dirty);
+}
+
+void FreeSlow(void* p) {
+  if (p == nullptr) return;
+  if (HeapRegion::Contains(p)) {
+    uintptr_t page = HeapRegion::PageOf(p);
+    uint8_t cls = HeapRegion::ClassAt(page);
+    if (cls == kPageLarge) {
+      Span* s = HeapRegion::SpanAt(page);
+      if (HeapRegion::AddressOf(s->first_page) == p) return g_page_heap.Deallocate(s);
+    } else if (cls == kPageFree) {
+      ReportBadPointer("double free", p);
+    }
+    ReportBadPointer("invalid free", p);
+  }
+  switch (g_huge.Free(p)) {
+    case HugeRegistry::Lookup::kLive: return;
+    case HugeRegistry::Lookup::kFreed: ReportBadPointer("double free", p);
+    case HugeRegistry::Lookup::kUnknown: ReportBadPointer("invalid free", p);
+  }
+}
+
+void* Calloc(size_t count, size_t size) {
+  size_t bytes;
+  if (__builtin_mul_overflow(count, size, &bytes)) return OutOfMemory();
+  if (bytes <= kMaxSmallSize) {
+    void* p = bytes <= kMaxFastSize ? Malloc(bytes) : MallocSlow(bytes);
+    if (p != nullptr) memset(p, 0, bytes);
+    return p;
+  }
+  bool dirty;
+  void* p = LargeAlloc(bytes, 1, &dirty);
+  // Fresh or released pages already read as zero: do not touch (and commit) them.
+  if (p != nullptr && dirty) memset(p, 0, bytes);
+  return p;
+}
+
+void* Realloc(void* p, size_t size) {
+  if (p == nullptr) return size <= kMaxFastSize ? Malloc(size) : MallocSlow(size);
+  if (size == 0) {
+    Free(p);
+    return nullptr;
+  }
+  BlockInfo info = Classify(p, "invalid realloc");
+  if (size > kMaxRequest) return OutOfMemory();
+  switch (info.kind) {
+    case Kind::kSmall:
+      // Stay when the block still fits and is not more than twice what is needed.
+      if (size <= info.usable && size * 2 >= info.usable) return p;
+      break;
+    case Kind::kLarge: {
+      size_t npages = (size + kPageSize - 1) >> kPageShift;
+      if (size > kMaxSmallSize && size < HugeThreshold()) {
+        if (npages <= info.span->npages) {
+          if (npages * 2 <= info.span->npages) g_page_heap.Shrink(info.span, npages);
+          return p;
+        }
+        if (g_page_heap.TryExtend(info.span, npages)) return p;
+      }
+      break;
+    }
+    case Kind::kHuge:
+      if (size >= HugeThreshold()) {
+        void* q = g_huge.Resize(p, size);
+        return q != nullptr ? q : OutOfMemory();
+      }
+      break;
+  }
+  void* q = size <= kMaxFastSize ? Malloc(size) : MallocSlow(size);
+  if (q == nullptr) return nullptr;  // errno set; p untouched
+  memcpy(q, p, size < info.usable ? size : info.usable);
+  Free(p);
+  return q;
+}
+
+void* AlignedAlloc(size_t align, size_t size) {
+  if (align <= 16) return size <= kMaxFastSize ? Malloc(size) : MallocSlow(size);
+  if (size > kMaxRequest) return OutOfMemory();
+  if (align <= kPageSize && size <= kMaxSmallSize) {
+    size_t cls = AlignedSizeToClass(size == 0 ? 1 : size, align);
+    if (cls != 0) return SmallAlloc(cls, size);
+  }
+  bool dirty;
+  return LargeAlloc(size == 0 ? 1 : size, align, &dirty);
+}
+
+size_t UsableSize(const void* p) {
+  if (p == nullptr) return 0;
+  return Classify(p, "invalid pointer").usable;
+}
+
+void CheckSizedFree(void* p, size_t size) {
+  if (p == nullptr || GetOption(Option::kCheckSizedFree) == 0) return;
+  size_t usable = UsableSize(p);
+  // A right size is at most the usable size and, since realloc keeps a block only
+  // while it is at least half used, more than about half of it.
+  if (size > usable || size * 2 + kPageSize < usable) ReportSizedFreeMismatch(p, size, usable);
+}
+
+size_t ReleaseFreeMemory() {
+  EnsureGlobalInit();
+  ThreadCacheFlushCurrent();
+  MiddleDrainTransferCaches();
+  return g_page_heap.ReleaseAll();
+}
+
+}  // namespace jsmalloc
