@@ -22,6 +22,7 @@ void PageHeap::AccountFree(Span* s, long sign) {
 
 void PageHeap::Insert(Span* s) {
   s->state = Span::State::kFree;
+  s->heap = this;
   size_t bin = BinOf(s->npages);
   bins_[bin].PushFront(s);
   nonempty_[bin / 64] |= uint64_t{1} << (bin % 64);
@@ -136,8 +137,12 @@ Span* PageHeap::Allocate(size_t npages, size_t align_pages, uint8_t cls) {
 
 // Merges free span `s` (not on a list) with free neighbours; returns the merged span.
 Span* PageHeap::Coalesce(Span* s) {
-  if (s->first_page > 0 && HeapRegion::ClassAt(s->first_page - 1) == kPageFree) {
-    Span* left = HeapRegion::SpanAt(s->first_page - 1);
+  // Neighbours are found through the boundary tags; a heap only merges its own spans
+  // (there is one page heap, but unit tests make private ones).
+  Span* left = s->first_page > 0 && HeapRegion::ClassAt(s->first_page - 1) == kPageFree
+                   ? HeapRegion::SpanAt(s->first_page - 1)
+                   : nullptr;
+  if (left != nullptr && left->heap == this) {
     Unlink(left);
     left->npages += s->npages;
     left->committed = left->committed || s->committed;
@@ -146,8 +151,10 @@ Span* PageHeap::Coalesce(Span* s) {
     s = left;
   }
   uintptr_t right_page = s->first_page + s->npages;
-  if (right_page < (g_region.used() >> kPageShift) && HeapRegion::ClassAt(right_page) == kPageFree) {
-    Span* right = HeapRegion::SpanAt(right_page);
+  Span* right = right_page < (g_region.used() >> kPageShift) && HeapRegion::ClassAt(right_page) == kPageFree
+                    ? HeapRegion::SpanAt(right_page)
+                    : nullptr;
+  if (right != nullptr && right->heap == this) {
     Unlink(right);
     s->npages += right->npages;
     s->committed = s->committed || right->committed;
@@ -179,6 +186,7 @@ bool PageHeap::TryExtend(Span* s, size_t npages) {
     return false;
   }
   Span* right = HeapRegion::SpanAt(right_page);
+  if (right->heap != this) return false;
   size_t need = npages - s->npages;
   if (right->npages < need) return false;
   Unlink(right);

@@ -29,6 +29,7 @@ struct Span {
   uint32_t allocated = 0;
 
   uint64_t free_since_ns = 0;  // free span: when it became free, for decay
+  const void* heap = nullptr;  // free span: the page heap whose lists hold it
 
   uintptr_t last_page() const { return first_page + npages - 1; }
 };

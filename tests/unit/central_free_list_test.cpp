@@ -1,0 +1,78 @@
+#include "middle/central_free_list.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <vector>
+
+#include "backend/heap_region.h"
+#include "backend/page_heap.h"
+#include "size_class.h"
+#include "test_env.h"
+
+namespace jsmalloc {
+namespace {
+
+// A private central free list for one class, over the real page heap.
+struct CentralFixture : ::testing::Test {
+  void SetUp() override { testing::EnsureAllocator(); }
+};
+
+TEST_F(CentralFixture, FreshSpanIsHandedOutAsARun) {
+  static constinit CentralFreeList cfl;
+  const uint8_t cls = 5;  // 80-byte objects
+  cfl.Init(cls);
+  void* objs[32];
+  uintptr_t run = 0;
+  int run_count = 0;
+  EXPECT_EQ(cfl.Remove(objs, 32, &run, &run_count), 0);
+  ASSERT_EQ(run_count, 32);
+  EXPECT_EQ((run - g_pagemap.base) % kClasses[cls].size, 0u);
+  EXPECT_EQ(cfl.GetStats().spans, 1u);
+  EXPECT_EQ(cfl.GetStats().objects_out, 32u);
+  // Give them back: the span is empty again and returns to the page heap.
+  std::vector<void*> back;
+  for (int i = 0; i < run_count; ++i) back.push_back(reinterpret_cast<void*>(run + size_t(i) * kClasses[cls].size));
+  cfl.Insert(back.data(), static_cast<int>(back.size()));
+  EXPECT_EQ(cfl.GetStats().spans, 0u);
+  EXPECT_EQ(cfl.GetStats().objects_out, 0u);
+  EXPECT_EQ(HeapRegion::ClassAt(HeapRegion::PageOf(reinterpret_cast<void*>(run))), kPageFree);
+}
+
+TEST_F(CentralFixture, ReturnedObjectsComeBackBeforeFreshOnes) {
+  static constinit CentralFreeList cfl;
+  const uint8_t cls = 3;  // 48 bytes
+  cfl.Init(cls);
+  const size_t size = kClasses[cls].size;
+  std::set<uintptr_t> handed;
+  std::vector<void*> all;
+  uintptr_t run;
+  int run_count;
+  void* objs[32];
+  // Take a whole span and a bit more, as runs.
+  while (all.size() < kClasses[cls].objects + 10) {
+    int got = cfl.Remove(objs, 32, &run, &run_count);
+    ASSERT_EQ(got, 0);
+    ASSERT_GT(run_count, 0);
+    for (int i = 0; i < run_count; ++i) {
+      uintptr_t p = run + size_t(i) * size;
+      ASSERT_TRUE(handed.insert(p).second) << "object handed out twice";
+      all.push_back(reinterpret_cast<void*>(p));
+    }
+  }
+  EXPECT_EQ(cfl.GetStats().spans, 2u);
+  // Return three; the next Remove gives exactly those back.
+  void* three[3] = {all[5], all[6], all[7]};
+  cfl.Insert(three, 3);
+  int got = cfl.Remove(objs, 32, &run, &run_count);
+  ASSERT_EQ(got, 3);
+  std::set<void*> expect(three, three + 3), seen(objs, objs + 3);
+  EXPECT_EQ(expect, seen);
+  cfl.Insert(all.data(), static_cast<int>(all.size()));
+  // Whatever runs remain uncarved do not keep spans alive once all objects are back.
+  EXPECT_EQ(cfl.GetStats().objects_out, 0u);
+  EXPECT_EQ(cfl.GetStats().spans, 0u);
+}
+
+}  // namespace
+}  // namespace jsmalloc

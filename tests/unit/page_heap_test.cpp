@@ -1,0 +1,101 @@
+#include "backend/page_heap.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "size_class.h"
+#include "test_env.h"
+
+namespace jsmalloc {
+namespace {
+
+TEST(PageHeap, AllocateHonoursSizeAndAlignment) {
+  testing::EnsureAllocator();
+  std::vector<Span*> spans;
+  for (size_t align : {1, 3, 7, 8, 15, 64, 256}) {
+    for (size_t n : {1, 2, 9, 130, 600}) {
+      Span* s = g_page_heap.Allocate(n, align, kPageLarge);
+      ASSERT_NE(s, nullptr);
+      EXPECT_EQ(s->npages, n);
+      EXPECT_EQ(s->first_page % align, 0u);
+      EXPECT_EQ(s->state, Span::State::kLarge);
+      spans.push_back(s);
+    }
+  }
+  // No two spans overlap.
+  std::sort(spans.begin(), spans.end(), [](Span* a, Span* b) { return a->first_page < b->first_page; });
+  for (size_t i = 1; i < spans.size(); ++i) {
+    EXPECT_GT(spans[i]->first_page, spans[i - 1]->last_page());
+  }
+  for (Span* s : spans) g_page_heap.Deallocate(s);
+}
+
+TEST(PageHeap, FreedNeighboursCoalesce) {
+  testing::EnsureAllocator();
+  // A private page heap: its spans come from fresh pages, so placement is predictable.
+  static constinit PageHeap heap;
+  Span* x = heap.Allocate(10, 1, kPageLarge);
+  Span* y = heap.Allocate(20, 1, kPageLarge);
+  Span* z = heap.Allocate(30, 1, kPageLarge);
+  ASSERT_TRUE(x && y && z);
+  uintptr_t base = x->first_page;
+  ASSERT_EQ(y->first_page, base + 10);
+  ASSERT_EQ(z->first_page, base + 30);
+  heap.Deallocate(x);
+  heap.Deallocate(z);
+  EXPECT_EQ(heap.GetStats().free_spans, 2u);  // x alone; z merged with the rest
+  heap.Deallocate(y);  // joins x on the left and z (and the rest) on the right
+  EXPECT_EQ(heap.GetStats().free_spans, 1u);
+  Span* merged = HeapRegion::SpanAt(base);
+  EXPECT_EQ(merged->state, Span::State::kFree);
+  EXPECT_EQ(merged->first_page, base);
+  EXPECT_GE(merged->npages, 60u);
+  EXPECT_EQ(HeapRegion::SpanAt(merged->last_page()), merged);
+  // And the whole area can be taken again in one piece.
+  Span* again = heap.Allocate(60, 1, kPageLarge);
+  EXPECT_EQ(again->first_page, base);
+  heap.Deallocate(again);
+}
+
+TEST(PageHeap, ExtendAndShrinkInPlace) {
+  testing::EnsureAllocator();
+  static constinit PageHeap heap;
+  Span* s = heap.Allocate(4, 1, kPageLarge);
+  ASSERT_NE(s, nullptr);
+  uintptr_t first = s->first_page;
+  ASSERT_TRUE(heap.TryExtend(s, 40));
+  EXPECT_EQ(s->first_page, first);
+  EXPECT_EQ(s->npages, 40u);
+  EXPECT_EQ(HeapRegion::ClassAt(first + 39), kPageLarge);
+  heap.Shrink(s, 8);
+  EXPECT_EQ(s->npages, 8u);
+  EXPECT_EQ(HeapRegion::ClassAt(first + 8), kPageFree);
+  // A neighbour in use stops growth in place.
+  Span* blocker = heap.Allocate(1, 1, kPageLarge);
+  ASSERT_EQ(blocker->first_page, first + 8);
+  EXPECT_FALSE(heap.TryExtend(s, 9));
+  EXPECT_EQ(s->npages, 8u);
+  heap.Deallocate(s);
+  heap.Deallocate(blocker);
+  EXPECT_EQ(heap.GetStats().large_bytes, 0u);
+}
+
+TEST(PageHeap, ReleaseAllReturnsFreePages) {
+  testing::EnsureAllocator();
+  Span* s = g_page_heap.Allocate(64, 1, kPageLarge);
+  ASSERT_NE(s, nullptr);
+  memset(HeapRegion::AddressOf(s->first_page), 1, 64 * kPageSize);
+  g_page_heap.Deallocate(s);
+  EXPECT_GT(g_page_heap.GetStats().free_committed_bytes, 0u);
+  EXPECT_GE(g_page_heap.ReleaseAll(), 64 * kPageSize);
+  EXPECT_EQ(g_page_heap.GetStats().free_committed_bytes, 0u);
+  // Released pages read as zero and are reported as such to calloc.
+  Span* t = g_page_heap.Allocate(64, 1, kPageLarge);
+  EXPECT_FALSE(t->committed);
+  g_page_heap.Deallocate(t);
+}
+
+}  // namespace
+}  // namespace jsmalloc

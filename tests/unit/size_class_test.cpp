@@ -1,0 +1,90 @@
+#include "size_class.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+namespace jsmalloc {
+namespace {
+
+TEST(SizeClass, CountIsInRange) {
+  EXPECT_GE(kNumClasses - 1, 60);
+  EXPECT_LE(kNumClasses - 1, 90);
+}
+
+TEST(SizeClass, SizesAreIncreasingMultiplesOf16) {
+  for (int c = 1; c < kNumClasses; ++c) {
+    EXPECT_EQ(kClasses[c].size % 16, 0u) << "class " << c;
+    if (c > 1) {
+      EXPECT_GT(kClasses[c].size, kClasses[c - 1].size);
+    }
+  }
+  EXPECT_EQ(kClasses[1].size, 16u);
+  EXPECT_EQ(kClasses[kNumClasses - 1].size, kMaxSmallSize);
+}
+
+TEST(SizeClass, WasteAtMostOneEighthAbove128) {
+  for (int c = 2; c < kNumClasses; ++c) {
+    if (kClasses[c - 1].size < 128) continue;
+    // The worst request for class c is one byte above the previous class.
+    double worst = kClasses[c - 1].size + 1.0;
+    EXPECT_LE((kClasses[c].size - worst) / worst, 0.125) << "class " << kClasses[c].size;
+  }
+}
+
+TEST(SizeClass, SpansHoldWholeObjectsAtAlignedOffsets) {
+  for (int c = 1; c < kNumClasses; ++c) {
+    const SizeClassInfo& i = kClasses[c];
+    EXPECT_EQ(size_t{i.objects} * i.size, size_t{i.span_pages} * kPageSize) << "class " << i.size;
+    EXPECT_EQ(i.span_pages % i.align_pages, 0u);
+    // A span starting at a multiple of align_pages starts at a multiple of the size.
+    EXPECT_EQ((size_t{i.align_pages} * kPageSize) % i.size, 0u);
+    EXPECT_GE(i.batch, 1u);
+    EXPECT_LE(i.batch, 32u);
+    EXPECT_GE(i.transfer_cap, 2 * i.batch);
+  }
+}
+
+TEST(SizeClass, LookupGivesSmallestFittingClass) {
+  for (size_t n = 0; n <= kMaxSmallSize; ++n) {
+    size_t c = SizeToClass(n);
+    ASSERT_GE(c, 1u);
+    ASSERT_LT(c, size_t{kNumClasses});
+    ASSERT_GE(ClassSize(c), n) << n;
+    if (c > 1) {
+      ASSERT_LT(ClassSize(c - 1), n) << n;
+    }
+    if (n <= kMaxFastSize) {
+      ASSERT_EQ(SizeToClassFast(n), c);
+    }
+  }
+}
+
+TEST(SizeClass, MagicTestsDivisibilityExactly) {
+  std::mt19937_64 rng(42);
+  for (int c = 1; c < kNumClasses; ++c) {
+    uint64_t d = kClasses[c].size, m = kClassMagic[c];
+    for (int k = 0; k < 20000; ++k) {
+      uint64_t n = rng() & ((uint64_t{1} << 41) - 1);
+      if (k % 2 == 0) n -= n % d;  // half of them multiples
+      ASSERT_EQ(n * m < m, n % d == 0) << "size " << d << " n " << n;
+    }
+  }
+  for (int c = kNumClasses; c < 256; ++c) EXPECT_EQ(kClassMagic[c], 0u);
+  EXPECT_EQ(kClassMagic[0], 0u);
+}
+
+TEST(SizeClass, AlignedLookupIsAligned) {
+  for (size_t align = 32; align <= kPageSize; align *= 2) {
+    for (size_t n : {1ul, 16ul, align - 1, align, align + 1, 3 * align, size_t{20000}}) {
+      size_t c = AlignedSizeToClass(n, align);
+      ASSERT_NE(c, 0u) << n << " " << align;
+      EXPECT_GE(ClassSize(c), n);
+      EXPECT_EQ(ClassSize(c) % align, 0u);
+    }
+  }
+  EXPECT_EQ(AlignedSizeToClass(kMaxSmallSize + 1, 32), 0u);
+}
+
+}  // namespace
+}  // namespace jsmalloc
