@@ -14,6 +14,7 @@
 
 #include "backend/heap_region.h"
 #include "common.h"
+#include "free_list.h"
 #include "frontend/thread_cache.h"
 #include "size_class.h"
 
@@ -40,7 +41,7 @@ JS_FAST_PATH void* PopOrRefill(size_t cls, size_t size) {
   ThreadCache* tc = tl_cache;
   void* p = tc->head[cls];
   if (JS_UNLIKELY(p == nullptr)) return ThreadCacheRefill(tc, cls);
-  tc->head[cls] = *static_cast<void**>(p);
+  tc->head[cls] = ListNext(p);
   tc->budget[cls] += 1;
   static_cast<uintptr_t*>(p)[1] = 0;
   tc->sample_countdown -= static_cast<int64_t>(size);
@@ -65,7 +66,7 @@ JS_FAST_PATH void Free(void* p) {
   ThreadCache* tc = tl_cache;
   if (JS_UNLIKELY(BudgetExhausted(tc->budget[cls]))) return ThreadCacheOverflow(tc, p, cls);
   tc->budget[cls] -= 1;
-  obj[0] = reinterpret_cast<uintptr_t>(tc->head[cls]);
+  SetListNext(obj, tc->head[cls]);
   CompilerBarrier();  // two plain stores, not an SSE pack of them
   obj[1] = marker;
   tc->head[cls] = p;

@@ -7,6 +7,7 @@
 #include "backend/meta_arena.h"
 #include "backend/page_heap.h"
 #include "fast_path.h"
+#include "free_list.h"
 #include "frontend/thread_cache.h"
 #include "middle/middle.h"
 #include "options.h"
@@ -15,6 +16,9 @@
 namespace jsmalloc {
 
 constinit int g_init_done = 0;
+#if defined(JSMALLOC_SECURE)
+constinit uintptr_t g_list_key = 0;
+#endif
 
 extern RecordPool<Span> g_span_pool;
 
@@ -77,6 +81,9 @@ void EnsureGlobalInitSlow() {
   LoadOptions();
   uintptr_t marker = os::RandomSeed();
   g_free_marker = marker | (uintptr_t{1} << 63) | 1;  // never 0, never a small integer
+#if defined(JSMALLOC_SECURE)
+  g_list_key = os::RandomSeed();
+#endif
   MiddleInit();
   g_page_heap.set_decay_ns(static_cast<uint64_t>(GetOption(Option::kDecayMs)) * 1000000u);
   g_region.Init(static_cast<size_t>(GetOption(Option::kHeapReserve)));

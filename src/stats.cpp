@@ -43,6 +43,7 @@ void CollectStats(js_stats_t* s) {
     transfer += c.transfer * size;
     central_free += c.spans * size_t{kClasses[cls].span_pages} * kPageSize - c.objects_out * size;
   }
+  ThreadCachePublishCurrent();  // exact for the calling thread, lazy for others
   size_t thread = ThreadCacheBytes();
   if (thread + transfer > small_out) thread = small_out - transfer;  // published lazily
   s->reserved = g_region.reserved() + g_region.pagemap_bytes() + g_huge.bytes() + g_meta.bytes_mapped();

@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include "backend/meta_arena.h"
+#include "free_list.h"
 #include "init.h"
 #include "lock.h"
 #include "middle/middle.h"
@@ -52,7 +53,7 @@ void ReleaseFromList(ThreadCache* tc, size_t cls, uint32_t n) {
     int k = 0;
     while (k < kMaxBatch && n > 0 && tc->head[cls] != nullptr) {
       void* p = tc->head[cls];
-      tc->head[cls] = *static_cast<void**>(p);
+      tc->head[cls] = ListNext(p);
       objs[k++] = p;
       --n;
     }
@@ -179,7 +180,7 @@ void* ThreadCacheRefill(ThreadCache* tc, size_t cls) {
     if (tc == nullptr) return DirectAllocate(cls);
     if (tc->head[cls] != nullptr) {  // filled by a recursive call during creation
       void* p = tc->head[cls];
-      tc->head[cls] = *static_cast<void**>(p);
+      tc->head[cls] = ListNext(p);
       tc->budget[cls] += 1;
       return Finish(tc, p, kClasses[cls].size);
     }
@@ -213,7 +214,7 @@ void* ThreadCacheRefill(ThreadCache* tc, size_t cls) {
   }
   // objs[0] goes to the caller; the rest onto the (empty) list.
   for (int i = 1; i < got; ++i) {
-    *static_cast<void**>(objs[i]) = (i + 1 < got) ? objs[i + 1] : tc->head[cls];
+    SetListNext(objs[i], (i + 1 < got) ? objs[i + 1] : tc->head[cls]);
   }
   if (got > 1) tc->head[cls] = objs[1];
   tc->budget[cls] -= got - 1;
@@ -244,7 +245,7 @@ void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {
     }
   }
   tc->budget[cls] -= 1;
-  *static_cast<void**>(p) = tc->head[cls];
+  SetListNext(p, tc->head[cls]);
   tc->head[cls] = p;
 }
 
@@ -261,6 +262,11 @@ void ThreadCacheFlushCurrent() {
 }
 
 void ThreadCacheGlobalInit() { pthread_key_create(&g_key, Destroy); }
+
+void ThreadCachePublishCurrent() {
+  ThreadCache* tc = tl_cache;
+  if (tc != &g_empty_cache) tc->published_bytes.store(CachedBytes(tc), std::memory_order_relaxed);
+}
 
 size_t ThreadCacheBytes() {
   LockGuard g(g_list_lock);

@@ -53,6 +53,8 @@ void ThreadCacheFlushCurrent();
 void ThreadCacheGlobalInit();
 // Sum of what all live caches hold (published on their slow paths).
 size_t ThreadCacheBytes();
+// Updates the calling thread's published figure now.
+void ThreadCachePublishCurrent();
 size_t ThreadCacheCount();
 // fork(): the child keeps only the forking thread; other threads' caches are flushed.
 void ThreadCachesAfterForkChild();

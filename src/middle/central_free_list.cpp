@@ -2,6 +2,7 @@
 
 #include "backend/heap_region.h"
 #include "backend/page_heap.h"
+#include "free_list.h"
 #include "size_class.h"
 
 namespace jsmalloc {
@@ -35,7 +36,7 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
         Span* next = s->next;
         while (s->freelist != nullptr && got < n) {
           void* obj = s->freelist;
-          s->freelist = *static_cast<void**>(obj);
+          s->freelist = ListNext(obj);
           out[got++] = obj;
           ++s->allocated;
         }
@@ -86,7 +87,7 @@ void CentralFreeList::Insert(void* const* objs, int n) {
     for (int i = 0; i < n; ++i) {
       void* obj = objs[i];
       Span* s = HeapRegion::SpanAt(HeapRegion::PageOf(obj));
-      *static_cast<void**>(obj) = s->freelist;
+      SetListNext(obj, s->freelist);
       s->freelist = obj;
       --s->allocated;
       if (!s->in_nonempty) {

@@ -1,5 +1,7 @@
 #include "frontend/thread_cache.h"
 
+#include "free_list.h"
+
 #include <gtest/gtest.h>
 
 #include <thread>
@@ -48,7 +50,7 @@ TEST(ThreadCache, BudgetInvariantHolds) {
   for (void* p : v) js_free(p);
   ThreadCache* tc = tl_cache;
   size_t len = 0;
-  for (void* p = tc->head[cls]; p != nullptr; p = *static_cast<void**>(p)) ++len;
+  for (void* p = tc->head[cls]; p != nullptr; p = ListNext(p)) ++len;
   EXPECT_EQ(static_cast<int64_t>(tc->max_length[cls]) - tc->budget[cls], static_cast<int64_t>(len));
   EXPECT_LE(len * 64, size_t{256} << 10);  // the per-class cap
 }
