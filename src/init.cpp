@@ -93,6 +93,7 @@ void EnsureGlobalInitSlow() {
   pthread_atfork(ForkPrepare, ForkParent, ForkChild);
   tl_initializing = false;
   if (GetOption(Option::kVerbose) != 0) PrintOptions();
+  if (GetOption(Option::kShowStats) != 0) os::KeepStderr();
 }
 
 // Initialise before main even if nothing allocates, so options are printed early.

@@ -127,17 +127,19 @@ void PrintStats() {
 }
 
 namespace {
+void PrintStatsTo(bool json) {
+  char buf[16384];
+  size_t n = FormatStats(buf, sizeof(buf), json);
+  os::WriteStderrAtExit(buf, n < sizeof(buf) ? n : sizeof(buf) - 1);
+}
+}  // namespace
+
+namespace {
 __attribute__((destructor)) void PrintStatsAtExit() {
   if (__atomic_load_n(&g_init_done, __ATOMIC_ACQUIRE) == 0) return;
   int64_t mode = GetOption(Option::kShowStats);
   if (mode == 0) return;
-  if (mode == 2) {
-    char buf[16384];
-    size_t n = FormatStats(buf, sizeof(buf), true);
-    os::WriteStderr(buf, n < sizeof(buf) ? n : sizeof(buf) - 1);
-  } else {
-    PrintStats();
-  }
+  PrintStatsTo(mode == 2);
 }
 }  // namespace
 

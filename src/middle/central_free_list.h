@@ -17,7 +17,7 @@ class CentralFreeList {
   void Init(uint8_t cls);
 
   // Fills out[] with up to n objects given back earlier; when there are none, hands
-  // out a run of up to n never-used objects instead: *run_begin and the run's length
+  // out the never-used rest of a span as one run instead: *run_begin and the run's length
   // in *run_count. Returns the number placed in out[]. Both zero: out of memory.
   int Remove(void** out, int n, uintptr_t* run_begin, int* run_count);
   // Takes n objects back into their spans.

@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,15 +18,53 @@ extern "C" char** environ;
 
 namespace jsmalloc::os {
 
+namespace {
+void WriteAll(int fd, const char* text, size_t len);
+}  // namespace
+
 void WriteStderr(const char* text, size_t len) {
   int saved = errno;
+  WriteAll(2, text, len);
+  errno = saved;
+}
+
+namespace {
+int g_kept_stderr = -1;
+dev_t g_stderr_dev = 0;
+ino_t g_stderr_ino = 0;
+
+bool IsStderrFile(int fd) {
+  struct stat st;
+  return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == g_stderr_dev && st.st_ino == g_stderr_ino;
+}
+
+void WriteAll(int fd, const char* text, size_t len) {
   while (len > 0) {
-    ssize_t n = write(2, text, len);
+    ssize_t n = write(fd, text, len);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     text += n;
     len -= static_cast<size_t>(n);
   }
+}
+}  // namespace
+
+void KeepStderr() {
+  int saved = errno;
+  struct stat st;
+  if (g_kept_stderr < 0 && fstat(2, &st) == 0) {
+    g_stderr_dev = st.st_dev;
+    g_stderr_ino = st.st_ino;
+    g_kept_stderr = fcntl(2, F_DUPFD_CLOEXEC, 100);
+  }
+  errno = saved;
+}
+
+void WriteStderrAtExit(const char* text, size_t len) {
+  int saved = errno;
+  int fd = 2;
+  if (g_kept_stderr >= 0 && !IsStderrFile(2) && IsStderrFile(g_kept_stderr)) fd = g_kept_stderr;
+  WriteAll(fd, text, len);
   errno = saved;
 }
 

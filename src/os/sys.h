@@ -11,6 +11,13 @@ namespace jsmalloc::os {
 void WriteStderr(const char* text, size_t len);
 [[noreturn]] void Abort();
 
+// For output written at exit: programs such as coreutils close stderr in an atexit
+// handler, before library destructors run. KeepStderr keeps a copy of it (and which
+// file it is); WriteStderrAtExit writes to fd 2 if it still is that file, else to the
+// copy if that still is.
+void KeepStderr();
+void WriteStderrAtExit(const char* text, size_t len);
+
 // Blocks while *addr == expected (spurious wake-ups allowed).
 void FutexWait(uint32_t* addr, uint32_t expected);
 void FutexWake(uint32_t* addr, int count);
