@@ -1,29 +1,48 @@
-// C++ operator new and delete, every form. This file alone is built with exceptions:
-// a failed operator new calls the new-handler and finally throws std::bad_alloc.
+// C++ operator new and delete, every form.
+//
+// libjsmalloc.so must not pull the C++ runtime into C programs (PITFALLS 14), so the
+// two things operator new needs from it on failure — the new-handler and throwing
+// std::bad_alloc — are weak references: in a C++ program libstdc++ is loaded and they
+// resolve; in a C program nothing calls operator new. This file is built without
+// exceptions; an exception thrown by a new-handler or by __throw_bad_alloc unwinds
+// through these frames (x86-64 always has unwind tables) to the caller.
 #include <new>
 
 #include "allocator.h"
+#include "os/sys.h"
+
+extern "C++" {
+namespace std {
+[[noreturn]] void __throw_bad_alloc() __attribute__((weak));
+}  // namespace std
+}
+
+// std::get_new_handler, by its mangled name, so the declaration can be weak.
+extern "C" std::new_handler _ZSt15get_new_handlerv() noexcept __attribute__((weak));
 
 using namespace jsmalloc;
 
 namespace {
 
+[[noreturn]] void ThrowBadAlloc() {
+  if (&std::__throw_bad_alloc != nullptr) std::__throw_bad_alloc();
+  static const char kMsg[] = "jsmalloc: out of memory in operator new\n";
+  os::WriteStderr(kMsg, sizeof(kMsg) - 1);
+  os::Abort();
+}
+
+std::new_handler CurrentNewHandler() {
+  return &_ZSt15get_new_handlerv != nullptr ? _ZSt15get_new_handlerv() : nullptr;
+}
+
 __attribute__((noinline)) void* NewFailed(size_t size, size_t align, bool nothrow) {
   for (;;) {
-    std::new_handler handler = std::get_new_handler();
+    std::new_handler handler = CurrentNewHandler();
     if (handler == nullptr) {
       if (nothrow) return nullptr;
-      throw std::bad_alloc();
+      ThrowBadAlloc();
     }
-    if (nothrow) {
-      try {
-        handler();
-      } catch (...) {
-        return nullptr;
-      }
-    } else {
-      handler();
-    }
+    handler();
     void* p = align != 0 ? AlignedAlloc(align, size) : Malloc(size);
     if (p != nullptr) return p;
   }
@@ -38,24 +57,13 @@ JS_FAST_PATH void* New(size_t size) {
 JS_FAST_PATH void* NewNothrow(size_t size) noexcept {
   void* p = Malloc(size);
   if (JS_LIKELY(p != nullptr)) return p;
-  try {
-    return NewFailed(size, 0, true);
-  } catch (...) {
-    return nullptr;
-  }
+  return NewFailed(size, 0, true);
 }
 
 void* NewAligned(size_t size, std::align_val_t align, bool nothrow) {
   void* p = AlignedAlloc(static_cast<size_t>(align), size);
   if (JS_LIKELY(p != nullptr)) return p;
-  if (nothrow) {
-    try {
-      return NewFailed(size, static_cast<size_t>(align), true);
-    } catch (...) {
-      return nullptr;
-    }
-  }
-  return NewFailed(size, static_cast<size_t>(align), false);
+  return NewFailed(size, static_cast<size_t>(align), nothrow);
 }
 
 }  // namespace
