@@ -10,14 +10,30 @@ using namespace jsmalloc;
 
 extern "C" {
 
-JS_EXPORT void* js_malloc(size_t size) { return Malloc(size); }
-JS_EXPORT void js_free(void* p) { Free(p); }
-JS_EXPORT void* js_calloc(size_t count, size_t size) { return Calloc(count, size); }
-JS_EXPORT void* js_realloc(void* p, size_t size) { return Realloc(p, size); }
-JS_EXPORT void js_free_sized(void* p, size_t size) { FreeSized(p, size); }
-JS_EXPORT size_t js_usable_size(const void* p) { return UsableSize(p); }
-JS_EXPORT size_t js_release_free_memory(void) { return ReleaseFreeMemory(); }
-JS_EXPORT void js_get_stats(js_stats_t* stats) { CollectStats(stats); }
+JS_EXPORT void* js_malloc(size_t size) {
+  return Malloc(size);
+}
+JS_EXPORT void js_free(void* p) {
+  Free(p);
+}
+JS_EXPORT void* js_calloc(size_t count, size_t size) {
+  return Calloc(count, size);
+}
+JS_EXPORT void* js_realloc(void* p, size_t size) {
+  return Realloc(p, size);
+}
+JS_EXPORT void js_free_sized(void* p, size_t size) {
+  FreeSized(p, size);
+}
+JS_EXPORT size_t js_usable_size(const void* p) {
+  return UsableSize(p);
+}
+JS_EXPORT size_t js_release_free_memory(void) {
+  return ReleaseFreeMemory();
+}
+JS_EXPORT void js_get_stats(js_stats_t* stats) {
+  CollectStats(stats);
+}
 JS_EXPORT size_t js_stats_print(char* buf, size_t size, int json) {
   return FormatStats(buf, size, json != 0);
 }

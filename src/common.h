@@ -45,7 +45,11 @@ inline constexpr size_t kCacheLine = 64;
 #endif
 #define JS_CHECK(c) (JS_LIKELY(c) ? (void)0 : ::jsmalloc::InternalError(#c, __FILE__, __LINE__))
 
-constexpr uintptr_t RoundUp(uintptr_t x, uintptr_t align) { return (x + align - 1) / align * align; }
-constexpr bool IsPowerOfTwo(uintptr_t x) { return x != 0 && (x & (x - 1)) == 0; }
+constexpr uintptr_t RoundUp(uintptr_t x, uintptr_t align) {
+  return (x + align - 1) / align * align;
+}
+constexpr bool IsPowerOfTwo(uintptr_t x) {
+  return x != 0 && (x & (x - 1)) == 0;
+}
 
 }  // namespace jsmalloc

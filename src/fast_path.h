@@ -23,8 +23,8 @@ namespace jsmalloc {
 // Word 1 of every free small object holds this value; allocation clears it.
 extern constinit uintptr_t g_free_marker JS_HIDDEN;
 
-void* MallocSlow(size_t size);                  // sizes above 1 KiB
-void FreeSlow(void* p);                         // not a small object in the heap
+void* MallocSlow(size_t size);  // sizes above 1 KiB
+void FreeSlow(void* p);         // not a small object in the heap
 [[noreturn]] void ReportDoubleFree(void* p);
 
 // budget <= 0, tested on memory (cmpl $0, mem) so the compiler does not load the
@@ -35,7 +35,9 @@ JS_FAST_PATH bool BudgetExhausted(const int32_t& budget) {
   return exhausted;
 }
 
-JS_FAST_PATH void CompilerBarrier() { __asm__ volatile("" ::: "memory"); }
+JS_FAST_PATH void CompilerBarrier() {
+  __asm__ volatile("" ::: "memory");
+}
 
 JS_FAST_PATH void* PopOrRefill(size_t cls, size_t size) {
   ThreadCache* tc = tl_cache;

@@ -16,7 +16,9 @@ JS_FAST_PATH uintptr_t ListKey(const void* obj) {
   return g_list_key ^ (reinterpret_cast<uintptr_t>(obj) >> 4);
 }
 #else
-JS_FAST_PATH constexpr uintptr_t ListKey(const void*) { return 0; }
+JS_FAST_PATH constexpr uintptr_t ListKey(const void*) {
+  return 0;
+}
 #endif
 
 JS_FAST_PATH void* ListNext(const void* obj) {

@@ -97,6 +97,8 @@ void EnsureGlobalInitSlow() {
 }
 
 // Initialise before main even if nothing allocates, so options are printed early.
-__attribute__((constructor)) static void InitAtLoad() { EnsureGlobalInit(); }
+__attribute__((constructor)) static void InitAtLoad() {
+  EnsureGlobalInit();
+}
 
 }  // namespace jsmalloc

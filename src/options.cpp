@@ -27,11 +27,28 @@ bool ParseValue(const char* s, int64_t* out) {
   }
   if (!any) return false;
   switch (*s) {
-    case 'k': case 'K': v <<= 10; ++s; break;
-    case 'm': case 'M': v <<= 20; ++s; break;
-    case 'g': case 'G': v <<= 30; ++s; break;
-    case 't': case 'T': v <<= 40; ++s; break;
-    default: break;
+    case 'k':
+    case 'K':
+      v <<= 10;
+      ++s;
+      break;
+    case 'm':
+    case 'M':
+      v <<= 20;
+      ++s;
+      break;
+    case 'g':
+    case 'G':
+      v <<= 30;
+      ++s;
+      break;
+    case 't':
+    case 'T':
+      v <<= 40;
+      ++s;
+      break;
+    default:
+      break;
   }
   if (*s == 'b' || *s == 'B' || *s == 'i') ++s;  // "kb", "kib" tolerated
   if (*s == 'b' || *s == 'B') ++s;

@@ -9,14 +9,14 @@
 namespace jsmalloc {
 
 // X(enum name, env name, default, meaning)
-#define JSMALLOC_OPTIONS(X)                                                                   \
-  X(kVerbose, "VERBOSE", 0, "print the options in force at start-up (1 = on)")                \
-  X(kShowStats, "SHOW_STATS", 0, "print statistics to stderr at exit (1 = text, 2 = JSON)")   \
-  X(kDecayMs, "DECAY_MS", 500, "free pages go back to the OS after this many ms")             \
-  X(kThreadCacheBytes, "THREAD_CACHE_BYTES", 2 << 20, "upper bound on one thread's cache")    \
-  X(kHeapReserve, "HEAP_RESERVE", int64_t{1} << 40, "address space reserved for the heap")    \
-  X(kHugeThreshold, "HUGE_THRESHOLD", 64 << 20, "blocks this large get their own mapping")    \
-  X(kSampleInterval, "SAMPLE_INTERVAL", 2 << 20, "mean bytes between sampled allocations")   \
+#define JSMALLOC_OPTIONS(X)                                                                 \
+  X(kVerbose, "VERBOSE", 0, "print the options in force at start-up (1 = on)")              \
+  X(kShowStats, "SHOW_STATS", 0, "print statistics to stderr at exit (1 = text, 2 = JSON)") \
+  X(kDecayMs, "DECAY_MS", 500, "free pages go back to the OS after this many ms")           \
+  X(kThreadCacheBytes, "THREAD_CACHE_BYTES", 2 << 20, "upper bound on one thread's cache")  \
+  X(kHeapReserve, "HEAP_RESERVE", int64_t{1} << 40, "address space reserved for the heap")  \
+  X(kHugeThreshold, "HUGE_THRESHOLD", 64 << 20, "blocks this large get their own mapping")  \
+  X(kSampleInterval, "SAMPLE_INTERVAL", 2 << 20, "mean bytes between sampled allocations")  \
   X(kCheckSizedFree, "CHECK_SIZED_FREE", 1, "debug/secure builds: abort on a wrong sized free")
 
 enum class Option : int {
@@ -28,7 +28,9 @@ enum class Option : int {
 
 extern constinit int64_t g_option_values[static_cast<int>(Option::kCount)];
 
-inline int64_t GetOption(Option o) { return g_option_values[static_cast<int>(o)]; }
+inline int64_t GetOption(Option o) {
+  return g_option_values[static_cast<int>(o)];
+}
 
 // Reads the environment. Called once during global initialisation.
 void LoadOptions();

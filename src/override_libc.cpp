@@ -74,33 +74,59 @@ struct mallinfo2 Mallinfo2() {
   return m;
 }
 
-int ClampInt(size_t v) { return v > 0x7fffffff ? 0x7fffffff : static_cast<int>(v); }
+int ClampInt(size_t v) {
+  return v > 0x7fffffff ? 0x7fffffff : static_cast<int>(v);
+}
 
 }  // namespace
 
 extern "C" {
 
-JS_EXPORT void* malloc(size_t size) noexcept { return Malloc(size); }
-JS_EXPORT void free(void* p) noexcept { Free(p); }
-JS_EXPORT void cfree(void* p) noexcept { Free(p); }
-JS_EXPORT void* calloc(size_t count, size_t size) noexcept { return Calloc(count, size); }
-JS_EXPORT void* realloc(void* p, size_t size) noexcept { return Realloc(p, size); }
+JS_EXPORT void* malloc(size_t size) noexcept {
+  return Malloc(size);
+}
+JS_EXPORT void free(void* p) noexcept {
+  Free(p);
+}
+JS_EXPORT void cfree(void* p) noexcept {
+  Free(p);
+}
+JS_EXPORT void* calloc(size_t count, size_t size) noexcept {
+  return Calloc(count, size);
+}
+JS_EXPORT void* realloc(void* p, size_t size) noexcept {
+  return Realloc(p, size);
+}
 JS_EXPORT void* reallocarray(void* p, size_t count, size_t size) noexcept {
   return Reallocarray(p, count, size);
 }
-JS_EXPORT void* memalign(size_t align, size_t size) noexcept { return Memalign(align, size); }
+JS_EXPORT void* memalign(size_t align, size_t size) noexcept {
+  return Memalign(align, size);
+}
 JS_EXPORT int posix_memalign(void** out, size_t align, size_t size) noexcept {
   return PosixMemalign(out, align, size);
 }
 JS_EXPORT void* aligned_alloc(size_t align, size_t size) noexcept {
   return AlignedAllocC11(align, size);
 }
-JS_EXPORT void* valloc(size_t size) noexcept { return AlignedAlloc(kOsPage, size); }
-JS_EXPORT void* pvalloc(size_t size) noexcept { return Pvalloc(size); }
-JS_EXPORT size_t malloc_usable_size(void* p) noexcept { return UsableSize(p); }
-JS_EXPORT int malloc_trim(size_t) noexcept { return ReleaseFreeMemory() > 0 ? 1 : 0; }
-JS_EXPORT int mallopt(int, int) noexcept { return 1; }  // accepted and ignored
-JS_EXPORT struct mallinfo2 mallinfo2(void) noexcept { return Mallinfo2(); }
+JS_EXPORT void* valloc(size_t size) noexcept {
+  return AlignedAlloc(kOsPage, size);
+}
+JS_EXPORT void* pvalloc(size_t size) noexcept {
+  return Pvalloc(size);
+}
+JS_EXPORT size_t malloc_usable_size(void* p) noexcept {
+  return UsableSize(p);
+}
+JS_EXPORT int malloc_trim(size_t) noexcept {
+  return ReleaseFreeMemory() > 0 ? 1 : 0;
+}
+JS_EXPORT int mallopt(int, int) noexcept {
+  return 1;
+}  // accepted and ignored
+JS_EXPORT struct mallinfo2 mallinfo2(void) noexcept {
+  return Mallinfo2();
+}
 JS_EXPORT struct mallinfo mallinfo(void) noexcept {
   struct mallinfo2 m2 = Mallinfo2();
   struct mallinfo m = {};
@@ -111,7 +137,9 @@ JS_EXPORT struct mallinfo mallinfo(void) noexcept {
   m.keepcost = ClampInt(m2.keepcost);
   return m;
 }
-JS_EXPORT void malloc_stats(void) noexcept { PrintStats(); }
+JS_EXPORT void malloc_stats(void) noexcept {
+  PrintStats();
+}
 JS_EXPORT int malloc_info(int options, FILE* fp) noexcept {
   if (options != 0 || fp == nullptr) {
     errno = EINVAL;
@@ -122,20 +150,35 @@ JS_EXPORT int malloc_info(int options, FILE* fp) noexcept {
   fprintf(fp,
           "<malloc version=\"jsmalloc-1\">\n"
           "<total type=\"committed\" size=\"%zu\"/>\n<total type=\"in_use\" size=\"%zu\"/>\n"
-          "<total type=\"thread_cached\" size=\"%zu\"/>\n<total type=\"page_heap_free\" size=\"%zu\"/>\n"
+          "<total type=\"thread_cached\" size=\"%zu\"/>\n<total type=\"page_heap_free\" "
+          "size=\"%zu\"/>\n"
           "<total type=\"released\" size=\"%zu\"/>\n<total type=\"mmap\" size=\"%zu\"/>\n"
           "<system type=\"reserved\" size=\"%zu\"/>\n</malloc>\n",
           s.committed, s.in_use, s.thread_cached, s.page_heap_free, s.released, s.huge, s.reserved);
   return 0;
 }
 
-JS_EXPORT void* __libc_malloc(size_t size) noexcept { return Malloc(size); }
-JS_EXPORT void __libc_free(void* p) noexcept { Free(p); }
-JS_EXPORT void* __libc_calloc(size_t count, size_t size) noexcept { return Calloc(count, size); }
-JS_EXPORT void* __libc_realloc(void* p, size_t size) noexcept { return Realloc(p, size); }
-JS_EXPORT void* __libc_memalign(size_t align, size_t size) noexcept { return Memalign(align, size); }
-JS_EXPORT void* __libc_valloc(size_t size) noexcept { return AlignedAlloc(kOsPage, size); }
-JS_EXPORT void* __libc_pvalloc(size_t size) noexcept { return Pvalloc(size); }
+JS_EXPORT void* __libc_malloc(size_t size) noexcept {
+  return Malloc(size);
+}
+JS_EXPORT void __libc_free(void* p) noexcept {
+  Free(p);
+}
+JS_EXPORT void* __libc_calloc(size_t count, size_t size) noexcept {
+  return Calloc(count, size);
+}
+JS_EXPORT void* __libc_realloc(void* p, size_t size) noexcept {
+  return Realloc(p, size);
+}
+JS_EXPORT void* __libc_memalign(size_t align, size_t size) noexcept {
+  return Memalign(align, size);
+}
+JS_EXPORT void* __libc_valloc(size_t size) noexcept {
+  return AlignedAlloc(kOsPage, size);
+}
+JS_EXPORT void* __libc_pvalloc(size_t size) noexcept {
+  return Pvalloc(size);
+}
 JS_EXPORT int __posix_memalign(void** out, size_t align, size_t size) noexcept {
   return PosixMemalign(out, align, size);
 }

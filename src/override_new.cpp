@@ -68,12 +68,24 @@ void* NewAligned(size_t size, std::align_val_t align, bool nothrow) {
 
 }  // namespace
 
-JS_EXPORT void* operator new(size_t size) { return New(size); }
-JS_EXPORT void* operator new[](size_t size) { return New(size); }
-JS_EXPORT void* operator new(size_t size, const std::nothrow_t&) noexcept { return NewNothrow(size); }
-JS_EXPORT void* operator new[](size_t size, const std::nothrow_t&) noexcept { return NewNothrow(size); }
-JS_EXPORT void* operator new(size_t size, std::align_val_t a) { return NewAligned(size, a, false); }
-JS_EXPORT void* operator new[](size_t size, std::align_val_t a) { return NewAligned(size, a, false); }
+JS_EXPORT void* operator new(size_t size) {
+  return New(size);
+}
+JS_EXPORT void* operator new[](size_t size) {
+  return New(size);
+}
+JS_EXPORT void* operator new(size_t size, const std::nothrow_t&) noexcept {
+  return NewNothrow(size);
+}
+JS_EXPORT void* operator new[](size_t size, const std::nothrow_t&) noexcept {
+  return NewNothrow(size);
+}
+JS_EXPORT void* operator new(size_t size, std::align_val_t a) {
+  return NewAligned(size, a, false);
+}
+JS_EXPORT void* operator new[](size_t size, std::align_val_t a) {
+  return NewAligned(size, a, false);
+}
 JS_EXPORT void* operator new(size_t size, std::align_val_t a, const std::nothrow_t&) noexcept {
   return NewAligned(size, a, true);
 }
@@ -81,15 +93,39 @@ JS_EXPORT void* operator new[](size_t size, std::align_val_t a, const std::nothr
   return NewAligned(size, a, true);
 }
 
-JS_EXPORT void operator delete(void* p) noexcept { Free(p); }
-JS_EXPORT void operator delete[](void* p) noexcept { Free(p); }
-JS_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept { Free(p); }
-JS_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept { Free(p); }
-JS_EXPORT void operator delete(void* p, size_t size) noexcept { FreeSized(p, size); }
-JS_EXPORT void operator delete[](void* p, size_t size) noexcept { FreeSized(p, size); }
-JS_EXPORT void operator delete(void* p, std::align_val_t) noexcept { Free(p); }
-JS_EXPORT void operator delete[](void* p, std::align_val_t) noexcept { Free(p); }
-JS_EXPORT void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { Free(p); }
-JS_EXPORT void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { Free(p); }
-JS_EXPORT void operator delete(void* p, size_t, std::align_val_t) noexcept { Free(p); }
-JS_EXPORT void operator delete[](void* p, size_t, std::align_val_t) noexcept { Free(p); }
+JS_EXPORT void operator delete(void* p) noexcept {
+  Free(p);
+}
+JS_EXPORT void operator delete[](void* p) noexcept {
+  Free(p);
+}
+JS_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept {
+  Free(p);
+}
+JS_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  Free(p);
+}
+JS_EXPORT void operator delete(void* p, size_t size) noexcept {
+  FreeSized(p, size);
+}
+JS_EXPORT void operator delete[](void* p, size_t size) noexcept {
+  FreeSized(p, size);
+}
+JS_EXPORT void operator delete(void* p, std::align_val_t) noexcept {
+  Free(p);
+}
+JS_EXPORT void operator delete[](void* p, std::align_val_t) noexcept {
+  Free(p);
+}
+JS_EXPORT void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  Free(p);
+}
+JS_EXPORT void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  Free(p);
+}
+JS_EXPORT void operator delete(void* p, size_t, std::align_val_t) noexcept {
+  Free(p);
+}
+JS_EXPORT void operator delete[](void* p, size_t, std::align_val_t) noexcept {
+  Free(p);
+}

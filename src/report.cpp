@@ -73,7 +73,9 @@ void ReportBadPointer(const char* what, const void* p) {
   os::Abort();
 }
 
-void ReportDoubleFree(void* p) { ReportBadPointer("double free", p); }
+void ReportDoubleFree(void* p) {
+  ReportBadPointer("double free", p);
+}
 
 void ReportSizedFreeMismatch(const void* p, size_t given, size_t actual) {
   char msg[192];
@@ -87,7 +89,13 @@ void ReportSizedFreeMismatch(const void* p, size_t given, size_t actual) {
 void InternalError(const char* what, const char* file, int line) {
   char msg[256];
   TextBuffer b(msg, sizeof(msg));
-  b.Add("jsmalloc: internal error: ").Add(what).Add(" at ").Add(file).Char(':').Dec(line).Char('\n');
+  b.Add("jsmalloc: internal error: ")
+      .Add(what)
+      .Add(" at ")
+      .Add(file)
+      .Char(':')
+      .Dec(line)
+      .Char('\n');
   os::WriteStderr(b.data(), b.size());
   os::Abort();
 }

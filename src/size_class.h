@@ -40,7 +40,9 @@ struct SizeClassInfo {
 
 namespace internal {
 
-constexpr uint64_t Gcd(uint64_t a, uint64_t b) { return b == 0 ? a : Gcd(b, a % b); }
+constexpr uint64_t Gcd(uint64_t a, uint64_t b) {
+  return b == 0 ? a : Gcd(b, a % b);
+}
 
 constexpr std::array<SizeClassInfo, kNumClasses> MakeClasses() {
   std::array<SizeClassInfo, kNumClasses> c{};
@@ -60,10 +62,10 @@ constexpr std::array<SizeClassInfo, kNumClasses> MakeClasses() {
     uint64_t cap = (512 * 1024) / s;
     if (cap < 2 * batch) cap = 2 * batch;
     if (cap > 64 * batch) cap = 64 * batch;
-    c[i] = SizeClassInfo{static_cast<uint32_t>(s), static_cast<uint32_t>(pages),
-                         static_cast<uint32_t>(lcm_pages),
-                         static_cast<uint32_t>(pages * kPageSize / s),
-                         static_cast<uint32_t>(batch), static_cast<uint32_t>(cap)};
+    c[i] = SizeClassInfo{
+        static_cast<uint32_t>(s),         static_cast<uint32_t>(pages),
+        static_cast<uint32_t>(lcm_pages), static_cast<uint32_t>(pages * kPageSize / s),
+        static_cast<uint32_t>(batch),     static_cast<uint32_t>(cap)};
   }
   return c;
 }
@@ -101,11 +103,15 @@ inline constexpr std::array<uint8_t, kMaxSmallSize / 128 + 1> kMediumIndex =
 static_assert(kClasses[kNumClasses - 1].size == kMaxSmallSize);
 static_assert(kClasses[1].size == 16);
 
-JS_FAST_PATH size_t SizeToClassFast(size_t size) { return kSmallIndex[(size + 15) >> 4]; }
+JS_FAST_PATH size_t SizeToClassFast(size_t size) {
+  return kSmallIndex[(size + 15) >> 4];
+}
 inline size_t SizeToClass(size_t size) {
   return size <= kMaxFastSize ? kSmallIndex[(size + 15) >> 4] : kMediumIndex[(size + 127) >> 7];
 }
-inline size_t ClassSize(size_t cls) { return kClasses[cls].size; }
+inline size_t ClassSize(size_t cls) {
+  return kClasses[cls].size;
+}
 
 // The smallest class >= size whose objects are all aligned to `align` (<= page), or 0.
 size_t AlignedSizeToClass(size_t size, size_t align);

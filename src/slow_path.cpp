@@ -24,7 +24,9 @@ void* OutOfMemory() {
   return nullptr;
 }
 
-size_t HugeThreshold() { return static_cast<size_t>(GetOption(Option::kHugeThreshold)); }
+size_t HugeThreshold() {
+  return static_cast<size_t>(GetOption(Option::kHugeThreshold));
+}
 
 void* HugeAlloc(size_t size, size_t align) {
   void* p = g_huge.Allocate(size, align);
@@ -77,7 +79,8 @@ BlockInfo Classify(const void* p, const char* invalid_what) {
     if (cls > 0 && cls < kNumClasses) {
       uint64_t magic = g_pagemap.class_magic[cls];
       if (offset * magic < magic) {
-        if (static_cast<const uintptr_t*>(p)[1] == g_free_marker) ReportBadPointer("double free", p);
+        if (static_cast<const uintptr_t*>(p)[1] == g_free_marker)
+          ReportBadPointer("double free", p);
         return BlockInfo{Kind::kSmall, kClasses[cls].size, nullptr};
       }
     } else if (cls == kPageLarge) {
@@ -122,9 +125,12 @@ void FreeSlow(void* p) {
     ReportBadPointer("invalid free", p);
   }
   switch (g_huge.Free(p)) {
-    case HugeRegistry::Lookup::kLive: return;
-    case HugeRegistry::Lookup::kFreed: ReportBadPointer("double free", p);
-    case HugeRegistry::Lookup::kUnknown: ReportBadPointer("invalid free", p);
+    case HugeRegistry::Lookup::kLive:
+      return;
+    case HugeRegistry::Lookup::kFreed:
+      ReportBadPointer("double free", p);
+    case HugeRegistry::Lookup::kUnknown:
+      ReportBadPointer("invalid free", p);
   }
 }
 

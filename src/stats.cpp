@@ -46,7 +46,8 @@ void CollectStats(js_stats_t* s) {
   ThreadCachePublishCurrent();  // exact for the calling thread, lazy for others
   size_t thread = ThreadCacheBytes();
   if (thread + transfer > small_out) thread = small_out - transfer;  // published lazily
-  s->reserved = g_region.reserved() + g_region.pagemap_bytes() + g_huge.bytes() + g_meta.bytes_mapped();
+  s->reserved =
+      g_region.reserved() + g_region.pagemap_bytes() + g_huge.bytes() + g_meta.bytes_mapped();
   s->committed = ph.small_bytes + ph.large_bytes + ph.free_committed_bytes + g_huge.bytes();
   s->in_use = small_out - thread - transfer + ph.large_bytes + g_huge.bytes();
   s->thread_cached = thread;
@@ -94,7 +95,11 @@ size_t FormatStats(char* buf, size_t size, bool json) {
       if (!first) b.Add(", ");
       first = false;
       b.Add("{\"size\": ").Udec(kClasses[cls].size).Add(", \"spans\": ").Udec(c.spans);
-      b.Add(", \"objects_out\": ").Udec(c.objects_out).Add(", \"transfer\": ").Udec(c.transfer).Add("}");
+      b.Add(", \"objects_out\": ")
+          .Udec(c.objects_out)
+          .Add(", \"transfer\": ")
+          .Udec(c.transfer)
+          .Add("}");
     }
     b.Add("]}\n");
     return b.wanted();

@@ -76,10 +76,12 @@ uintptr_t HeapRegion::Grow(size_t npages, size_t* granted) {
   *granted = grow;
   // Record which sub-regions of which partitions are now in use.
   size_t sub_size = partition_size_ / kSubRegions;
-  for (uintptr_t off = first << kPageShift; off < (frontier_pages_ << kPageShift); off += sub_size) {
+  for (uintptr_t off = first << kPageShift; off < (frontier_pages_ << kPageShift);
+       off += sub_size) {
     size_t part = off / partition_size_;
     size_t sub = (off % partition_size_) / sub_size;
-    if (part < kMaxPartitions) partitions_[part].fetch_or(uint64_t{1} << sub, std::memory_order_relaxed);
+    if (part < kMaxPartitions)
+      partitions_[part].fetch_or(uint64_t{1} << sub, std::memory_order_relaxed);
   }
   return first;
 }

@@ -11,7 +11,9 @@ constinit PageHeap g_page_heap;
 constinit RecordPool<Span> g_span_pool;
 
 namespace {
-size_t BinOf(size_t npages) { return npages <= 128 ? npages : 0; }
+size_t BinOf(size_t npages) {
+  return npages <= 128 ? npages : 0;
+}
 }  // namespace
 
 void PageHeap::AccountFree(Span* s, long sign) {
@@ -151,9 +153,10 @@ Span* PageHeap::Coalesce(Span* s) {
     s = left;
   }
   uintptr_t right_page = s->first_page + s->npages;
-  Span* right = right_page < (g_region.used() >> kPageShift) && HeapRegion::ClassAt(right_page) == kPageFree
-                    ? HeapRegion::SpanAt(right_page)
-                    : nullptr;
+  Span* right =
+      right_page < (g_region.used() >> kPageShift) && HeapRegion::ClassAt(right_page) == kPageFree
+          ? HeapRegion::SpanAt(right_page)
+          : nullptr;
   if (right != nullptr && right->heap == this) {
     Unlink(right);
     s->npages += right->npages;
@@ -182,7 +185,8 @@ bool PageHeap::TryExtend(Span* s, size_t npages) {
   LockGuard g(lock_);
   if (npages <= s->npages) return true;
   uintptr_t right_page = s->first_page + s->npages;
-  if (right_page >= (g_region.used() >> kPageShift) || HeapRegion::ClassAt(right_page) != kPageFree) {
+  if (right_page >= (g_region.used() >> kPageShift) ||
+      HeapRegion::ClassAt(right_page) != kPageFree) {
     return false;
   }
   Span* right = HeapRegion::SpanAt(right_page);
@@ -245,8 +249,11 @@ size_t PageHeap::ReleaseAll() {
 
 PageHeap::Stats PageHeap::GetStats() {
   LockGuard g(lock_);
-  return Stats{free_committed_pages_ << kPageShift, free_released_pages_ << kPageShift,
-               small_pages_ << kPageShift, large_pages_ << kPageShift, spans_allocated_,
+  return Stats{free_committed_pages_ << kPageShift,
+               free_released_pages_ << kPageShift,
+               small_pages_ << kPageShift,
+               large_pages_ << kPageShift,
+               spans_allocated_,
                free_spans_};
 }
 

@@ -46,8 +46,10 @@ class SpanList {
     head_ = s;
   }
   void Remove(Span* s) {
-    if (s->prev != nullptr) s->prev->next = s->next;
-    else head_ = s->next;
+    if (s->prev != nullptr)
+      s->prev->next = s->next;
+    else
+      head_ = s->next;
     if (s->next != nullptr) s->next->prev = s->prev;
     s->next = s->prev = nullptr;
   }

@@ -83,7 +83,8 @@ void ReleaseRun(ThreadCache* tc, size_t cls) {
 size_t CachedBytes(const ThreadCache* tc) {
   size_t bytes = 0;
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
-    bytes += (size_t{ListLength(tc, cls)} * kClasses[cls].size) + (tc->run_end[cls] - tc->run_next[cls]);
+    bytes +=
+        (size_t{ListLength(tc, cls)} * kClasses[cls].size) + (tc->run_end[cls] - tc->run_next[cls]);
   }
   return bytes;
 }
@@ -126,8 +127,10 @@ void Destroy(void* arg) {
   FlushAll(tc);
   {
     LockGuard g(g_list_lock);
-    if (tc->prev_cache != nullptr) tc->prev_cache->next_cache = tc->next_cache;
-    else g_list = tc->next_cache;
+    if (tc->prev_cache != nullptr)
+      tc->prev_cache->next_cache = tc->next_cache;
+    else
+      g_list = tc->next_cache;
     if (tc->next_cache != nullptr) tc->next_cache->prev_cache = tc->prev_cache;
     --g_live_caches;
   }
@@ -196,8 +199,10 @@ void* ThreadCacheRefill(ThreadCache* tc, size_t cls) {
   // batch at a time up to its cap), and fetch a batch.
   uint32_t batch = kClasses[cls].batch;
   uint32_t max_len = tc->max_length[cls];
-  if (max_len < batch) max_len += 1;
-  else if (max_len + batch <= MaxLength(cls)) max_len += batch;
+  if (max_len < batch)
+    max_len += 1;
+  else if (max_len + batch <= MaxLength(cls))
+    max_len += batch;
   tc->budget[cls] += static_cast<int32_t>(max_len - tc->max_length[cls]);
   tc->max_length[cls] = max_len;
   int want = static_cast<int>(batch < max_len ? batch : max_len);
@@ -240,7 +245,8 @@ void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {
         tc->max_length[cls] -= batch;
         tc->budget[cls] -= static_cast<int32_t>(batch);
         tc->overages[cls] = 0;
-        if (tc->budget[cls] <= 0) ReleaseFromList(tc, cls, 1 - static_cast<uint32_t>(tc->budget[cls]));
+        if (tc->budget[cls] <= 0)
+          ReleaseFromList(tc, cls, 1 - static_cast<uint32_t>(tc->budget[cls]));
       }
     }
   }
@@ -261,7 +267,9 @@ void ThreadCacheFlushCurrent() {
   if (tc != &g_empty_cache) FlushAll(tc);
 }
 
-void ThreadCacheGlobalInit() { pthread_key_create(&g_key, Destroy); }
+void ThreadCacheGlobalInit() {
+  pthread_key_create(&g_key, Destroy);
+}
 
 void ThreadCachePublishCurrent() {
   ThreadCache* tc = tl_cache;
@@ -282,8 +290,12 @@ size_t ThreadCacheCount() {
   return g_live_caches;
 }
 
-Mutex& ThreadCacheListLock() { return g_list_lock; }
-Mutex& ThreadCachePoolLock() { return g_cache_pool.lock(); }
+Mutex& ThreadCacheListLock() {
+  return g_list_lock;
+}
+Mutex& ThreadCachePoolLock() {
+  return g_cache_pool.lock();
+}
 
 void ThreadCachesAfterForkChild() {
   ThreadCache* mine = tl_cache;
@@ -292,8 +304,10 @@ void ThreadCachesAfterForkChild() {
     ThreadCache* next = tc->next_cache;
     if (tc != mine) {
       FlushAll(tc);
-      if (tc->prev_cache != nullptr) tc->prev_cache->next_cache = tc->next_cache;
-      else g_list = tc->next_cache;
+      if (tc->prev_cache != nullptr)
+        tc->prev_cache->next_cache = tc->next_cache;
+      else
+        g_list = tc->next_cache;
       if (tc->next_cache != nullptr) tc->next_cache->prev_cache = tc->prev_cache;
       --g_live_caches;
       g_cache_pool.Delete(tc);

@@ -43,9 +43,9 @@ extern constinit thread_local ThreadState tl_state JS_TLS_MODEL;
 extern constinit ThreadCache g_empty_cache JS_HIDDEN;
 
 // Slow paths of the front-end. Each returns what the fast path would have.
-void* ThreadCacheRefill(ThreadCache* tc, size_t cls);        // list empty
+void* ThreadCacheRefill(ThreadCache* tc, size_t cls);            // list empty
 void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls);  // list at its limit
-void* ThreadCacheSample(void* p, size_t size);               // sampling countdown ran out
+void* ThreadCacheSample(void* p, size_t size);                   // sampling countdown ran out
 
 // Every object the calling thread's cache holds goes back to the middle tier.
 void ThreadCacheFlushCurrent();

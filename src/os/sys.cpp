@@ -84,7 +84,9 @@ void FutexWake(uint32_t* addr, int count) {
   errno = saved;
 }
 
-void Yield() { sched_yield(); }
+void Yield() {
+  sched_yield();
+}
 
 uint64_t NowNanos() {
   struct timespec ts;
@@ -128,7 +130,9 @@ size_t ResidentBytes() {
   return pages * static_cast<size_t>(sysconf(_SC_PAGESIZE));
 }
 
-int ProcessId() { return getpid(); }
+int ProcessId() {
+  return getpid();
+}
 
 const char* GetEnv(const char* name) {
   if (environ == nullptr) return nullptr;

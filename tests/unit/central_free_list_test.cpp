@@ -32,7 +32,8 @@ TEST_F(CentralFixture, FreshSpanIsHandedOutAsARun) {
   EXPECT_EQ(cfl.GetStats().objects_out, kClasses[cls].objects);
   // Give them back: the span is empty again and returns to the page heap.
   std::vector<void*> back;
-  for (int i = 0; i < run_count; ++i) back.push_back(reinterpret_cast<void*>(run + size_t(i) * kClasses[cls].size));
+  for (int i = 0; i < run_count; ++i)
+    back.push_back(reinterpret_cast<void*>(run + size_t(i) * kClasses[cls].size));
   cfl.Insert(back.data(), static_cast<int>(back.size()));
   EXPECT_EQ(cfl.GetStats().spans, 0u);
   EXPECT_EQ(cfl.GetStats().objects_out, 0u);

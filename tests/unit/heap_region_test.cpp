@@ -42,7 +42,8 @@ TEST(HeapRegion, PagemapDescribesEverySpanPage) {
   }
   g_page_heap.Deallocate(s);
   // A freed span's pages read as free (how double frees are recognised).
-  EXPECT_EQ(HeapRegion::ClassAt(HeapRegion::PageOf(HeapRegion::AddressOf(s->first_page))), kPageFree);
+  EXPECT_EQ(HeapRegion::ClassAt(HeapRegion::PageOf(HeapRegion::AddressOf(s->first_page))),
+            kPageFree);
 }
 
 TEST(HeapRegion, PartitionMasksTrackGrowth) {

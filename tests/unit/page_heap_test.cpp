@@ -25,7 +25,8 @@ TEST(PageHeap, AllocateHonoursSizeAndAlignment) {
     }
   }
   // No two spans overlap.
-  std::sort(spans.begin(), spans.end(), [](Span* a, Span* b) { return a->first_page < b->first_page; });
+  std::sort(spans.begin(), spans.end(),
+            [](Span* a, Span* b) { return a->first_page < b->first_page; });
   for (size_t i = 1; i < spans.size(); ++i) {
     EXPECT_GT(spans[i]->first_page, spans[i - 1]->last_page());
   }

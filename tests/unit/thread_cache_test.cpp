@@ -14,7 +14,9 @@
 namespace jsmalloc {
 namespace {
 
-size_t ObjectsOut(size_t cls) { return g_central[cls].GetStats().objects_out - g_transfer[cls].count(); }
+size_t ObjectsOut(size_t cls) {
+  return g_central[cls].GetStats().objects_out - g_transfer[cls].count();
+}
 
 TEST(ThreadCache, StartsAtTheSharedEmptyCache) {
   testing::EnsureAllocator();
