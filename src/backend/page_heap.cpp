@@ -118,7 +118,9 @@ bool PageHeap::GrowHeap(size_t npages) {
 
 Span* PageHeap::Allocate(size_t npages, size_t align_pages, uint8_t cls) {
   if (npages == 0 || npages > UINT32_MAX || align_pages == 0) return nullptr;
+  uint64_t now = os::NowNanos();
   LockGuard g(lock_);
+  MaybeReleaseOld(now);
   Span* s = FindFit(npages, align_pages);
   if (s == nullptr) {
     if (!GrowHeap(npages + align_pages - 1)) return nullptr;
@@ -145,6 +147,7 @@ Span* PageHeap::Coalesce(Span* s) {
                    ? HeapRegion::SpanAt(s->first_page - 1)
                    : nullptr;
   if (left != nullptr && left->heap == this) {
+    JS_ASSERT(left->state == Span::State::kFree && left->last_page() == s->first_page - 1);
     Unlink(left);
     left->npages += s->npages;
     left->committed = left->committed || s->committed;
@@ -158,6 +161,7 @@ Span* PageHeap::Coalesce(Span* s) {
           ? HeapRegion::SpanAt(right_page)
           : nullptr;
   if (right != nullptr && right->heap == this) {
+    JS_ASSERT(right->state == Span::State::kFree && right->first_page == right_page);
     Unlink(right);
     s->npages += right->npages;
     s->committed = s->committed || right->committed;
@@ -168,6 +172,7 @@ Span* PageHeap::Coalesce(Span* s) {
 }
 
 void PageHeap::Deallocate(Span* s) {
+  JS_ASSERT(s->state != Span::State::kFree);
   uint64_t now = os::NowNanos();
   LockGuard g(lock_);
   (s->state == Span::State::kLarge ? large_pages_ : small_pages_) -= s->npages;

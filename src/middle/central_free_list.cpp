@@ -89,6 +89,8 @@ void CentralFreeList::Insert(void* const* objs, int n) {
     for (int i = 0; i < n; ++i) {
       void* obj = objs[i];
       Span* s = HeapRegion::SpanAt(HeapRegion::PageOf(obj));
+      JS_ASSERT(s->state == Span::State::kSmall && s->size_class == cls_);
+      JS_ASSERT(s->allocated > 0);
       SetListNext(obj, s->freelist);
       s->freelist = obj;
       --s->allocated;
