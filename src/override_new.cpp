@@ -13,7 +13,7 @@
 
 extern "C++" {
 namespace std {
-[[noreturn]] void __throw_bad_alloc() __attribute__((weak));
+void __throw_bad_alloc() __attribute__((weak, noreturn));
 }  // namespace std
 }
 
