@@ -88,9 +88,6 @@ JS_EXPORT void* malloc(size_t size) noexcept {
 JS_EXPORT void free(void* p) noexcept {
   Free(p);
 }
-JS_EXPORT void cfree(void* p) noexcept {
-  Free(p);
-}
 JS_EXPORT void* calloc(size_t count, size_t size) noexcept {
   return Calloc(count, size);
 }
@@ -158,29 +155,16 @@ JS_EXPORT int malloc_info(int options, FILE* fp) noexcept {
   return 0;
 }
 
-JS_EXPORT void* __libc_malloc(size_t size) noexcept {
-  return Malloc(size);
-}
-JS_EXPORT void __libc_free(void* p) noexcept {
-  Free(p);
-}
-JS_EXPORT void* __libc_calloc(size_t count, size_t size) noexcept {
-  return Calloc(count, size);
-}
-JS_EXPORT void* __libc_realloc(void* p, size_t size) noexcept {
-  return Realloc(p, size);
-}
-JS_EXPORT void* __libc_memalign(size_t align, size_t size) noexcept {
-  return Memalign(align, size);
-}
-JS_EXPORT void* __libc_valloc(size_t size) noexcept {
-  return AlignedAlloc(kOsPage, size);
-}
-JS_EXPORT void* __libc_pvalloc(size_t size) noexcept {
-  return Pvalloc(size);
-}
-JS_EXPORT int __posix_memalign(void** out, size_t align, size_t size) noexcept {
-  return PosixMemalign(out, align, size);
-}
+// glibc's own names for the same calls: aliases, not copies.
+#define JS_ALIAS(target) JS_EXPORT __attribute__((alias(#target), copy(target)))
+JS_ALIAS(malloc) void* __libc_malloc(size_t size) noexcept;
+JS_ALIAS(free) void __libc_free(void* p) noexcept;
+JS_ALIAS(calloc) void* __libc_calloc(size_t count, size_t size) noexcept;
+JS_ALIAS(realloc) void* __libc_realloc(void* p, size_t size) noexcept;
+JS_ALIAS(memalign) void* __libc_memalign(size_t align, size_t size) noexcept;
+JS_ALIAS(valloc) void* __libc_valloc(size_t size) noexcept;
+JS_ALIAS(pvalloc) void* __libc_pvalloc(size_t size) noexcept;
+JS_ALIAS(posix_memalign) int __posix_memalign(void** out, size_t align, size_t size) noexcept;
+JS_ALIAS(free) void cfree(void* p) noexcept;
 
 }  // extern "C"

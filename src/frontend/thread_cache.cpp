@@ -119,22 +119,27 @@ void NoteSlowCall(ThreadCache* tc) {
   tc->published_bytes.store(bytes, std::memory_order_relaxed);
 }
 
+// Takes an emptied cache off the list of live caches and recycles it. The caller holds
+// g_list_lock (or is the only thread, after fork).
+void UnlinkAndDelete(ThreadCache* tc) {
+  if (tc->prev_cache != nullptr) {
+    tc->prev_cache->next_cache = tc->next_cache;
+  } else {
+    g_list = tc->next_cache;
+  }
+  if (tc->next_cache != nullptr) tc->next_cache->prev_cache = tc->prev_cache;
+  --g_live_caches;
+  g_cache_pool.Delete(tc);
+}
+
 void Destroy(void* arg) {
   auto* tc = static_cast<ThreadCache*>(arg);
   // Anything this thread allocates from now on (other TLS destructors) bypasses caches.
   tl_state = ThreadState::kDead;
   tl_cache = &g_empty_cache;
   FlushAll(tc);
-  {
-    LockGuard g(g_list_lock);
-    if (tc->prev_cache != nullptr)
-      tc->prev_cache->next_cache = tc->next_cache;
-    else
-      g_list = tc->next_cache;
-    if (tc->next_cache != nullptr) tc->next_cache->prev_cache = tc->prev_cache;
-    --g_live_caches;
-  }
-  g_cache_pool.Delete(tc);
+  LockGuard g(g_list_lock);
+  UnlinkAndDelete(tc);
 }
 
 // The calling thread's cache, created on first use; nullptr while that is impossible
@@ -304,13 +309,7 @@ void ThreadCachesAfterForkChild() {
     ThreadCache* next = tc->next_cache;
     if (tc != mine) {
       FlushAll(tc);
-      if (tc->prev_cache != nullptr)
-        tc->prev_cache->next_cache = tc->next_cache;
-      else
-        g_list = tc->next_cache;
-      if (tc->next_cache != nullptr) tc->next_cache->prev_cache = tc->prev_cache;
-      --g_live_caches;
-      g_cache_pool.Delete(tc);
+      UnlinkAndDelete(tc);
     }
     tc = next;
   }
