@@ -39,7 +39,7 @@ uint32_t ListLength(const ThreadCache* tc, size_t cls) {
 }
 
 // Hands the object on top of a list out: marker cleared, sampling counted.
-void* Finish(ThreadCache* tc, void* p, size_t size) {
+JS_FAST_PATH void* Finish(ThreadCache* tc, void* p, size_t size) {
   static_cast<uintptr_t*>(p)[1] = 0;
   tc->sample_countdown -= static_cast<int64_t>(size);
   if (JS_UNLIKELY(tc->sample_countdown < 0)) return ThreadCacheSample(p, size);
@@ -182,7 +182,19 @@ void* DirectAllocate(size_t cls) {
 
 }  // namespace
 
+// The list is empty: bump through the run of never-used objects if there is one (the
+// shared empty cache has none, so it never gets here), else refill.
 void* ThreadCacheRefill(ThreadCache* tc, size_t cls) {
+  uintptr_t next = tc->run_next[cls];
+  if (JS_LIKELY(next < tc->run_end[cls])) {
+    size_t size = kClasses[cls].size;
+    tc->run_next[cls] = next + size;
+    return Finish(tc, reinterpret_cast<void*>(next), size);
+  }
+  return ThreadCacheRefillSlow(tc, cls);
+}
+
+JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
   if (tc == &g_empty_cache) {
     tc = CreateForThisThread();
     if (tc == nullptr) return DirectAllocate(cls);
@@ -194,11 +206,6 @@ void* ThreadCacheRefill(ThreadCache* tc, size_t cls) {
     }
   }
   size_t size = kClasses[cls].size;
-  if (tc->run_next[cls] < tc->run_end[cls]) {
-    void* p = reinterpret_cast<void*>(tc->run_next[cls]);
-    tc->run_next[cls] += size;
-    return Finish(tc, p, size);
-  }
   NoteSlowCall(tc);
   // The list ran dry: let it hold more next time (one at a time up to a batch, then a
   // batch at a time up to its cap), and fetch a batch.

@@ -44,6 +44,7 @@ extern constinit ThreadCache g_empty_cache JS_HIDDEN;
 
 // Slow paths of the front-end. Each returns what the fast path would have.
 void* ThreadCacheRefill(ThreadCache* tc, size_t cls);            // list empty
+void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls);        // list and run empty
 void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls);  // list at its limit
 void* ThreadCacheSample(void* p, size_t size);                   // sampling countdown ran out
 

@@ -86,9 +86,17 @@ void CentralFreeList::Insert(void* const* objs, int n) {
   int nempty = 0;
   {
     LockGuard g(lock_);
+    Span* s = nullptr;
+    uintptr_t span_begin = 0, span_end = 0;
     for (int i = 0; i < n; ++i) {
       void* obj = objs[i];
-      Span* s = HeapRegion::SpanAt(HeapRegion::PageOf(obj));
+      // Objects of one batch mostly share a span: look the pagemap up only on a change.
+      uintptr_t addr = reinterpret_cast<uintptr_t>(obj);
+      if (addr - span_begin >= span_end - span_begin) {
+        s = HeapRegion::SpanAt(HeapRegion::PageOf(obj));
+        span_begin = reinterpret_cast<uintptr_t>(HeapRegion::AddressOf(s->first_page));
+        span_end = span_begin + (size_t{s->npages} << kPageShift);
+      }
       JS_ASSERT(s->state == Span::State::kSmall && s->size_class == cls_);
       JS_ASSERT(s->allocated > 0);
       SetListNext(obj, s->freelist);
@@ -103,6 +111,7 @@ void CentralFreeList::Insert(void* const* objs, int n) {
         s->in_nonempty = false;
         --spans_;
         empty[nempty++] = s;
+        span_begin = span_end = 0;
         if (nempty == 64) {
           // Rare: flush while holding our lock (page heap lock nests inside ours).
           for (int k = 0; k < nempty; ++k) g_page_heap.Deallocate(empty[k]);
