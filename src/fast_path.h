@@ -20,9 +20,6 @@
 
 namespace jsmalloc {
 
-// Word 1 of every free small object holds this value; allocation clears it.
-extern constinit uintptr_t g_free_marker JS_HIDDEN;
-
 void* MallocSlow(size_t size);  // sizes above 1 KiB
 void FreeSlow(void* p);         // not a small object in the heap
 [[noreturn]] void ReportDoubleFree(void* p);
@@ -43,6 +40,7 @@ JS_FAST_PATH void* PopOrRefill(size_t cls, size_t size) {
   ThreadCache* tc = tl_cache;
   void* p = tc->head[cls];
   if (JS_UNLIKELY(p == nullptr)) return ThreadCacheRefill(tc, cls);
+  JS_ASSERT(static_cast<uintptr_t*>(p)[1] == FreeMarker(p));
   tc->head[cls] = ListNext(p);
   tc->budget[cls] += 1;
   static_cast<uintptr_t*>(p)[1] = 0;
@@ -63,7 +61,7 @@ JS_FAST_PATH void Free(void* p) {
   uint64_t magic = g_pagemap.class_magic[cls];
   if (JS_UNLIKELY(offset * magic >= magic)) return FreeSlow(p);  // large, bad pointer
   uintptr_t* obj = static_cast<uintptr_t*>(p);
-  uintptr_t marker = g_free_marker;
+  uintptr_t marker = FreeMarker(p);
   if (JS_UNLIKELY(obj[1] == marker)) ReportDoubleFree(p);
   ThreadCache* tc = tl_cache;
   if (JS_UNLIKELY(BudgetExhausted(tc->budget[cls]))) return ThreadCacheOverflow(tc, p, cls);

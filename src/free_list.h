@@ -21,6 +21,15 @@ JS_FAST_PATH constexpr uintptr_t ListKey(const void*) {
 }
 #endif
 
+// Word 1 of every free small object holds FreeMarker(object); allocation clears it, so
+// seeing it on free means a double free. The marker is keyed by the object's address:
+// old markers left in recycled memory and copied elsewhere (by realloc, or by a program
+// copying uninitialised bytes) never match at their new address.
+extern constinit uintptr_t g_free_marker JS_HIDDEN;
+JS_FAST_PATH uintptr_t FreeMarker(const void* obj) {
+  return g_free_marker ^ reinterpret_cast<uintptr_t>(obj);
+}
+
 JS_FAST_PATH void* ListNext(const void* obj) {
   return reinterpret_cast<void*>(*static_cast<const uintptr_t*>(obj) ^ ListKey(obj));
 }

@@ -44,8 +44,13 @@ void* LargeAlloc(size_t size, size_t align, bool* maybe_dirty) {
     size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
     Span* s = g_page_heap.Allocate(npages, align_pages, kPageLarge);
     if (s != nullptr) {
+      void* p = HeapRegion::AddressOf(s->first_page);
       *maybe_dirty = s->committed;
-      return HeapRegion::AddressOf(s->first_page);
+      // Word 1 of every block handed out is zero or the program's own data, so an old
+      // free marker left in recycled pages can never reach word 1 of a live block
+      // (realloc copies blocks offset for offset). Clean pages are zero already.
+      if (s->committed) static_cast<uintptr_t*>(p)[1] = 0;
+      return p;
     }
   }
   return HugeAlloc(size, align);
@@ -79,7 +84,7 @@ BlockInfo Classify(const void* p, const char* invalid_what) {
     if (cls > 0 && cls < kNumClasses) {
       uint64_t magic = g_pagemap.class_magic[cls];
       if (offset * magic < magic) {
-        if (static_cast<const uintptr_t*>(p)[1] == g_free_marker)
+        if (static_cast<const uintptr_t*>(p)[1] == FreeMarker(p))
           ReportBadPointer("double free", p);
         return BlockInfo{Kind::kSmall, kClasses[cls].size, nullptr};
       }

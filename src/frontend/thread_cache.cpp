@@ -63,20 +63,23 @@ void ReleaseFromList(ThreadCache* tc, size_t cls, uint32_t n) {
   }
 }
 
-// Gives back the never-used run of class cls.
-void ReleaseRun(ThreadCache* tc, size_t cls) {
+// Gives the never-used objects [begin, end) of class cls back to the middle tier.
+void GiveBackRun(size_t cls, uintptr_t begin, uintptr_t end) {
   void* objs[kMaxBatch];
   size_t size = kClasses[cls].size;
-  while (tc->run_next[cls] < tc->run_end[cls]) {
+  while (begin < end) {
     int k = 0;
-    for (; k < kMaxBatch && tc->run_next[cls] < tc->run_end[cls]; ++k) {
-      auto* obj = reinterpret_cast<uintptr_t*>(tc->run_next[cls]);
-      obj[1] = g_free_marker;
+    for (; k < kMaxBatch && begin < end; ++k, begin += size) {
+      auto* obj = reinterpret_cast<uintptr_t*>(begin);
+      obj[1] = FreeMarker(obj);
       objs[k] = obj;
-      tc->run_next[cls] += size;
     }
     MiddleInsert(cls, objs, k);
   }
+}
+
+void ReleaseRun(ThreadCache* tc, size_t cls) {
+  GiveBackRun(cls, tc->run_next[cls], tc->run_end[cls]);
   tc->run_next[cls] = tc->run_end[cls] = 0;
 }
 
@@ -175,6 +178,8 @@ void* DirectAllocate(size_t cls) {
   if (MiddleRemove(cls, &obj, 1, &run, &run_count) == 0) {
     if (run_count == 0) return nullptr;
     obj = reinterpret_cast<void*>(run);
+    size_t size = kClasses[cls].size;
+    GiveBackRun(cls, run + size, run + size * static_cast<size_t>(run_count));
   }
   static_cast<uintptr_t*>(obj)[1] = 0;
   return obj;
@@ -239,7 +244,7 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
 }
 
 void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {
-  static_cast<uintptr_t*>(p)[1] = g_free_marker;
+  static_cast<uintptr_t*>(p)[1] = FreeMarker(p);
   if (tc == &g_empty_cache) {
     tc = CreateForThisThread();
     if (tc == nullptr) return MiddleInsert(cls, &p, 1);

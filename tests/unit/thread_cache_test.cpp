@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <pthread.h>
+
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -85,6 +88,42 @@ TEST(ThreadCache, CrossThreadFreesFlowBack) {
     for (void* p : v) js_free(p);
   }).join();
   EXPECT_EQ(ObjectsOut(cls), before);
+}
+
+}  // namespace
+}  // namespace jsmalloc
+
+namespace jsmalloc {
+namespace {
+
+pthread_key_t g_late_key;
+void* g_late_block = nullptr;
+
+// Runs after jsmalloc's own key destructor (keys run in creation order), when the
+// thread has no cache any more: allocations go straight to the middle tier.
+void LateDestructor(void*) {
+  void* p = js_malloc(3000);
+  memset(p, 1, 3000);
+  g_late_block = p;
+  js_free(js_malloc(3000));
+}
+
+TEST(ThreadCache, AllocationsAfterTheCacheIsGoneDoNotLeak) {
+  testing::EnsureAllocator();
+  const size_t cls = SizeToClass(3000);
+  ThreadCacheFlushCurrent();
+  size_t before = ObjectsOut(cls);
+  ASSERT_EQ(pthread_key_create(&g_late_key, LateDestructor), 0);
+  std::thread([] {
+    pthread_setspecific(g_late_key, reinterpret_cast<void*>(1));
+    js_free(js_malloc(3000));  // creates this thread's cache
+  }).join();
+  ASSERT_NE(g_late_block, nullptr);
+  EXPECT_EQ(ObjectsOut(cls), before + 1);  // only the block still held
+  js_free(g_late_block);
+  ThreadCacheFlushCurrent();
+  EXPECT_EQ(ObjectsOut(cls), before);
+  pthread_key_delete(g_late_key);
 }
 
 }  // namespace
