@@ -1,0 +1,1 @@
+"""The jsmalloc benchmark runner (bench/run)."""
