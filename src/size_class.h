@@ -54,14 +54,16 @@ constexpr std::array<SizeClassInfo, kNumClasses> MakeClasses() {
   for (int i = 1; i < kNumClasses; ++i) {
     uint64_t s = sizes[i];
     uint64_t lcm_pages = s / Gcd(s, kPageSize);
-    uint64_t want = 32 * s < 65536 ? 32 * s : 65536;
+    uint64_t want = 65536;
     uint64_t pages = lcm_pages;
     while (pages * kPageSize < want) pages += lcm_pages;
     uint64_t batch = 65536 / s;
     batch = batch < 1 ? 1 : (batch > 32 ? 32 : batch);
-    uint64_t cap = (512 * 1024) / s;
+    // Transfer caches hold memory no thread is using: at most 128 KiB per class (but
+    // two batches, so a batch can always pass), at most 16 batches.
+    uint64_t cap = (128 * 1024) / s;
+    if (cap > 16 * batch) cap = 16 * batch;
     if (cap < 2 * batch) cap = 2 * batch;
-    if (cap > 64 * batch) cap = 64 * batch;
     c[i] = SizeClassInfo{
         static_cast<uint32_t>(s),         static_cast<uint32_t>(pages),
         static_cast<uint32_t>(lcm_pages), static_cast<uint32_t>(pages * kPageSize / s),

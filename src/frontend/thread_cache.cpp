@@ -23,15 +23,58 @@ constinit RecordPool<ThreadCache> g_cache_pool;
 constinit Mutex g_list_lock;
 constinit ThreadCache* g_list = nullptr;
 constinit size_t g_live_caches = 0;
+// More than one thread has had a cache: batches go through the transfer caches.
+constinit bool g_shared = false;
 constinit pthread_key_t g_key = 0;
 
-constexpr uint32_t kMaxOverages = 3;
 constexpr int kMaxBatch = 32;
 
+size_t CacheLimit() {
+  return static_cast<size_t>(GetOption(Option::kThreadCacheBytes));
+}
+
+// All lists together may hold JSMALLOC_THREAD_CACHE_BYTES; one list may take all of it
+// (and always a batch).
 uint32_t MaxLength(size_t cls) {
-  uint32_t by_bytes = static_cast<uint32_t>((256 * 1024) / kClasses[cls].size);
-  uint32_t cap = by_bytes > 8192 ? 8192 : by_bytes;
-  return cap < kClasses[cls].batch ? kClasses[cls].batch : cap;
+  uint32_t by_bytes = static_cast<uint32_t>(CacheLimit() / kClasses[cls].size);
+  return by_bytes < kClasses[cls].batch ? kClasses[cls].batch : by_bytes;
+}
+
+// Changes list cls's limit, keeping budget == max_length - length.
+void SetMaxLength(ThreadCache* tc, size_t cls, uint32_t max_len) {
+  int64_t delta = int64_t{max_len} - int64_t{tc->max_length[cls]};
+  tc->budget[cls] += static_cast<int32_t>(delta);
+  tc->capacity_bytes += static_cast<size_t>(delta * int64_t{kClasses[cls].size});
+  tc->max_length[cls] = max_len;
+}
+
+// Makes room for `bytes` more capacity by lowering the limits of other lists where they
+// are not used (limit above length), round-robin so no list is always the victim.
+void StealCapacity(ThreadCache* tc, size_t cls, size_t bytes) {
+  for (int n = 1; n < kNumClasses && tc->capacity_bytes + bytes > CacheLimit(); ++n) {
+    size_t victim = tc->steal_cursor = tc->steal_cursor % (kNumClasses - 1) + 1;
+    if (victim == cls || tc->budget[victim] <= 0) continue;
+    size_t size = kClasses[victim].size;
+    size_t over = tc->capacity_bytes + bytes - CacheLimit();
+    size_t take = (over + size - 1) / size;
+    if (take > static_cast<size_t>(tc->budget[victim]))
+      take = static_cast<size_t>(tc->budget[victim]);
+    SetMaxLength(tc, victim, tc->max_length[victim] - static_cast<uint32_t>(take));
+  }
+}
+
+// Lets list cls hold more if the whole cache stays under its limit: one object at a
+// time up to a batch, then a batch at a time. Returns false when it may not grow.
+bool Grow(ThreadCache* tc, size_t cls) {
+  uint32_t batch = kClasses[cls].batch;
+  uint32_t max_len = tc->max_length[cls];
+  uint32_t step = max_len < batch ? 1 : batch;
+  if (max_len + step > MaxLength(cls)) return false;
+  size_t need = size_t{step} * kClasses[cls].size;
+  if (tc->capacity_bytes + need > CacheLimit()) StealCapacity(tc, cls, need);
+  if (tc->capacity_bytes + need > CacheLimit()) return false;
+  SetMaxLength(tc, cls, max_len + step);
+  return true;
 }
 
 uint32_t ListLength(const ThreadCache* tc, size_t cls) {
@@ -44,6 +87,10 @@ JS_FAST_PATH void* Finish(ThreadCache* tc, void* p, size_t size) {
   tc->sample_countdown -= static_cast<int64_t>(size);
   if (JS_UNLIKELY(tc->sample_countdown < 0)) return ThreadCacheSample(p, size);
   return p;
+}
+
+bool Shared() {
+  return __atomic_load_n(&g_shared, __ATOMIC_RELAXED);
 }
 
 // Moves up to n objects from the top of list cls to the middle tier.
@@ -59,7 +106,7 @@ void ReleaseFromList(ThreadCache* tc, size_t cls, uint32_t n) {
     }
     if (k == 0) break;
     tc->budget[cls] += k;
-    MiddleInsert(cls, objs, k);
+    MiddleInsert(cls, objs, k, Shared());
   }
 }
 
@@ -107,15 +154,14 @@ void Scavenge(ThreadCache* tc) {
     ReleaseFromList(tc, cls, (len + 1) / 2);
     uint32_t new_max = tc->max_length[cls] / 2;
     if (new_max < ListLength(tc, cls)) new_max = ListLength(tc, cls);
-    tc->budget[cls] -= static_cast<int32_t>(tc->max_length[cls] - new_max);
-    tc->max_length[cls] = new_max;
+    SetMaxLength(tc, cls, new_max);
   }
 }
 
 void NoteSlowCall(ThreadCache* tc) {
   if ((++tc->slow_calls & 63) != 0) return;
   size_t bytes = CachedBytes(tc);
-  if (bytes > static_cast<size_t>(GetOption(Option::kThreadCacheBytes))) {
+  if (bytes > CacheLimit()) {
     Scavenge(tc);
     bytes = CachedBytes(tc);
   }
@@ -162,7 +208,7 @@ ThreadCache* CreateForThisThread() {
     tc->next_cache = g_list;
     if (g_list != nullptr) g_list->prev_cache = tc;
     g_list = tc;
-    ++g_live_caches;
+    if (++g_live_caches > 1) __atomic_store_n(&g_shared, true, __ATOMIC_RELAXED);
   }
   tl_cache = tc;
   // May allocate (keys past the first 32); the cache is already in place for that.
@@ -215,19 +261,16 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
   // The list ran dry: let it hold more next time (one at a time up to a batch, then a
   // batch at a time up to its cap), and fetch a batch.
   uint32_t batch = kClasses[cls].batch;
+  Grow(tc, cls);
   uint32_t max_len = tc->max_length[cls];
-  if (max_len < batch)
-    max_len += 1;
-  else if (max_len + batch <= MaxLength(cls))
-    max_len += batch;
-  tc->budget[cls] += static_cast<int32_t>(max_len - tc->max_length[cls]);
-  tc->max_length[cls] = max_len;
-  int want = static_cast<int>(batch < max_len ? batch : max_len);
+  int want = static_cast<int>(batch < max_len ? batch : (max_len > 0 ? max_len : 1));
 
   void* objs[kMaxBatch];
   uintptr_t run = 0;
   int run_count = 0;
   int got = MiddleRemove(cls, objs, want, &run, &run_count);
+  uint32_t fetched = static_cast<uint32_t>(got + run_count);
+  tc->credit[cls] = tc->credit[cls] + fetched < (1u << 30) ? tc->credit[cls] + fetched : (1u << 30);
   if (got == 0) {
     if (run_count == 0) return nullptr;
     tc->run_next[cls] = run + size;
@@ -250,21 +293,19 @@ void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {
     if (tc == nullptr) return MiddleInsert(cls, &p, 1);
   }
   NoteSlowCall(tc);
-  uint32_t batch = kClasses[cls].batch;
+  // The list is at its limit. It may grow while the cache has room, but beyond a batch
+  // only as far as this thread allocated objects of the class from the middle tier (its
+  // credit): a thread that frees what it allocated keeps reusing it, one that only frees
+  // what others allocated passes it on a batch at a time.
   if (tc->budget[cls] <= 0) {
-    if (tc->max_length[cls] < batch) {
-      tc->max_length[cls] += 1;  // slow start
-      tc->budget[cls] += 1;
+    uint32_t batch = kClasses[cls].batch;
+    bool earned = tc->max_length[cls] < batch || tc->credit[cls] >= batch;
+    if (earned && Grow(tc, cls)) {
+      if (tc->max_length[cls] > batch) tc->credit[cls] -= batch;
+    } else if (tc->max_length[cls] == 0) {
+      return MiddleInsert(cls, &p, 1);  // no room at all in this cache
     } else {
       ReleaseFromList(tc, cls, batch);
-      // Too many overflows at a long length: the thread frees more than it allocates.
-      if (tc->max_length[cls] > batch && ++tc->overages[cls] > kMaxOverages) {
-        tc->max_length[cls] -= batch;
-        tc->budget[cls] -= static_cast<int32_t>(batch);
-        tc->overages[cls] = 0;
-        if (tc->budget[cls] <= 0)
-          ReleaseFromList(tc, cls, 1 - static_cast<uint32_t>(tc->budget[cls]));
-      }
     }
   }
   tc->budget[cls] -= 1;

@@ -25,7 +25,9 @@ struct alignas(kCacheLine) ThreadCache {
 
   // ---- slow path only ----
   uint32_t max_length[kNumClasses];
-  uint8_t overages[kNumClasses];
+  size_t capacity_bytes;            // sum of max_length[c] * size of c: what the lists may hold
+  uint32_t steal_cursor;            // next list to take unused capacity from
+  uint32_t credit[kNumClasses];     // objects fetched from the middle tier, not yet "grown for"
   uintptr_t run_next[kNumClasses];  // never-used objects: [run_next, run_end)
   uintptr_t run_end[kNumClasses];
   uint32_t slow_calls;

@@ -27,8 +27,11 @@ inline int MiddleRemove(size_t cls, void** out, int n, uintptr_t* run_begin, int
   return g_central[cls].Remove(out, n, run_begin, run_count);
 }
 
-inline void MiddleInsert(size_t cls, void* const* objs, int n) {
-  if (!g_transfer[cls].Insert(objs, n)) g_central[cls].Insert(objs, n);
+// Objects given back. The transfer cache exists to hand batches between threads; while
+// the process has one thread that allocates, it would only hold memory (and pin the
+// spans it came from), so the front-end says whether to use it.
+inline void MiddleInsert(size_t cls, void* const* objs, int n, bool share = true) {
+  if (!share || !g_transfer[cls].Insert(objs, n)) g_central[cls].Insert(objs, n);
 }
 
 // Everything the transfer caches hold goes back to the central free lists (so empty
