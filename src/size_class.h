@@ -23,6 +23,7 @@ namespace jsmalloc {
 inline constexpr int kNumClasses = 89;  // 1..88 are classes
 inline constexpr size_t kMaxSmallSize = 128 * 1024;
 inline constexpr size_t kMaxFastSize = 1024;  // sizes the inline malloc path maps itself
+inline constexpr uint32_t kMaxBatch = 32;     // most objects moved between tiers at once
 
 // Page states in the pagemap's class byte beside the small classes.
 inline constexpr uint8_t kPageUnused = 0;    // never handed out by the page heap
@@ -58,7 +59,7 @@ constexpr std::array<SizeClassInfo, kNumClasses> MakeClasses() {
     uint64_t pages = lcm_pages;
     while (pages * kPageSize < want) pages += lcm_pages;
     uint64_t batch = 65536 / s;
-    batch = batch < 1 ? 1 : (batch > 32 ? 32 : batch);
+    batch = batch < 1 ? 1 : (batch > kMaxBatch ? kMaxBatch : batch);
     // Transfer caches hold memory no thread is using: at most 128 KiB per class (but
     // two batches, so a batch can always pass), at most 16 batches.
     uint64_t cap = (128 * 1024) / s;

@@ -27,7 +27,7 @@ constinit size_t g_live_caches = 0;
 constinit bool g_shared = false;
 constinit pthread_key_t g_key = 0;
 
-constexpr int kMaxBatch = 32;
+constexpr int kMaxBatchObjects = static_cast<int>(kMaxBatch);
 
 size_t CacheLimit() {
   return static_cast<size_t>(GetOption(Option::kThreadCacheBytes));
@@ -95,10 +95,10 @@ bool Shared() {
 
 // Moves up to n objects from the top of list cls to the middle tier.
 void ReleaseFromList(ThreadCache* tc, size_t cls, uint32_t n) {
-  void* objs[kMaxBatch];
+  void* objs[kMaxBatchObjects];
   while (n > 0) {
     int k = 0;
-    while (k < kMaxBatch && n > 0 && tc->head[cls] != nullptr) {
+    while (k < kMaxBatchObjects && n > 0 && tc->head[cls] != nullptr) {
       void* p = tc->head[cls];
       tc->head[cls] = ListNext(p);
       objs[k++] = p;
@@ -112,11 +112,11 @@ void ReleaseFromList(ThreadCache* tc, size_t cls, uint32_t n) {
 
 // Gives the never-used objects [begin, end) of class cls back to the middle tier.
 void GiveBackRun(size_t cls, uintptr_t begin, uintptr_t end) {
-  void* objs[kMaxBatch];
+  void* objs[kMaxBatchObjects];
   size_t size = kClasses[cls].size;
   while (begin < end) {
     int k = 0;
-    for (; k < kMaxBatch && begin < end; ++k, begin += size) {
+    for (; k < kMaxBatchObjects && begin < end; ++k, begin += size) {
       auto* obj = reinterpret_cast<uintptr_t*>(begin);
       obj[1] = FreeMarker(obj);
       objs[k] = obj;
@@ -265,7 +265,7 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
   uint32_t max_len = tc->max_length[cls];
   int want = static_cast<int>(batch < max_len ? batch : (max_len > 0 ? max_len : 1));
 
-  void* objs[kMaxBatch];
+  void* objs[kMaxBatchObjects];
   uintptr_t run = 0;
   int run_count = 0;
   int got = MiddleRemove(cls, objs, want, &run, &run_count);

@@ -40,7 +40,7 @@ TEST(SizeClass, SpansHoldWholeObjectsAtAlignedOffsets) {
     // A span starting at a multiple of align_pages starts at a multiple of the size.
     EXPECT_EQ((size_t{i.align_pages} * kPageSize) % i.size, 0u);
     EXPECT_GE(i.batch, 1u);
-    EXPECT_LE(i.batch, 32u);
+    EXPECT_LE(i.batch, kMaxBatch);
     EXPECT_GE(i.transfer_cap, 2 * i.batch);
   }
 }
