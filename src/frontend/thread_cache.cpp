@@ -1,5 +1,6 @@
 #include "frontend/thread_cache.h"
 
+#include <errno.h>
 #include <pthread.h>
 
 #include "backend/meta_arena.h"
@@ -87,6 +88,12 @@ JS_FAST_PATH void* Finish(ThreadCache* tc, void* p, size_t size) {
   tc->sample_countdown -= static_cast<int64_t>(size);
   if (JS_UNLIKELY(tc->sample_countdown < 0)) return ThreadCacheSample(p, size);
   return p;
+}
+
+// The heap region is exhausted (the address space, or RLIMIT_AS, ran out).
+void* OutOfMemory() {
+  errno = ENOMEM;
+  return nullptr;
 }
 
 bool Shared() {
@@ -222,7 +229,7 @@ void* DirectAllocate(size_t cls) {
   uintptr_t run = 0;
   int run_count = 0;
   if (MiddleRemove(cls, &obj, 1, &run, &run_count) == 0) {
-    if (run_count == 0) return nullptr;
+    if (run_count == 0) return OutOfMemory();
     obj = reinterpret_cast<void*>(run);
     size_t size = kClasses[cls].size;
     GiveBackRun(cls, run + size, run + size * static_cast<size_t>(run_count));
@@ -272,7 +279,7 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
   uint32_t fetched = static_cast<uint32_t>(got + run_count);
   tc->credit[cls] = tc->credit[cls] + fetched < (1u << 30) ? tc->credit[cls] + fetched : (1u << 30);
   if (got == 0) {
-    if (run_count == 0) return nullptr;
+    if (run_count == 0) return OutOfMemory();
     tc->run_next[cls] = run + size;
     tc->run_end[cls] = run + size * static_cast<size_t>(run_count);
     return Finish(tc, reinterpret_cast<void*>(run), size);
