@@ -1,6 +1,7 @@
 // Every failure the API reports: NULL (or an error code, or std::bad_alloc) with the
 // right errno, and the allocator still working afterwards.
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "alloc_fns.h"
+#include "test_main.h"
 #include "test_util.h"
 
 namespace fn = jstest::fn;
@@ -353,4 +355,34 @@ namespace {
 
 TEST(Errno, RlimitAsHugeAllocationsFailThenRecover) {
   EXPECT_EXIT(ExhaustAddressSpaceChild(), testing::ExitedWithCode(0), "");
+}
+
+// A process whose heap region is the smallest jsmalloc reserves (256 MiB): 1000-byte
+// blocks until malloc fails. The failure must be NULL with ENOMEM, and after freeing
+// everything the same allocations succeed again.
+JSTEST_CHILD_MAIN(exhaust_small_heap) {
+  std::vector<void*> blocks;
+  for (;;) {
+    errno = 0;
+    void* p = fn::malloc_(1000);
+    if (p == nullptr) break;
+    blocks.push_back(p);
+    if (blocks.size() > (size_t{1} << 22)) return 3;  // 4 GiB: the limit was ignored
+  }
+  if (errno != ENOMEM) return 4;
+  if (blocks.size() < 100000) return 5;  // far less than 256 MiB served
+  for (void* p : blocks) fn::free_(p);
+  for (int i = 0; i < 100000; ++i) {
+    void* p = fn::malloc_(1000);
+    if (p == nullptr) return 6;
+    fn::free_(p);
+  }
+  return 0;
+}
+
+TEST(Errno, ExhaustedHeapFailsSmallAllocationsThenRecovers) {
+  jstest::ChildResult r =
+      jstest::RunSelfAsChild("exhaust_small_heap", {"JSMALLOC_HEAP_RESERVE=256m"}, {});
+  ASSERT_TRUE(WIFEXITED(r.wait_status)) << "child status " << r.wait_status << "\n" << r.err;
+  EXPECT_EQ(WEXITSTATUS(r.wait_status), 0) << r.err;
 }
