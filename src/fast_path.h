@@ -57,8 +57,9 @@ JS_FAST_PATH void* Malloc(size_t size) {
 JS_FAST_PATH void Free(void* p) {
   uintptr_t offset = reinterpret_cast<uintptr_t>(p) - g_pagemap.base;
   if (JS_UNLIKELY(offset >= g_pagemap.size)) return FreeSlow(p);  // NULL, huge, foreign
-  size_t cls = g_pagemap.classes[offset >> kPageShift];
-  uint64_t magic = g_pagemap.class_magic[cls];
+  const uint8_t* classes = g_pagemap.classes;
+  size_t cls = classes[offset >> kPageShift];
+  uint64_t magic = ClassMagic(classes, cls);
   if (JS_UNLIKELY(offset * magic >= magic)) return FreeSlow(p);  // large, bad pointer
   uintptr_t* obj = static_cast<uintptr_t*>(p);
   uintptr_t marker = FreeMarker(p);

@@ -97,9 +97,10 @@ constexpr std::array<uint8_t, N> MakeIndex(const std::array<SizeClassInfo, kNumC
 
 inline constexpr std::array<SizeClassInfo, kNumClasses> kClasses = internal::MakeClasses();
 alignas(64) inline constexpr std::array<uint64_t, 256> kClassMagic = internal::MakeMagic(kClasses);
-// Index by (size + 15) >> 4 for sizes up to 1 KiB, by (size + 127) >> 7 up to 128 KiB.
-alignas(64) inline constexpr std::array<uint8_t, kMaxFastSize / 16 + 1> kSmallIndex =
-    internal::MakeIndex<kMaxFastSize / 16 + 1, 4>(kClasses);
+// Index by the size itself up to 1 KiB (no arithmetic on the malloc fast path), by
+// (size + 127) >> 7 up to 128 KiB.
+alignas(64) inline constexpr std::array<uint8_t, kMaxFastSize + 1> kSmallIndex =
+    internal::MakeIndex<kMaxFastSize + 1, 0>(kClasses);
 inline constexpr std::array<uint8_t, kMaxSmallSize / 128 + 1> kMediumIndex =
     internal::MakeIndex<kMaxSmallSize / 128 + 1, 7>(kClasses);
 
@@ -107,10 +108,10 @@ static_assert(kClasses[kNumClasses - 1].size == kMaxSmallSize);
 static_assert(kClasses[1].size == 16);
 
 JS_FAST_PATH size_t SizeToClassFast(size_t size) {
-  return kSmallIndex[(size + 15) >> 4];
+  return kSmallIndex[size];
 }
 inline size_t SizeToClass(size_t size) {
-  return size <= kMaxFastSize ? kSmallIndex[(size + 15) >> 4] : kMediumIndex[(size + 127) >> 7];
+  return size <= kMaxFastSize ? kSmallIndex[size] : kMediumIndex[(size + 127) >> 7];
 }
 inline size_t ClassSize(size_t cls) {
   return kClasses[cls].size;

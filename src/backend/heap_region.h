@@ -17,17 +17,19 @@
 
 namespace jsmalloc {
 
-// What the free fast path reads, in one cache-line-aligned block so that one address
-// computation reaches all of it. size is 0 until the heap exists, which sends every
-// pointer (and NULL) to the slow path. class_magic is kClassMagic, kept here so the
-// free path indexes it from the same base register.
+// What the free fast path reads, in one cache line. size is 0 until the heap exists,
+// which sends every pointer (and NULL) to the slow path. The 256 divisibility magics
+// (kClassMagic) sit in the 2 KiB just before classes[0], so the free path reaches them
+// from the register that already holds `classes`: ClassMagic(classes, cls).
 struct alignas(64) PageMapView {
   uintptr_t base;
   uintptr_t size;
   uint8_t* classes;
   Span** spans;
-  uint64_t class_magic[256];
 };
+JS_FAST_PATH uint64_t ClassMagic(const uint8_t* classes, size_t cls) {
+  return reinterpret_cast<const uint64_t*>(classes)[static_cast<ptrdiff_t>(cls) - 256];
+}
 extern constinit PageMapView g_pagemap JS_HIDDEN;
 
 class HeapRegion {
