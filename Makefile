@@ -15,7 +15,8 @@ deps-bench:
 	@tools/install-deps build bench
 
 release: deps-build
-	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DJSMALLOC_BUILD_TESTS=ON \
+	  -DJSMALLOC_BUILD_BENCH=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build build/release -j $(JOBS)
 
 debug: deps-build
