@@ -308,7 +308,9 @@ def run_timing(args, cfgs, found, reference, ref_note):
     res.write_runs_csv(os.path.join(args.out, "latest-runs.csv"))
     sys.stderr.write(f"bench/run: wrote {md_path}, latest.csv, latest-runs.csv and charts in "
                      f"{args.out}\n")
-    failed = any(c.failed_runs for c in res.cells.values())
+    # A failing run of jsmalloc is a defect and fails the command; a peer's failure (such
+    # as Debian mimalloc 2.0.9 misaligning aligned_alloc) is reported in the table only.
+    failed = any(c.failed_runs for (_, alloc), c in res.cells.items() if alloc == "jsmalloc")
     if args.smoke:
         return smoke_check(args, res)
     return 1 if (failed or interrupted) else 0

@@ -57,7 +57,7 @@ TEST(ThreadCache, BudgetInvariantHolds) {
   size_t len = 0;
   for (void* p = tc->head[cls]; p != nullptr; p = ListNext(p)) ++len;
   EXPECT_EQ(static_cast<int64_t>(tc->max_length[cls]) - tc->budget[cls], static_cast<int64_t>(len));
-  EXPECT_LE(len * 64, size_t{2} << 20);  // the cache limit
+  EXPECT_LE(len * 64, size_t{4} << 20);  // the cache limit
 }
 
 TEST(ThreadCache, ExitingThreadReturnsEverything) {
