@@ -27,7 +27,9 @@ Span* CentralFreeList::NewSpan() {
 
 int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_count) {
   *run_count = 0;
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  // Until something is found: a span added here may be emptied by other threads before
+  // this one takes the lock again, so only a failed NewSpan means out of memory.
+  for (;;) {
     {
       LockGuard g(lock_);
       int got = 0;
@@ -78,7 +80,6 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
     nonempty_.PushFront(s);
     s->in_nonempty = true;
   }
-  return 0;
 }
 
 void CentralFreeList::Insert(void* const* objs, int n) {

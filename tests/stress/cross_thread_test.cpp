@@ -144,3 +144,33 @@ TEST(Stress, RingOfThreadsCrossThreadFree) {
   EXPECT_EQ(failures.count(), 0) << failures.text();
   EXPECT_EQ(freed.load(), static_cast<long>(kThreads) * kBlocksPerThread);
 }
+
+namespace {
+
+// Regression (found by bench xmalloc-t64): many threads start together on size classes
+// nobody used yet. A span one thread adds to a central free list can be taken whole by
+// another before the first relocks; that must never surface as a NULL from malloc.
+TEST(Stress, ManyThreadsRaceForFreshSpans) {
+  constexpr int kThreads = 64;
+  Failures failures;
+  // Each round uses a size class nobody has used yet, so its central free list starts
+  // empty and all threads ask it for a first run at the same moment; a new cache takes
+  // the whole rest of a span as its run, so fresh spans are emptied as fast as they come.
+  for (size_t size = 16; size <= 128 * 1024; size += size / 8 + 16) {
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        ready.fetch_add(1);
+        while (ready.load() < kThreads) std::this_thread::yield();
+        void* b = js_malloc(size);
+        if (b == nullptr) failures.Add("thread ", t, ": js_malloc(", size, ") returned NULL");
+        js_free(b);
+      });
+    }
+    for (auto& th : threads) th.join();
+  }
+  EXPECT_EQ(failures.count(), 0) << failures.text();
+}
+
+}  // namespace
