@@ -28,19 +28,11 @@ void LargeHugeWorker(int id, Failures* failures) {
       if (rng.Below(3) == 0) {
         size_t to = rng.Below(8) == 0 ? jstest::kHugeMin + rng.Below(16 * kMiB)
                                       : rng.Range(jstest::kMaxSmall + 1, 8 * kMiB);
-        void* q = js_realloc(s.p, to);
-        if (q == nullptr) {
+        if (!jstest::ReallocTagged(s, to, id, failures)) {
           failures->Add("thread ", id, ": js_realloc to ", to, " failed");
           js_free(s.p);
           s = Tagged{};
-          continue;
         }
-        size_t head = s.n < to ? s.n : to;
-        if (head > 256) head = 256;
-        if (jstest::FindSeededMismatch(q, head, jstest::AddrSeed(s.p, s.n)) != head)
-          failures->Add("thread ", id, ": js_realloc ", s.n, " -> ", to, " lost the contents");
-        s = Tagged{q, to};
-        jstest::FillSparse(q, to, jstest::AddrSeed(q, to));
         continue;
       }
       js_free(s.p);

@@ -32,8 +32,7 @@ void RandomWorker(int id, Failures* failures, std::atomic<long>* allocations) {
       if (op == 0) {
         // Reallocate: the head of the old pattern must move with the block.
         size_t to = jstest::SkewedSize(rng);
-        void* q = js_realloc(s.p, to);
-        if (q == nullptr) {
+        if (!jstest::ReallocTagged(s, to, id, failures)) {
           // realloc(p, 0) may free p and return NULL; any other NULL is a failure.
           if (to != 0) {
             failures->Add("thread ", id, ": js_realloc(", s.p, ", ", to, ") failed");
@@ -42,12 +41,6 @@ void RandomWorker(int id, Failures* failures, std::atomic<long>* allocations) {
           s = Tagged{};
           continue;
         }
-        size_t head = s.n < to ? s.n : to;
-        if (head > 256) head = 256;
-        if (jstest::FindSeededMismatch(q, head, jstest::AddrSeed(s.p, s.n)) != head)
-          failures->Add("thread ", id, ": js_realloc ", s.n, " -> ", to, " lost the contents");
-        s = Tagged{q, to};
-        jstest::FillSparse(q, to, jstest::AddrSeed(q, to));
       } else if (op == 1) {
         js_free_sized(s.p, s.n);
         s = Tagged{};

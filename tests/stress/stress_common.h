@@ -58,6 +58,20 @@ struct Tagged {
   size_t n = 0;
 };
 
+// Reallocates tagged block s to `to` bytes, checks that its first bytes survived, and
+// tags the result. Returns false, leaving s as it was, when js_realloc returned NULL.
+inline bool ReallocTagged(Tagged& s, size_t to, int id, Failures* failures) {
+  void* q = js_realloc(s.p, to);
+  if (q == nullptr) return false;
+  size_t head = s.n < to ? s.n : to;
+  if (head > 256) head = 256;
+  if (FindSeededMismatch(q, head, AddrSeed(s.p, s.n)) != head)
+    failures->Add("thread ", id, ": js_realloc ", s.n, " -> ", to, " lost the contents");
+  s = Tagged{q, to};
+  FillSparse(q, to, AddrSeed(q, to));
+  return true;
+}
+
 inline Tagged AllocTagged(size_t n) {
   Tagged t{js_malloc(n), n};
   if (t.p != nullptr) FillSparse(t.p, n, AddrSeed(t.p, n));

@@ -1,12 +1,6 @@
 /* A C program using the installed jsmalloc: built by the CMake package and by pkg-config. */
 #include "proof.h"
 
-#ifndef CONSUMER_REPLACES_MALLOC
-#define CONSUMER_REPLACES_MALLOC 1
-#endif
-#ifndef CONSUMER_JSMALLOC_IN_EXECUTABLE
-#define CONSUMER_JSMALLOC_IN_EXECUTABLE 0
-#endif
 
 int main(void) {
   int failures = consumer_prove("C consumer", CONSUMER_REPLACES_MALLOC, CONSUMER_JSMALLOC_IN_EXECUTABLE);

@@ -7,12 +7,6 @@
 
 #include "proof.h"
 
-#ifndef CONSUMER_REPLACES_MALLOC
-#define CONSUMER_REPLACES_MALLOC 1
-#endif
-#ifndef CONSUMER_JSMALLOC_IN_EXECUTABLE
-#define CONSUMER_JSMALLOC_IN_EXECUTABLE 0
-#endif
 
 namespace {
 

@@ -15,6 +15,15 @@
 
 #include <jsmalloc.h>
 
+/* How the consumer was linked (set by its build): does jsmalloc replace malloc, and is
+   it inside the executable rather than a shared library? */
+#ifndef CONSUMER_REPLACES_MALLOC
+#define CONSUMER_REPLACES_MALLOC 1
+#endif
+#ifndef CONSUMER_JSMALLOC_IN_EXECUTABLE
+#define CONSUMER_JSMALLOC_IN_EXECUTABLE 0
+#endif
+
 /* The object (executable or shared library) loaded at an address, NULL if none. */
 static const void* consumer_object_at(const void* address) {
   Dl_info info;
