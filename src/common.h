@@ -19,7 +19,6 @@
 #define JS_EXPORT __attribute__((visibility("default")))
 // Globals the fast paths read are hidden: one rip-relative access, no GOT load.
 #define JS_HIDDEN __attribute__((visibility("hidden")))
-#define JS_CACHELINE_ALIGNED alignas(64)
 // TLS slots are initial-exec (one fs-relative load), or global-dynamic when built with
 // JSMALLOC_DLOPEN_TLS for a libjsmalloc.so that is dlopen'd after start-up.
 #if defined(JSMALLOC_DLOPEN_TLS)

@@ -22,7 +22,7 @@ namespace jsmalloc {
 
 void* MallocSlow(size_t size);  // sizes above 1 KiB
 void FreeSlow(void* p);         // not a small object in the heap
-[[noreturn]] void ReportDoubleFree(void* p);
+[[noreturn]] JS_SLOW_PATH void ReportDoubleFree(void* p);
 
 // budget <= 0, tested on memory (cmpl $0, mem) so the compiler does not load the
 // value into a register only to store it back decremented.

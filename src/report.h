@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common.h"
+
 namespace jsmalloc {
 
 class TextBuffer {
@@ -31,7 +33,7 @@ class TextBuffer {
   size_t wanted_ = 0;
 };
 
-[[noreturn]] void ReportBadPointer(const char* what, const void* p);
-[[noreturn]] void ReportSizedFreeMismatch(const void* p, size_t given, size_t actual);
+[[noreturn]] JS_SLOW_PATH void ReportBadPointer(const char* what, const void* p);
+[[noreturn]] JS_SLOW_PATH void ReportSizedFreeMismatch(const void* p, size_t given, size_t actual);
 
 }  // namespace jsmalloc

@@ -56,7 +56,6 @@ class HeapRegion {
   }
   static Span* SpanAt(uintptr_t page) { return g_pagemap.spans[page]; }
   static uint8_t ClassAt(uintptr_t page) { return g_pagemap.classes[page]; }
-  static void SetSpan(uintptr_t page, Span* s) { g_pagemap.spans[page] = s; }
   // Marks every page of `s` with `cls` and points them all at `s`.
   static void MapWholeSpan(Span* s, uint8_t cls);
   // Marks the first and last page of a free span free and points them at it: the

@@ -48,7 +48,7 @@ extern constinit ThreadCache g_empty_cache JS_HIDDEN;
 void* ThreadCacheRefill(ThreadCache* tc, size_t cls);            // list empty
 void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls);        // list and run empty
 void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls);  // list at its limit
-void* ThreadCacheSample(void* p, size_t size);                   // sampling countdown ran out
+JS_SLOW_PATH void* ThreadCacheSample(void* p, size_t size);      // sampling countdown ran out
 
 // Every object the calling thread's cache holds goes back to the middle tier.
 void ThreadCacheFlushCurrent();
