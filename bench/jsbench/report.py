@@ -124,24 +124,23 @@ def ratio(cell, ref_cell, attr):
 
 # ---- formatting ----------------------------------------------------------------------
 
+def _fmt3(x):
+    """About three significant digits: 123, 12.3, 1.23."""
+    if x >= 100:
+        return f"{x:.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
 def fmt_ms(s):
-    ms = s * 1000.0
-    if ms >= 100:
-        return f"{ms:.0f}"
-    if ms >= 10:
-        return f"{ms:.1f}"
-    return f"{ms:.2f}"
+    return _fmt3(s * 1000.0)
 
 
 def fmt_mib(kb):
     if kb is None:
         return "–"
-    mib = kb / 1024.0
-    if mib >= 100:
-        return f"{mib:.0f}"
-    if mib >= 10:
-        return f"{mib:.1f}"
-    return f"{mib:.2f}"
+    return _fmt3(kb / 1024.0)
 
 
 def fmt_ratio(r):
