@@ -43,10 +43,7 @@ JS_FAST_PATH void* PopOrRefill(size_t cls, size_t size) {
   JS_ASSERT(static_cast<uintptr_t*>(p)[1] == FreeMarker(p));
   tc->head[cls] = ListNext(p);
   tc->budget[cls] += 1;
-  static_cast<uintptr_t*>(p)[1] = 0;
-  tc->sample_countdown -= static_cast<int64_t>(size);
-  if (JS_UNLIKELY(tc->sample_countdown < 0)) return ThreadCacheSample(p, size);
-  return p;
+  return HandOut(tc, p, size);
 }
 
 JS_FAST_PATH void* Malloc(size_t size) {

@@ -82,14 +82,6 @@ uint32_t ListLength(const ThreadCache* tc, size_t cls) {
   return tc->max_length[cls] - static_cast<uint32_t>(tc->budget[cls]);
 }
 
-// Hands the object on top of a list out: marker cleared, sampling counted.
-JS_FAST_PATH void* Finish(ThreadCache* tc, void* p, size_t size) {
-  static_cast<uintptr_t*>(p)[1] = 0;
-  tc->sample_countdown -= static_cast<int64_t>(size);
-  if (JS_UNLIKELY(tc->sample_countdown < 0)) return ThreadCacheSample(p, size);
-  return p;
-}
-
 // The heap region is exhausted (the address space, or RLIMIT_AS, ran out).
 void* OutOfMemory() {
   errno = ENOMEM;
@@ -247,7 +239,7 @@ void* ThreadCacheRefill(ThreadCache* tc, size_t cls) {
   if (JS_LIKELY(next < tc->run_end[cls])) {
     size_t size = kClasses[cls].size;
     tc->run_next[cls] = next + size;
-    return Finish(tc, reinterpret_cast<void*>(next), size);
+    return HandOut(tc, reinterpret_cast<void*>(next), size);
   }
   return ThreadCacheRefillSlow(tc, cls);
 }
@@ -260,7 +252,7 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
       void* p = tc->head[cls];
       tc->head[cls] = ListNext(p);
       tc->budget[cls] += 1;
-      return Finish(tc, p, kClasses[cls].size);
+      return HandOut(tc, p, kClasses[cls].size);
     }
   }
   size_t size = kClasses[cls].size;
@@ -282,7 +274,7 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
     if (run_count == 0) return OutOfMemory();
     tc->run_next[cls] = run + size;
     tc->run_end[cls] = run + size * static_cast<size_t>(run_count);
-    return Finish(tc, reinterpret_cast<void*>(run), size);
+    return HandOut(tc, reinterpret_cast<void*>(run), size);
   }
   // objs[0] goes to the caller; the rest onto the (empty) list.
   for (int i = 1; i < got; ++i) {
@@ -290,7 +282,7 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
   }
   if (got > 1) tc->head[cls] = objs[1];
   tc->budget[cls] -= got - 1;
-  return Finish(tc, objs[0], size);
+  return HandOut(tc, objs[0], size);
 }
 
 void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {

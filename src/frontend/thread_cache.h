@@ -50,6 +50,15 @@ void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls);        // list and run
 void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls);  // list at its limit
 JS_SLOW_PATH void* ThreadCacheSample(void* p, size_t size);      // sampling countdown ran out
 
+// Hands object p of `size` bytes to the program: clears the free marker (word 1) and
+// counts the allocation down against the sampling interval.
+JS_FAST_PATH void* HandOut(ThreadCache* tc, void* p, size_t size) {
+  static_cast<uintptr_t*>(p)[1] = 0;
+  tc->sample_countdown -= static_cast<int64_t>(size);
+  if (JS_UNLIKELY(tc->sample_countdown < 0)) return ThreadCacheSample(p, size);
+  return p;
+}
+
 // Every object the calling thread's cache holds goes back to the middle tier.
 void ThreadCacheFlushCurrent();
 // Called once at start-up (creates the pthread key whose destructor frees caches).
