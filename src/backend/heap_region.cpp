@@ -99,4 +99,11 @@ void HeapRegion::MarkPagesFree(Span* s) {
   __builtin_memset(g_pagemap.classes + s->first_page, kPageFree, s->npages);
 }
 
+void HeapRegion::Prefault(uintptr_t begin, size_t bytes) {
+  constexpr uintptr_t kOsPage = 4096;
+  uintptr_t first = RoundUp(begin, kOsPage);
+  uintptr_t last = (begin + bytes) & ~(kOsPage - 1);
+  if (first < last) os::Populate(reinterpret_cast<void*>(first), last - first);
+}
+
 }  // namespace jsmalloc

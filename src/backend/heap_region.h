@@ -64,6 +64,9 @@ class HeapRegion {
   // Marks every page of a span that is becoming free, so a later free() of a block in
   // it is recognised as a double free.
   static void MarkPagesFree(Span* s);
+  // Faults in the whole OS pages of [begin, begin + bytes) now, in one system call: a
+  // caller about to write all of them saves a page fault per page.
+  static void Prefault(uintptr_t begin, size_t bytes);
 
   size_t reserved() const { return g_pagemap.size; }
   size_t used() const { return frontier_pages_ << kPageShift; }

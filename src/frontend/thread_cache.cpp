@@ -49,18 +49,45 @@ void SetMaxLength(ThreadCache* tc, size_t cls, uint32_t max_len) {
   tc->max_length[cls] = max_len;
 }
 
-// Makes room for `bytes` more capacity by lowering the limits of other lists where they
-// are not used (limit above length), round-robin so no list is always the victim.
+// A list that has not refilled or overflowed for this many slow calls is idle: its
+// objects may be handed back so that other lists can grow.
+constexpr uint32_t kIdleSlowCalls = 128;
+
+void ReleaseFromList(ThreadCache* tc, size_t cls, uint32_t n);
+
+size_t OverLimit(const ThreadCache* tc, size_t bytes) {
+  size_t want = tc->capacity_bytes + bytes;
+  return want > CacheLimit() ? want - CacheLimit() : 0;
+}
+
+// Lowers list victim's limit by up to `over` bytes, handing back objects above the new
+// limit when `evict`; otherwise only capacity it does not use.
+void ShrinkList(ThreadCache* tc, size_t victim, size_t over, bool evict) {
+  size_t size = kClasses[victim].size;
+  uint32_t spare = tc->budget[victim] > 0 ? static_cast<uint32_t>(tc->budget[victim]) : 0;
+  uint32_t room = evict ? tc->max_length[victim] : spare;
+  size_t take = (over + size - 1) / size;
+  if (take > room) take = room;
+  if (take > spare) ReleaseFromList(tc, victim, static_cast<uint32_t>(take) - spare);
+  SetMaxLength(tc, victim, tc->max_length[victim] - static_cast<uint32_t>(take));
+}
+
+// Makes room for `bytes` more capacity. First lowers the limits of other lists where
+// they are not used (limit above length), round-robin so no list is always the victim;
+// then empties idle lists, biggest objects first (the most memory per object moved),
+// so that their spans go back to the page heap and are reused instead of the program
+// faulting in fresh pages: a program that works through one size after another keeps
+// reusing the same memory.
 void StealCapacity(ThreadCache* tc, size_t cls, size_t bytes) {
-  for (int n = 1; n < kNumClasses && tc->capacity_bytes + bytes > CacheLimit(); ++n) {
+  for (int n = 1; n < kNumClasses && OverLimit(tc, bytes) > 0; ++n) {
     size_t victim = tc->steal_cursor = tc->steal_cursor % (kNumClasses - 1) + 1;
     if (victim == cls || tc->budget[victim] <= 0) continue;
-    size_t size = kClasses[victim].size;
-    size_t over = tc->capacity_bytes + bytes - CacheLimit();
-    size_t take = (over + size - 1) / size;
-    if (take > static_cast<size_t>(tc->budget[victim]))
-      take = static_cast<size_t>(tc->budget[victim]);
-    SetMaxLength(tc, victim, tc->max_length[victim] - static_cast<uint32_t>(take));
+    ShrinkList(tc, victim, OverLimit(tc, bytes), false);
+  }
+  for (size_t victim = kNumClasses - 1; victim > 0 && OverLimit(tc, bytes) > 0; --victim) {
+    if (victim == cls || tc->max_length[victim] == 0) continue;
+    if (tc->slow_calls - tc->last_active[victim] < kIdleSlowCalls) continue;
+    ShrinkList(tc, victim, OverLimit(tc, bytes), true);
   }
 }
 
@@ -157,8 +184,9 @@ void Scavenge(ThreadCache* tc) {
   }
 }
 
-void NoteSlowCall(ThreadCache* tc) {
-  if ((++tc->slow_calls & 63) != 0) return;
+void NoteSlowCall(ThreadCache* tc, size_t cls) {
+  tc->last_active[cls] = ++tc->slow_calls;
+  if ((tc->slow_calls & 63) != 0) return;
   size_t bytes = CachedBytes(tc);
   if (bytes > CacheLimit()) {
     Scavenge(tc);
@@ -256,7 +284,7 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
     }
   }
   size_t size = kClasses[cls].size;
-  NoteSlowCall(tc);
+  NoteSlowCall(tc, cls);
   // The list ran dry: let it hold more next time (one at a time up to a batch, then a
   // batch at a time up to its cap), and fetch a batch.
   uint32_t batch = kClasses[cls].batch;
@@ -267,11 +295,16 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
   void* objs[kMaxBatchObjects];
   uintptr_t run = 0;
   int run_count = 0;
-  int got = MiddleRemove(cls, objs, want, &run, &run_count);
+  // A thread that used up a run of this class allocates it in bulk and will write every
+  // page of the next one too; a thread that wants a few objects of a class should not
+  // make a whole span resident.
+  bool bulk = tc->runs_taken[cls] > 0;
+  int got = MiddleRemove(cls, objs, want, &run, &run_count, bulk);
   uint32_t fetched = static_cast<uint32_t>(got + run_count);
   tc->credit[cls] = tc->credit[cls] + fetched < (1u << 30) ? tc->credit[cls] + fetched : (1u << 30);
   if (got == 0) {
     if (run_count == 0) return OutOfMemory();
+    ++tc->runs_taken[cls];
     tc->run_next[cls] = run + size;
     tc->run_end[cls] = run + size * static_cast<size_t>(run_count);
     return HandOut(tc, reinterpret_cast<void*>(run), size);
@@ -291,7 +324,7 @@ void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {
     tc = CreateForThisThread();
     if (tc == nullptr) return MiddleInsert(cls, &p, 1);
   }
-  NoteSlowCall(tc);
+  NoteSlowCall(tc, cls);
   // The list is at its limit. It may grow while the cache has room, but beyond a batch
   // only as far as this thread allocated objects of the class from the middle tier (its
   // credit): a thread that frees what it allocated keeps reusing it, one that only frees

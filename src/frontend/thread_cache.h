@@ -31,6 +31,8 @@ struct alignas(kCacheLine) ThreadCache {
   uintptr_t run_next[kNumClasses];  // never-used objects: [run_next, run_end)
   uintptr_t run_end[kNumClasses];
   uint32_t slow_calls;
+  uint32_t last_active[kNumClasses];    // slow_calls when list c last refilled or overflowed
+  uint32_t runs_taken[kNumClasses];     // runs of never-used objects fetched for list c
   std::atomic<size_t> published_bytes;  // what this cache holds, for statistics
   ThreadCache* next_cache;
   ThreadCache* prev_cache;

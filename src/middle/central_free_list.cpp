@@ -25,11 +25,13 @@ Span* CentralFreeList::NewSpan() {
   return s;
 }
 
-int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_count) {
+int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_count,
+                            bool prefault) {
   *run_count = 0;
   // Until something is found: a span added here may be emptied by other threads before
   // this one takes the lock again, so only a failed NewSpan means out of memory.
   for (;;) {
+    bool fresh = false;
     {
       LockGuard g(lock_);
       int got = 0;
@@ -69,8 +71,13 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
           s->in_nonempty = false;
         }
         objects_out_ += static_cast<size_t>(take);
-        return 0;
+        fresh = !s->committed;
+        break;
       }
+    }
+    if (*run_count > 0) {
+      if (prefault && fresh) HeapRegion::Prefault(*run_begin, size_t(*run_count) * size_);
+      return 0;
     }
     // No span has anything: take a new one from the page heap (without our lock held).
     Span* s = NewSpan();

@@ -19,7 +19,9 @@ class CentralFreeList {
   // Fills out[] with up to n objects given back earlier; when there are none, hands
   // out the never-used rest of a span as one run instead: *run_begin and the run's length
   // in *run_count. Returns the number placed in out[]. Both zero: out of memory.
-  int Remove(void** out, int n, uintptr_t* run_begin, int* run_count);
+  // `prefault`: the caller will write the whole run soon; a run of pages the process
+  // never touched is then faulted in with one system call instead of a fault per page.
+  int Remove(void** out, int n, uintptr_t* run_begin, int* run_count, bool prefault = false);
   // Takes n objects back into their spans.
   void Insert(void* const* objs, int n);
 

@@ -17,14 +17,16 @@ extern constinit CentralFreeList g_central[kNumClasses];
 void MiddleInit();
 
 // Up to n objects of class cls into out (returns how many), or, when none were given
-// back, a run of never-used objects in [*run_begin, + *run_count objects).
-inline int MiddleRemove(size_t cls, void** out, int n, uintptr_t* run_begin, int* run_count) {
+// back, a run of never-used objects in [*run_begin, + *run_count objects), faulted in
+// at once if `prefault` (the caller will write all of it).
+inline int MiddleRemove(size_t cls, void** out, int n, uintptr_t* run_begin, int* run_count,
+                        bool prefault = false) {
   int got = g_transfer[cls].Remove(out, n);
   if (got > 0) {
     *run_count = 0;
     return got;
   }
-  return g_central[cls].Remove(out, n, run_begin, run_count);
+  return g_central[cls].Remove(out, n, run_begin, run_count, prefault);
 }
 
 // Objects given back. The transfer cache exists to hand batches between threads; while

@@ -41,6 +41,20 @@ bool Decommit(void* p, size_t size) {
   return ok;
 }
 
+bool Populate(void* p, size_t size) {
+#ifndef MADV_POPULATE_WRITE
+  constexpr int MADV_POPULATE_WRITE = 23;
+#endif
+  // One failure with EINVAL means the kernel does not know the advice: stop asking.
+  static constinit bool unsupported = false;
+  if (__atomic_load_n(&unsupported, __ATOMIC_RELAXED)) return false;
+  int saved = errno;
+  bool ok = madvise(p, size, MADV_POPULATE_WRITE) == 0;
+  if (!ok && errno == EINVAL) __atomic_store_n(&unsupported, true, __ATOMIC_RELAXED);
+  errno = saved;
+  return ok;
+}
+
 void AdviseHugepages(void* p, size_t size) {
   int saved = errno;
   madvise(p, size, MADV_HUGEPAGE);

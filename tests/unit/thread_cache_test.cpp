@@ -5,11 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <thread>
 #include <vector>
 
+#include "backend/heap_region.h"
 #include "middle/middle.h"
 #include "size_class.h"
 #include "test_env.h"
@@ -19,6 +22,26 @@ namespace {
 
 size_t ObjectsOut(size_t cls) {
   return g_central[cls].GetStats().objects_out - g_transfer[cls].count();
+}
+
+uint32_t ListLength(const ThreadCache* tc, size_t cls) {
+  return tc->max_length[cls] - static_cast<uint32_t>(tc->budget[cls]);
+}
+
+// Whether the OS page holding byte p is resident.
+bool Resident(const void* p) {
+  const uintptr_t page = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{4095};
+  unsigned char vec = 0;
+  EXPECT_EQ(mincore(reinterpret_cast<void*>(page), 4096, &vec), 0);
+  return (vec & 1) != 0;
+}
+
+// Whether this kernel can fault pages in ahead (MADV_POPULATE_WRITE, Linux 5.14).
+bool KernelCanPrefault() {
+  void* m = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  bool ok = madvise(m, 4096, 23 /* MADV_POPULATE_WRITE */) == 0;
+  munmap(m, 4096);
+  return ok;
 }
 
 TEST(ThreadCache, StartsAtTheSharedEmptyCache) {
@@ -88,6 +111,59 @@ TEST(ThreadCache, CrossThreadFreesFlowBack) {
     for (void* p : v) js_free(p);
   }).join();
   EXPECT_EQ(ObjectsOut(cls), before);
+}
+
+// A list that has not been used for a while gives its objects back when another list
+// needs the room (so their spans can be reused); without that the growing list would
+// stop at what the idle one leaves of the cache limit.
+TEST(ThreadCache, IdleListsMakeRoomForAGrowingOne) {
+  testing::EnsureAllocator();
+  std::thread([] {
+    const size_t idle = SizeToClass(2048), busy = SizeToClass(1024);
+    std::vector<void*> v;
+    for (int i = 0; i < 1000; ++i) v.push_back(js_malloc(2048));
+    for (void* p : v) js_free(p);
+    ThreadCache* tc = tl_cache;
+    const uint32_t idle_before = ListLength(tc, idle);
+    ASSERT_GE(idle_before, 900u);  // about 2 MiB of the 4 MiB cache
+    // 2.4 MiB of 1 KiB objects, allocated and freed a few times: only fits if the idle
+    // list gives some of its room up.
+    constexpr uint32_t kBusy = 2400;
+    for (int round = 0; round < 4; ++round) {
+      v.clear();
+      for (uint32_t i = 0; i < kBusy; ++i) v.push_back(js_malloc(1024));
+      for (void* p : v) js_free(p);
+    }
+    EXPECT_EQ(ListLength(tc, busy), kBusy);
+    EXPECT_LT(ListLength(tc, idle), idle_before);
+    EXPECT_LE(tc->capacity_bytes, size_t{4} << 20);
+  }).join();
+}
+
+// A thread allocating a class in bulk gets its second and later runs of fresh pages
+// faulted in at once; its first run is left to fault page by page (a thread wanting a
+// few objects must not make a whole span resident).
+TEST(ThreadCache, BulkAllocationFaultsFreshRunsInAtOnce) {
+  testing::EnsureAllocator();
+  const bool can = KernelCanPrefault();
+  std::thread([can] {
+    const size_t size = 11264;  // a class no other test uses: 8 objects a span
+    const size_t cls = SizeToClass(size);
+    ASSERT_EQ(kClasses[cls].size, size);
+    const size_t per_run = kClasses[cls].objects;
+    js_release_free_memory();  // every free span is fresh pages again
+    std::vector<char*> v;
+    v.push_back(static_cast<char*>(js_malloc(size)));  // takes the first run
+    const char* first_run_end = v[0] + per_run * size - 1;
+    EXPECT_FALSE(Resident(first_run_end));
+    for (size_t i = 1; i <= per_run; ++i) v.push_back(static_cast<char*>(js_malloc(size)));
+    // v.back() starts the second run; its last object was never touched.
+    const char* second_run_end = v.back() + per_run * size - 1;
+    ASSERT_EQ(HeapRegion::PageOf(second_run_end - per_run * size + 1),
+              HeapRegion::PageOf(v.back()));
+    EXPECT_EQ(Resident(second_run_end), can);
+    for (char* p : v) js_free(p);
+  }).join();
 }
 
 }  // namespace
