@@ -59,8 +59,9 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
       for (Span* s = nonempty_.first(); s != nullptr; s = s->next) {
         if (s->carve == s->end) continue;
         // The whole uncarved rest of the span: it is untouched memory, so holding it
-        // costs the thread no resident memory, and a burst of allocations needs one
-        // call here per span instead of one per batch.
+        // costs the thread no resident memory (unless it asked for the run to be
+        // faulted in), and a burst of allocations needs one call here per span
+        // instead of one per batch.
         int take = static_cast<int>((s->end - s->carve) / size_);
         *run_begin = s->carve;
         *run_count = take;
@@ -76,7 +77,8 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
       }
     }
     if (*run_count > 0) {
-      if (prefault && fresh) HeapRegion::Prefault(*run_begin, size_t(*run_count) * size_);
+      if (prefault && fresh)
+        HeapRegion::Prefault(*run_begin, static_cast<size_t>(*run_count) * size_);
       return 0;
     }
     // No span has anything: take a new one from the page heap (without our lock held).
