@@ -49,11 +49,30 @@ void SetMaxLength(ThreadCache* tc, size_t cls, uint32_t max_len) {
   tc->max_length[cls] = max_len;
 }
 
+bool Shared() {
+  return __atomic_load_n(&g_shared, __ATOMIC_RELAXED);
+}
+
+// Moves up to n objects from the top of list cls to the middle tier.
+void ReleaseFromList(ThreadCache* tc, size_t cls, uint32_t n) {
+  void* objs[kMaxBatchObjects];
+  while (n > 0) {
+    int k = 0;
+    while (k < kMaxBatchObjects && n > 0 && tc->head[cls] != nullptr) {
+      void* p = tc->head[cls];
+      tc->head[cls] = ListNext(p);
+      objs[k++] = p;
+      --n;
+    }
+    if (k == 0) break;
+    tc->budget[cls] += k;
+    MiddleInsert(cls, objs, k, Shared());
+  }
+}
+
 // A list that has not refilled or overflowed for this many slow calls is idle: its
 // objects may be handed back so that other lists can grow.
 constexpr uint32_t kIdleSlowCalls = 128;
-
-void ReleaseFromList(ThreadCache* tc, size_t cls, uint32_t n);
 
 size_t OverLimit(const ThreadCache* tc, size_t bytes) {
   size_t want = tc->capacity_bytes + bytes;
@@ -105,35 +124,10 @@ bool Grow(ThreadCache* tc, size_t cls) {
   return true;
 }
 
-uint32_t ListLength(const ThreadCache* tc, size_t cls) {
-  return tc->max_length[cls] - static_cast<uint32_t>(tc->budget[cls]);
-}
-
 // The heap region is exhausted (the address space, or RLIMIT_AS, ran out).
 void* OutOfMemory() {
   errno = ENOMEM;
   return nullptr;
-}
-
-bool Shared() {
-  return __atomic_load_n(&g_shared, __ATOMIC_RELAXED);
-}
-
-// Moves up to n objects from the top of list cls to the middle tier.
-void ReleaseFromList(ThreadCache* tc, size_t cls, uint32_t n) {
-  void* objs[kMaxBatchObjects];
-  while (n > 0) {
-    int k = 0;
-    while (k < kMaxBatchObjects && n > 0 && tc->head[cls] != nullptr) {
-      void* p = tc->head[cls];
-      tc->head[cls] = ListNext(p);
-      objs[k++] = p;
-      --n;
-    }
-    if (k == 0) break;
-    tc->budget[cls] += k;
-    MiddleInsert(cls, objs, k, Shared());
-  }
 }
 
 // Gives the never-used objects [begin, end) of class cls back to the middle tier.

@@ -52,6 +52,11 @@ void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls);        // list and run
 void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls);  // list at its limit
 JS_SLOW_PATH void* ThreadCacheSample(void* p, size_t size);      // sampling countdown ran out
 
+// Objects on list cls (from the invariant above).
+inline uint32_t ListLength(const ThreadCache* tc, size_t cls) {
+  return tc->max_length[cls] - static_cast<uint32_t>(tc->budget[cls]);
+}
+
 // Hands object p of `size` bytes to the program: clears the free marker (word 1) and
 // counts the allocation down against the sampling interval.
 JS_FAST_PATH void* HandOut(ThreadCache* tc, void* p, size_t size) {

@@ -24,10 +24,6 @@ size_t ObjectsOut(size_t cls) {
   return g_central[cls].GetStats().objects_out - g_transfer[cls].count();
 }
 
-uint32_t ListLength(const ThreadCache* tc, size_t cls) {
-  return tc->max_length[cls] - static_cast<uint32_t>(tc->budget[cls]);
-}
-
 // Whether the OS page holding byte p is resident.
 bool Resident(const void* p) {
   const uintptr_t page = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{4095};
@@ -79,7 +75,7 @@ TEST(ThreadCache, BudgetInvariantHolds) {
   ThreadCache* tc = tl_cache;
   size_t len = 0;
   for (void* p = tc->head[cls]; p != nullptr; p = ListNext(p)) ++len;
-  EXPECT_EQ(static_cast<int64_t>(tc->max_length[cls]) - tc->budget[cls], static_cast<int64_t>(len));
+  EXPECT_EQ(ListLength(tc, cls), len);
   EXPECT_LE(len * 64, size_t{4} << 20);  // the cache limit
 }
 
