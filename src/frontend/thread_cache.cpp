@@ -47,6 +47,7 @@ void SetMaxLength(ThreadCache* tc, size_t cls, uint32_t max_len) {
   tc->budget[cls] += static_cast<int32_t>(delta);
   tc->capacity_bytes += static_cast<size_t>(delta * int64_t{kClasses[cls].size});
   tc->max_length[cls] = max_len;
+  tc->limited.Assign(cls, max_len > 0);
 }
 
 bool Shared() {
@@ -55,19 +56,9 @@ bool Shared() {
 
 // Moves up to n objects from the top of list cls to the middle tier.
 void ReleaseFromList(ThreadCache* tc, size_t cls, uint32_t n) {
-  void* objs[kMaxBatchObjects];
-  while (n > 0) {
-    int k = 0;
-    while (k < kMaxBatchObjects && n > 0 && tc->head[cls] != nullptr) {
-      void* p = tc->head[cls];
-      tc->head[cls] = ListNext(p);
-      objs[k++] = p;
-      --n;
-    }
-    if (k == 0) break;
-    tc->budget[cls] += k;
-    MiddleInsert(cls, objs, k, Shared());
-  }
+  if (n == 0 || tc->head[cls] == nullptr) return;
+  uint32_t taken = MiddleInsertList(cls, tc->head[cls], n, &tc->head[cls], Shared());
+  tc->budget[cls] += static_cast<int32_t>(taken);
 }
 
 // A list that has not refilled or overflowed for this many slow calls is idle: its
@@ -91,34 +82,49 @@ void ShrinkList(ThreadCache* tc, size_t victim, size_t over, bool evict) {
   SetMaxLength(tc, victim, tc->max_length[victim] - static_cast<uint32_t>(take));
 }
 
-// Makes room for `bytes` more capacity. First lowers the limits of other lists where
-// they are not used (limit above length), round-robin so no list is always the victim;
-// then empties idle lists, biggest objects first (the most memory per object moved),
-// so that their spans go back to the page heap and are reused instead of the program
-// faulting in fresh pages: a program that works through one size after another keeps
-// reusing the same memory.
-void StealCapacity(ThreadCache* tc, size_t cls, size_t bytes) {
-  for (int n = 1; n < kNumClasses && OverLimit(tc, bytes) > 0; ++n) {
-    size_t victim = tc->steal_cursor = tc->steal_cursor % (kNumClasses - 1) + 1;
+// Makes room for `bytes` more capacity for list cls. A list that ran dry (`from_active`)
+// first lowers the limits of other lists where they are not used (limit above length),
+// round-robin so no list is always the victim. Then idle lists are emptied, biggest
+// objects first (the most memory per object moved), so that their spans go back to the
+// page heap and are reused instead of the program faulting in fresh pages: a program
+// that works through one size after another keeps reusing the same memory. A list that
+// overflowed takes room from idle lists only: room taken from a list in use makes that
+// list overflow at its next free, and with the cache full, capacity would circle between
+// lists at one slow call per free.
+void StealCapacity(ThreadCache* tc, size_t cls, size_t bytes, bool from_active) {
+  for (int n = from_active ? tc->limited.Count() : 0; n > 0 && OverLimit(tc, bytes) > 0; --n) {
+    size_t victim = tc->limited.NextFrom(tc->steal_cursor + 1);
+    if (victim == kNumClasses) victim = tc->limited.NextFrom(1);
+    tc->steal_cursor = static_cast<uint32_t>(victim);
     if (victim == cls || tc->budget[victim] <= 0) continue;
     ShrinkList(tc, victim, OverLimit(tc, bytes), false);
   }
-  for (size_t victim = kNumClasses - 1; victim > 0 && OverLimit(tc, bytes) > 0; --victim) {
-    if (victim == cls || tc->max_length[victim] == 0) continue;
-    if (tc->slow_calls - tc->last_active[victim] < kIdleSlowCalls) continue;
+  // No list can turn idle before idle_scan_after: a scan then would find nothing.
+  if (OverLimit(tc, bytes) == 0 || static_cast<int32_t>(tc->slow_calls - tc->idle_scan_after) < 0)
+    return;
+  uint32_t next_idle = tc->slow_calls + kIdleSlowCalls;  // lists limited later are active now
+  for (size_t victim = tc->limited.PrevFrom(kNumClasses - 1);
+       victim > 0 && OverLimit(tc, bytes) > 0; victim = tc->limited.PrevFrom(victim - 1)) {
+    if (victim == cls) continue;
+    uint32_t idle_at = tc->last_active[victim] + kIdleSlowCalls;
+    if (static_cast<int32_t>(tc->slow_calls - idle_at) < 0) {
+      if (static_cast<int32_t>(idle_at - next_idle) < 0) next_idle = idle_at;
+      continue;
+    }
     ShrinkList(tc, victim, OverLimit(tc, bytes), true);
   }
+  if (OverLimit(tc, bytes) > 0) tc->idle_scan_after = next_idle;
 }
 
 // Lets list cls hold more if the whole cache stays under its limit: one object at a
 // time up to a batch, then a batch at a time. Returns false when it may not grow.
-bool Grow(ThreadCache* tc, size_t cls) {
+bool Grow(ThreadCache* tc, size_t cls, bool from_active) {
   uint32_t batch = kClasses[cls].batch;
   uint32_t max_len = tc->max_length[cls];
   uint32_t step = max_len < batch ? 1 : batch;
   if (max_len + step > MaxLength(cls)) return false;
   size_t need = size_t{step} * kClasses[cls].size;
-  if (tc->capacity_bytes + need > CacheLimit()) StealCapacity(tc, cls, need);
+  if (tc->capacity_bytes + need > CacheLimit()) StealCapacity(tc, cls, need, from_active);
   if (tc->capacity_bytes + need > CacheLimit()) return false;
   SetMaxLength(tc, cls, max_len + step);
   return true;
@@ -167,26 +173,10 @@ void FlushAll(ThreadCache* tc) {
   tc->published_bytes.store(0, std::memory_order_relaxed);
 }
 
-// Keeps the whole cache under its byte limit: halve every list and its limit.
-void Scavenge(ThreadCache* tc) {
-  for (size_t cls = 1; cls < kNumClasses; ++cls) {
-    uint32_t len = ListLength(tc, cls);
-    ReleaseFromList(tc, cls, (len + 1) / 2);
-    uint32_t new_max = tc->max_length[cls] / 2;
-    if (new_max < ListLength(tc, cls)) new_max = ListLength(tc, cls);
-    SetMaxLength(tc, cls, new_max);
-  }
-}
-
 void NoteSlowCall(ThreadCache* tc, size_t cls) {
   tc->last_active[cls] = ++tc->slow_calls;
   if ((tc->slow_calls & 63) != 0) return;
-  size_t bytes = CachedBytes(tc);
-  if (bytes > CacheLimit()) {
-    Scavenge(tc);
-    bytes = CachedBytes(tc);
-  }
-  tc->published_bytes.store(bytes, std::memory_order_relaxed);
+  tc->published_bytes.store(CachedBytes(tc), std::memory_order_relaxed);
 }
 
 // Takes an emptied cache off the list of live caches and recycles it. The caller holds
@@ -282,7 +272,7 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
   // The list ran dry: let it hold more next time (one at a time up to a batch, then a
   // batch at a time up to its cap), and fetch a batch.
   uint32_t batch = kClasses[cls].batch;
-  Grow(tc, cls);
+  Grow(tc, cls, true);
   uint32_t max_len = tc->max_length[cls];
   int want = static_cast<int>(batch < max_len ? batch : (max_len > 0 ? max_len : 1));
 
@@ -326,7 +316,7 @@ void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {
   if (tc->budget[cls] <= 0) {
     uint32_t batch = kClasses[cls].batch;
     bool earned = tc->max_length[cls] < batch || tc->credit[cls] >= batch;
-    if (earned && Grow(tc, cls)) {
+    if (earned && Grow(tc, cls, false)) {
       if (tc->max_length[cls] > batch) tc->credit[cls] -= batch;
     } else if (tc->max_length[cls] == 0) {
       return MiddleInsert(cls, &p, 1);  // no room at all in this cache

@@ -91,47 +91,88 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
   }
 }
 
+// Puts the chain first..last (count objects of span s, already linked in that order)
+// on s's free list. A span whose objects are all back is taken off nonempty_ and
+// collected in `empty` for the page heap.
+void CentralFreeList::TakeBackRun(Span* s, void* first, void* last, uint32_t count,
+                                  EmptySpans& empty) {
+  JS_ASSERT(s->state == Span::State::kSmall && s->size_class == cls_);
+  JS_ASSERT(s->allocated >= count);
+  SetListNext(last, s->freelist);
+  s->freelist = first;
+  s->allocated -= count;
+  objects_out_ -= count;
+  if (s->allocated == 0) {
+    if (s->in_nonempty) nonempty_.Remove(s);
+    s->in_nonempty = false;
+    --spans_;
+    empty.spans[empty.count++] = s;
+    if (empty.count == EmptySpans::kMax) {
+      // Rare: flush while holding our lock (page heap lock nests inside ours).
+      empty.Flush();
+    }
+  } else if (!s->in_nonempty) {
+    nonempty_.PushFront(s);
+    s->in_nonempty = true;
+  }
+}
+
+void CentralFreeList::EmptySpans::Flush() {
+  for (int k = 0; k < count; ++k) g_page_heap.Deallocate(spans[k]);
+  count = 0;
+}
+
+// Objects come in runs from one span (a batch is mostly what one thread freed in a row):
+// each run is linked into a chain and its span updated once.
 void CentralFreeList::Insert(void* const* objs, int n) {
-  Span* empty[64];
-  int nempty = 0;
+  EmptySpans empty;
   {
     LockGuard g(lock_);
-    Span* s = nullptr;
-    uintptr_t span_begin = 0, span_end = 0;
-    for (int i = 0; i < n; ++i) {
-      void* obj = objs[i];
-      // Objects of one batch mostly share a span: look the pagemap up only on a change.
-      uintptr_t addr = reinterpret_cast<uintptr_t>(obj);
-      if (addr - span_begin >= span_end - span_begin) {
-        s = HeapRegion::SpanAt(HeapRegion::PageOf(obj));
-        span_begin = reinterpret_cast<uintptr_t>(HeapRegion::AddressOf(s->first_page));
-        span_end = span_begin + (size_t{s->npages} << kPageShift);
+    for (int i = 0; i < n;) {
+      void* first = objs[i];
+      Span* s = HeapRegion::SpanAt(HeapRegion::PageOf(first));
+      uintptr_t begin = reinterpret_cast<uintptr_t>(HeapRegion::AddressOf(s->first_page));
+      uintptr_t bytes = size_t{s->npages} << kPageShift;
+      void* last = first;
+      int j = i + 1;
+      for (; j < n && reinterpret_cast<uintptr_t>(objs[j]) - begin < bytes; ++j) {
+        SetListNext(last, objs[j]);
+        last = objs[j];
       }
-      JS_ASSERT(s->state == Span::State::kSmall && s->size_class == cls_);
-      JS_ASSERT(s->allocated > 0);
-      SetListNext(obj, s->freelist);
-      s->freelist = obj;
-      --s->allocated;
-      if (!s->in_nonempty) {
-        nonempty_.PushFront(s);
-        s->in_nonempty = true;
-      }
-      if (s->allocated == 0) {
-        nonempty_.Remove(s);
-        s->in_nonempty = false;
-        --spans_;
-        empty[nempty++] = s;
-        span_begin = span_end = 0;
-        if (nempty == 64) {
-          // Rare: flush while holding our lock (page heap lock nests inside ours).
-          for (int k = 0; k < nempty; ++k) g_page_heap.Deallocate(empty[k]);
-          nempty = 0;
-        }
-      }
+      TakeBackRun(s, first, last, static_cast<uint32_t>(j - i), empty);
+      i = j;
     }
-    objects_out_ -= static_cast<size_t>(n);
   }
-  for (int k = 0; k < nempty; ++k) g_page_heap.Deallocate(empty[k]);
+  empty.Flush();
+}
+
+// The same for a chain: its runs are linked already, so only each run's last link is
+// rewritten, and the walk down the chain overlaps with the span updates.
+uint32_t CentralFreeList::InsertList(void* head, uint32_t n, void** rest) {
+  EmptySpans empty;
+  uint32_t left = n;
+  {
+    LockGuard g(lock_);
+    while (left > 0 && head != nullptr) {
+      Span* s = HeapRegion::SpanAt(HeapRegion::PageOf(head));
+      uintptr_t begin = reinterpret_cast<uintptr_t>(HeapRegion::AddressOf(s->first_page));
+      uintptr_t bytes = size_t{s->npages} << kPageShift;
+      void* first = head;
+      void* last = head;
+      uint32_t count = 1;
+      head = ListNext(head);
+      while (count < left && head != nullptr && reinterpret_cast<uintptr_t>(head) - begin < bytes) {
+        last = head;
+        head = ListNext(head);
+        ++count;
+      }
+      left -= count;
+      TakeBackRun(s, first, last, count, empty);
+    }
+  }
+  empty.Flush();
+  *rest = head;
+  return n - left;
 }
 
 CentralFreeList::Stats CentralFreeList::GetStats() {

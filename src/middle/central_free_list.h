@@ -24,6 +24,10 @@ class CentralFreeList {
   int Remove(void** out, int n, uintptr_t* run_begin, int* run_count, bool prefault = false);
   // Takes n objects back into their spans.
   void Insert(void* const* objs, int n);
+  // Takes back the first n objects of a chain linked through their link words (a thread
+  // cache's list); *rest is what follows them. Returns how many it took: n, or fewer
+  // if the chain ends first.
+  uint32_t InsertList(void* head, uint32_t n, void** rest);
 
   struct Stats {
     size_t spans;
@@ -33,7 +37,16 @@ class CentralFreeList {
   Mutex& lock() { return lock_; }
 
  private:
+  // Spans emptied under our lock, handed to the page heap after it is released.
+  struct EmptySpans {
+    static constexpr int kMax = 64;
+    Span* spans[kMax];
+    int count = 0;
+    void Flush();
+  };
+
   Span* NewSpan();
+  void TakeBackRun(Span* s, void* first, void* last, uint32_t count, EmptySpans& empty);
 
   Mutex lock_;
   SpanList nonempty_;  // spans with objects to give: given back, or never used

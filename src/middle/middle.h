@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "free_list.h"
 #include "middle/central_free_list.h"
 #include "middle/transfer_cache.h"
 #include "size_class.h"
@@ -34,6 +35,26 @@ inline int MiddleRemove(size_t cls, void** out, int n, uintptr_t* run_begin, int
 // spans it came from), so the front-end says whether to use it.
 inline void MiddleInsert(size_t cls, void* const* objs, int n, bool share = true) {
   if (!share || !g_transfer[cls].Insert(objs, n)) g_central[cls].Insert(objs, n);
+}
+
+// The first n objects of a chain linked through their link words (a thread cache's
+// list) given back; *rest is what follows them. Returns how many were taken (n, or
+// fewer if the chain ends first).
+inline uint32_t MiddleInsertList(size_t cls, void* head, uint32_t n, void** rest,
+                                 bool share = true) {
+  if (!share) return g_central[cls].InsertList(head, n, rest);
+  uint32_t taken = 0;
+  void* objs[kMaxBatch];
+  while (taken < n && head != nullptr) {
+    int k = 0;
+    for (; k < static_cast<int>(kMaxBatch) && taken < n && head != nullptr; ++k, ++taken) {
+      objs[k] = head;
+      head = ListNext(head);
+    }
+    MiddleInsert(cls, objs, k);
+  }
+  *rest = head;
+  return taken;
 }
 
 // Everything the transfer caches hold goes back to the central free lists (so empty

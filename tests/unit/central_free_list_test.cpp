@@ -7,6 +7,7 @@
 
 #include "backend/heap_region.h"
 #include "backend/page_heap.h"
+#include "free_list.h"
 #include "size_class.h"
 #include "test_env.h"
 
@@ -71,6 +72,40 @@ TEST_F(CentralFixture, ReturnedObjectsComeBackBeforeFreshOnes) {
   EXPECT_EQ(expect, seen);
   cfl.Insert(all.data(), static_cast<int>(all.size()));
   // Whatever runs remain uncarved do not keep spans alive once all objects are back.
+  EXPECT_EQ(cfl.GetStats().objects_out, 0u);
+  EXPECT_EQ(cfl.GetStats().spans, 0u);
+}
+
+// A thread cache hands back the top of its list as it is, linked: InsertList takes the
+// first n objects of the chain, across spans, and leaves the rest untouched.
+TEST_F(CentralFixture, InsertListTakesTheFirstObjectsOfAChain) {
+  static constinit CentralFreeList cfl;
+  const uint8_t cls = 7;  // 112 bytes
+  cfl.Init(cls);
+  const size_t size = kClasses[cls].size;
+  std::vector<void*> all;
+  uintptr_t run;
+  int run_count;
+  void* objs[32];
+  while (all.size() < 2 * size_t{kClasses[cls].objects}) {  // two whole spans
+    ASSERT_EQ(cfl.Remove(objs, 32, &run, &run_count), 0);
+    for (int i = 0; i < run_count; ++i)
+      all.push_back(reinterpret_cast<void*>(run + size_t(i) * size));
+  }
+  ASSERT_EQ(cfl.GetStats().spans, 2u);
+  // Chain them from the second span down into the first, as a LIFO list would be.
+  for (size_t i = all.size(); i-- > 1;) SetListNext(all[i], all[i - 1]);
+  SetListNext(all[0], nullptr);
+  const uint32_t n = kClasses[cls].objects + 3;  // one span and 3 objects of the other
+  void* rest = nullptr;
+  EXPECT_EQ(cfl.InsertList(all.back(), n, &rest), n);
+  EXPECT_EQ(rest, all[all.size() - 1 - n]);
+  EXPECT_EQ(cfl.GetStats().objects_out, all.size() - n);
+  EXPECT_EQ(cfl.GetStats().spans, 1u);  // the second span was emptied and went back
+  // The rest is linked as before; a chain shorter than asked for is taken whole.
+  EXPECT_EQ(ListNext(rest), all[all.size() - 2 - n]);
+  EXPECT_EQ(cfl.InsertList(rest, 10 * n, &rest), all.size() - n);
+  EXPECT_EQ(rest, nullptr);
   EXPECT_EQ(cfl.GetStats().objects_out, 0u);
   EXPECT_EQ(cfl.GetStats().spans, 0u);
 }
