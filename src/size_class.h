@@ -26,9 +26,19 @@ inline constexpr size_t kMaxFastSize = 1024;  // sizes the inline malloc path ma
 inline constexpr uint32_t kMaxBatch = 32;     // most objects moved between tiers at once
 
 // Page states in the pagemap's class byte beside the small classes.
-inline constexpr uint8_t kPageUnused = 0;    // never handed out by the page heap
-inline constexpr uint8_t kPageLarge = 0xFE;  // part of a large allocation
-inline constexpr uint8_t kPageFree = 0xFF;   // part of a free span in the page heap
+inline constexpr uint8_t kPageUnused = 0;       // never handed out by the page heap
+inline constexpr uint8_t kPageLarge = 0xFE;     // part of a large allocation
+inline constexpr uint8_t kPageFree = 0xFF;      // part of a free span in the page heap
+inline constexpr uint8_t kPageFreeZero = 0xFD;  // the same, a page that reads as zero
+                                                // (given back to the OS, or never used)
+
+inline constexpr bool IsFreePage(uint8_t state) {
+  return state == kPageFree || state == kPageFreeZero;
+}
+// For a page of a free span: whether it reads as zero (so it is not resident either).
+inline constexpr bool IsZeroPage(uint8_t state) {
+  return state == kPageFreeZero || state == kPageUnused;
+}
 
 struct SizeClassInfo {
   uint32_t size;

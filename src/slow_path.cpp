@@ -93,7 +93,7 @@ BlockInfo Classify(const void* p, const char* invalid_what) {
       if (HeapRegion::AddressOf(s->first_page) == p) {
         return BlockInfo{Kind::kLarge, size_t{s->npages} << kPageShift, s};
       }
-    } else if (cls == kPageFree) {
+    } else if (IsFreePage(cls)) {
       ReportBadPointer("double free", p);
     }
     ReportBadPointer(invalid_what, p);

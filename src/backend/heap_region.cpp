@@ -89,14 +89,45 @@ void HeapRegion::MapWholeSpan(Span* s, uint8_t cls) {
 }
 
 void HeapRegion::MapFreeSpan(Span* s) {
-  g_pagemap.classes[s->first_page] = kPageFree;
-  g_pagemap.classes[s->last_page()] = kPageFree;
+  // The boundary tags keep saying whether their page reads as zero.
+  for (uintptr_t p : {s->first_page, s->last_page()})
+    g_pagemap.classes[p] = IsZeroPage(g_pagemap.classes[p]) ? kPageFreeZero : kPageFree;
   g_pagemap.spans[s->first_page] = s;
   g_pagemap.spans[s->last_page()] = s;
 }
 
-void HeapRegion::MarkPagesFree(Span* s) {
-  __builtin_memset(g_pagemap.classes + s->first_page, kPageFree, s->npages);
+void HeapRegion::MarkPagesFree(Span* s, bool zero) {
+  __builtin_memset(g_pagemap.classes + s->first_page, zero ? kPageFreeZero : kPageFree, s->npages);
+}
+
+uint32_t HeapRegion::ZeroPagesOf(const Span* s, bool* any_used) {
+  uint32_t mask = 0;
+  *any_used = false;
+  for (uintptr_t i = 0; i < s->npages; ++i) {
+    if (!IsZeroPage(g_pagemap.classes[s->first_page + i])) {
+      *any_used = true;
+    } else if (i < 32) {
+      mask |= uint32_t{1} << i;
+    }
+  }
+  return mask;
+}
+
+void HeapRegion::PrefaultZeroPages(const Span* s, uintptr_t begin, uintptr_t end) {
+  uintptr_t span_begin = reinterpret_cast<uintptr_t>(AddressOf(s->first_page));
+  uint32_t mask = s->zero_pages;
+  // One call per stretch of zero pages, clipped to [begin, end).
+  while (mask != 0) {
+    unsigned first = static_cast<unsigned>(__builtin_ctz(mask));
+    unsigned stop = first;
+    while (stop < 32 && ((mask >> stop) & 1u) != 0) ++stop;
+    mask &= stop < 32 ? ~((uint32_t{1} << stop) - 1) : 0;
+    uintptr_t lo = span_begin + (uintptr_t{first} << kPageShift);
+    uintptr_t hi = span_begin + (uintptr_t{stop} << kPageShift);
+    if (lo < begin) lo = begin;
+    if (hi > end) hi = end;
+    if (lo < hi) Prefault(lo, hi - lo);
+  }
 }
 
 void HeapRegion::Prefault(uintptr_t begin, size_t bytes) {

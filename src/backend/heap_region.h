@@ -62,11 +62,17 @@ class HeapRegion {
   // boundary tags the page heap coalesces with. Interior pages keep their marks.
   static void MapFreeSpan(Span* s);
   // Marks every page of a span that is becoming free, so a later free() of a block in
-  // it is recognised as a double free.
-  static void MarkPagesFree(Span* s);
+  // it is recognised as a double free; `zero`: its pages read as zero (given back).
+  static void MarkPagesFree(Span* s, bool zero = false);
+  // For a free span about to be handed out: which of its first 32 pages read as zero
+  // (bit i: page i), and in *any_used whether any page may hold old data.
+  static uint32_t ZeroPagesOf(const Span* s, bool* any_used);
   // Faults in the whole OS pages of [begin, begin + bytes) now, in one system call: a
   // caller about to write all of them saves a page fault per page.
   static void Prefault(uintptr_t begin, size_t bytes);
+  // The same for the part of [begin, end) that lies in span s's zero pages (the others
+  // are resident already, or hold nothing the caller needs faulted in).
+  static void PrefaultZeroPages(const Span* s, uintptr_t begin, uintptr_t end);
 
   size_t reserved() const { return g_pagemap.size; }
   size_t used() const { return frontier_pages_ << kPageShift; }

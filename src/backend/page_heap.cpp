@@ -130,6 +130,10 @@ Span* PageHeap::Allocate(size_t npages, size_t align_pages, uint8_t cls) {
   Unlink(s);
   s = Carve(s, npages, align_pages);
   if (s == nullptr) return nullptr;
+  // Exactly which pages read as zero: a merged free span says only that some may not.
+  bool any_used = false;
+  s->zero_pages = HeapRegion::ZeroPagesOf(s, &any_used);
+  s->committed = any_used;
   s->state = cls == kPageLarge ? Span::State::kLarge : Span::State::kSmall;
   s->size_class = cls == kPageLarge ? 0 : cls;
   s->next = s->prev = nullptr;
@@ -143,7 +147,7 @@ Span* PageHeap::Allocate(size_t npages, size_t align_pages, uint8_t cls) {
 Span* PageHeap::Coalesce(Span* s) {
   // Neighbours are found through the boundary tags; a heap only merges its own spans
   // (there is one page heap, but unit tests make private ones).
-  Span* left = s->first_page > 0 && HeapRegion::ClassAt(s->first_page - 1) == kPageFree
+  Span* left = s->first_page > 0 && IsFreePage(HeapRegion::ClassAt(s->first_page - 1))
                    ? HeapRegion::SpanAt(s->first_page - 1)
                    : nullptr;
   if (left != nullptr && left->heap == this) {
@@ -157,7 +161,7 @@ Span* PageHeap::Coalesce(Span* s) {
   }
   uintptr_t right_page = s->first_page + s->npages;
   Span* right =
-      right_page < (g_region.used() >> kPageShift) && HeapRegion::ClassAt(right_page) == kPageFree
+      right_page < (g_region.used() >> kPageShift) && IsFreePage(HeapRegion::ClassAt(right_page))
           ? HeapRegion::SpanAt(right_page)
           : nullptr;
   if (right != nullptr && right->heap == this) {
@@ -191,7 +195,7 @@ bool PageHeap::TryExtend(Span* s, size_t npages) {
   if (npages <= s->npages) return true;
   uintptr_t right_page = s->first_page + s->npages;
   if (right_page >= (g_region.used() >> kPageShift) ||
-      HeapRegion::ClassAt(right_page) != kPageFree) {
+      !IsFreePage(HeapRegion::ClassAt(right_page))) {
     return false;
   }
   Span* right = HeapRegion::SpanAt(right_page);
@@ -226,10 +230,12 @@ void PageHeap::Shrink(Span* s, size_t npages) {
 
 void PageHeap::Release(Span* s) {
   if (!s->committed) return;
-  os::Decommit(HeapRegion::AddressOf(s->first_page), size_t{s->npages} << kPageShift);
+  // If the OS refused, the pages still hold their data: they stay committed.
+  if (!os::Decommit(HeapRegion::AddressOf(s->first_page), size_t{s->npages} << kPageShift)) return;
   free_committed_pages_ -= s->npages;
   free_released_pages_ += s->npages;
   s->committed = false;
+  HeapRegion::MarkPagesFree(s, true);
 }
 
 void PageHeap::MaybeReleaseOld(uint64_t now) {

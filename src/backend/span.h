@@ -16,6 +16,7 @@ struct Span {
   uint8_t size_class = 0;
   bool committed = false;  // free span: its pages may be resident (or hold old data)
   bool in_nonempty = false;
+  uint32_t zero_pages = 0;  // small span: bit i set if page i read as zero when handed out
 
   // Links: the page heap's free lists, or the central free list's non-empty list.
   Span* next = nullptr;

@@ -31,7 +31,7 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
   // Until something is found: a span added here may be emptied by other threads before
   // this one takes the lock again, so only a failed NewSpan means out of memory.
   for (;;) {
-    bool fresh = false;
+    Span* run_span = nullptr;
     {
       LockGuard g(lock_);
       int got = 0;
@@ -72,13 +72,15 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
           s->in_nonempty = false;
         }
         objects_out_ += static_cast<size_t>(take);
-        fresh = !s->committed;
+        run_span = s;
         break;
       }
     }
     if (*run_count > 0) {
-      if (prefault && fresh)
-        HeapRegion::Prefault(*run_begin, static_cast<size_t>(*run_count) * size_);
+      // The span cannot go away meanwhile: the run's objects are not back yet.
+      if (prefault)
+        HeapRegion::PrefaultZeroPages(run_span, *run_begin,
+                                      *run_begin + (static_cast<size_t>(*run_count) * size_));
       return 0;
     }
     // No span has anything: take a new one from the page heap (without our lock held).

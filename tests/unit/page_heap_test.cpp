@@ -98,5 +98,33 @@ TEST(PageHeap, ReleaseAllReturnsFreePages) {
   g_page_heap.Deallocate(t);
 }
 
+// A span carved from a free span that merged used pages with fresh ones knows which of
+// its pages read as zero (those are the ones worth faulting in ahead), and a span
+// given back to the OS reads as zero again.
+TEST(PageHeap, KnowsWhichPagesReadAsZero) {
+  testing::EnsureAllocator();
+  static constinit PageHeap heap;
+  Span* a = heap.Allocate(4, 1, kPageLarge);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->zero_pages, 0xFu);
+  EXPECT_FALSE(a->committed);
+  const uintptr_t base = a->first_page;
+  memset(HeapRegion::AddressOf(base), 1, 4 * kPageSize);
+  heap.Deallocate(a);  // merges with the fresh pages after it
+  EXPECT_EQ(heap.GetStats().free_spans, 1u);
+  Span* b = heap.Allocate(10, 1, 5);
+  ASSERT_EQ(b->first_page, base);
+  EXPECT_EQ(b->zero_pages, 0x3F0u);  // pages 4..9 were never used
+  EXPECT_TRUE(b->committed);         // pages 0..3 hold old data
+  heap.Deallocate(b);
+  heap.ReleaseAll();
+  EXPECT_TRUE(IsFreePage(HeapRegion::ClassAt(base)));
+  Span* c = heap.Allocate(10, 1, 5);
+  ASSERT_EQ(c->first_page, base);
+  EXPECT_EQ(c->zero_pages, 0x3FFu);
+  EXPECT_FALSE(c->committed);
+  heap.Deallocate(c);
+}
+
 }  // namespace
 }  // namespace jsmalloc
