@@ -27,7 +27,7 @@ void PageHeap::Insert(Span* s) {
   s->heap = this;
   size_t bin = BinOf(s->npages);
   bins_[bin].PushFront(s);
-  nonempty_[bin / 64] |= uint64_t{1} << (bin % 64);
+  nonempty_.Assign(bin, true);
   HeapRegion::MapFreeSpan(s);
   AccountFree(s, +1);
 }
@@ -35,7 +35,7 @@ void PageHeap::Insert(Span* s) {
 void PageHeap::Unlink(Span* s) {
   size_t bin = BinOf(s->npages);
   bins_[bin].Remove(s);
-  if (bins_[bin].empty()) nonempty_[bin / 64] &= ~(uint64_t{1} << (bin % 64));
+  if (bins_[bin].empty()) nonempty_.Assign(bin, false);
   AccountFree(s, -1);
 }
 
@@ -46,14 +46,8 @@ Span* PageHeap::FindFit(size_t npages, size_t align_pages) {
     return start + npages <= s->first_page + s->npages;
   };
   if (npages <= kMaxBin) {
-    for (size_t bin = npages; bin <= kMaxBin; ++bin) {
-      uint64_t word = nonempty_[bin / 64] >> (bin % 64);
-      if (word == 0) {
-        bin = (bin / 64 + 1) * 64 - 1;  // skip to the next word
-        continue;
-      }
-      bin += static_cast<size_t>(__builtin_ctzll(word));
-      if (bin > kMaxBin) break;
+    for (size_t bin = nonempty_.NextFrom(npages); bin <= kMaxBin;
+         bin = nonempty_.NextFrom(bin + 1)) {
       for (Span* s = bins_[bin].first(); s != nullptr; s = s->next) {
         if (fits(s)) return s;
       }

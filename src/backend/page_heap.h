@@ -9,6 +9,7 @@
 
 #include "backend/heap_region.h"
 #include "backend/span.h"
+#include "bit_set.h"
 #include "lock.h"
 
 namespace jsmalloc {
@@ -57,8 +58,8 @@ class PageHeap {
   void AccountFree(Span* s, long sign);
 
   Mutex lock_;
-  SpanList bins_[kMaxBin + 1];  // bins_[0]: spans larger than kMaxBin pages
-  uint64_t nonempty_[(kMaxBin + 1 + 63) / 64] = {};
+  SpanList bins_[kMaxBin + 1];    // bins_[0]: spans larger than kMaxBin pages
+  BitSet<kMaxBin + 1> nonempty_;  // bins with spans
   uint64_t decay_ns_ = 1000000000;
   uint64_t next_release_check_ns_ = 0;
   size_t free_committed_pages_ = 0;

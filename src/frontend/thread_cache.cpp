@@ -103,8 +103,10 @@ void StealCapacity(ThreadCache* tc, size_t cls, size_t bytes, bool from_active) 
   if (OverLimit(tc, bytes) == 0 || static_cast<int32_t>(tc->slow_calls - tc->idle_scan_after) < 0)
     return;
   uint32_t next_idle = tc->slow_calls + kIdleSlowCalls;  // lists limited later are active now
+  // Class 0 is never a member, so victim - 1 does not wrap.
   for (size_t victim = tc->limited.PrevFrom(kNumClasses - 1);
-       victim > 0 && OverLimit(tc, bytes) > 0; victim = tc->limited.PrevFrom(victim - 1)) {
+       victim != kNumClasses && OverLimit(tc, bytes) > 0;
+       victim = tc->limited.PrevFrom(victim - 1)) {
     if (victim == cls) continue;
     uint32_t idle_at = tc->last_active[victim] + kIdleSlowCalls;
     if (static_cast<int32_t>(tc->slow_calls - idle_at) < 0) {

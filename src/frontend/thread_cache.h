@@ -11,46 +11,12 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <iterator>
 
+#include "bit_set.h"
 #include "common.h"
 #include "size_class.h"
 
 namespace jsmalloc {
-
-// A set of size classes, for the slow path to visit only the lists that have a limit
-// instead of all kNumClasses of them on every overflow.
-struct ClassSet {
-  uint64_t words[(kNumClasses + 63) / 64];
-
-  void Assign(size_t cls, bool member) {
-    uint64_t bit = uint64_t{1} << (cls % 64);
-    words[cls / 64] = member ? (words[cls / 64] | bit) : (words[cls / 64] & ~bit);
-  }
-  int Count() const {
-    int n = 0;
-    for (uint64_t w : words) n += __builtin_popcountll(w);
-    return n;
-  }
-  // The smallest member >= from, or kNumClasses if none.
-  size_t NextFrom(size_t from) const {
-    for (size_t w = from / 64; w < std::size(words); ++w) {
-      uint64_t m = words[w];
-      if (w == from / 64) m &= ~uint64_t{0} << (from % 64);
-      if (m != 0) return (w * 64) + static_cast<size_t>(__builtin_ctzll(m));
-    }
-    return kNumClasses;
-  }
-  // The largest member <= from, or 0 (which is not a class) if none.
-  size_t PrevFrom(size_t from) const {
-    for (size_t w = from / 64 + 1; w-- > 0;) {
-      uint64_t m = words[w];
-      if (w == from / 64 && from % 64 != 63) m &= (uint64_t{2} << (from % 64)) - 1;
-      if (m != 0) return (w * 64) + 63 - static_cast<size_t>(__builtin_clzll(m));
-    }
-    return 0;
-  }
-};
 
 struct alignas(kCacheLine) ThreadCache {
   // ---- read and written by the fast path ----
@@ -62,7 +28,7 @@ struct alignas(kCacheLine) ThreadCache {
   uint32_t max_length[kNumClasses];
   size_t capacity_bytes;            // sum of max_length[c] * size of c: what the lists may hold
   uint32_t steal_cursor;            // the list capacity was last taken from
-  ClassSet limited;                 // classes with max_length > 0
+  BitSet<kNumClasses> limited;      // classes with max_length > 0
   uint32_t credit[kNumClasses];     // objects fetched from the middle tier, not yet "grown for"
   uintptr_t run_next[kNumClasses];  // never-used objects: [run_next, run_end)
   uintptr_t run_end[kNumClasses];

@@ -157,10 +157,10 @@ TEST(ThreadCache, FullCacheOverflowsABatchAtATime) {
   }).join();
 }
 
-TEST(ClassSet, FindsMembersAcrossWords) {
-  ClassSet set{};
+TEST(BitSet, FindsMembersAcrossWords) {
+  BitSet<kNumClasses> set;
   EXPECT_EQ(set.NextFrom(1), size_t{kNumClasses});
-  EXPECT_EQ(set.PrevFrom(kNumClasses - 1), 0u);
+  EXPECT_EQ(set.PrevFrom(kNumClasses - 1), size_t{kNumClasses});
   for (size_t c : {3, 63, 64, 88}) set.Assign(c, true);
   EXPECT_EQ(set.Count(), 4);
   EXPECT_EQ(set.NextFrom(1), 3u);
@@ -171,7 +171,7 @@ TEST(ClassSet, FindsMembersAcrossWords) {
   EXPECT_EQ(set.PrevFrom(87), 64u);
   EXPECT_EQ(set.PrevFrom(63), 63u);
   EXPECT_EQ(set.PrevFrom(62), 3u);
-  EXPECT_EQ(set.PrevFrom(2), 0u);
+  EXPECT_EQ(set.PrevFrom(2), size_t{kNumClasses});
   set.Assign(64, false);
   EXPECT_EQ(set.NextFrom(64), 88u);
   EXPECT_EQ(set.PrevFrom(87), 63u);
