@@ -14,9 +14,12 @@ struct Span {
   uint32_t npages = 0;
   State state = State::kFree;
   uint8_t size_class = 0;
-  bool committed = false;  // free span: its pages may be resident (or hold old data)
+  // Free span: some of its pages may be resident (or hold old data). A span handed out:
+  // some page held old data then (exact: calloc skips zeroing when it is false).
+  bool committed = false;
   bool in_nonempty = false;
-  uint32_t zero_pages = 0;  // small span: bit i set if page i read as zero when handed out
+  uint32_t zero_pages = 0;  // span handed out: bit i set if page i (of the first 32) read
+                            // as zero then; the central free list prefaults those
 
   // Links: the page heap's free lists, or the central free list's non-empty list.
   Span* next = nullptr;

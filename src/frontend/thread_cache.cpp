@@ -92,12 +92,14 @@ void ShrinkList(ThreadCache* tc, size_t victim, size_t over, bool evict) {
 // list overflow at its next free, and with the cache full, capacity would circle between
 // lists at one slow call per free.
 void StealCapacity(ThreadCache* tc, size_t cls, size_t bytes, bool from_active) {
-  for (int n = from_active ? tc->limited.Count() : 0; n > 0 && OverLimit(tc, bytes) > 0; --n) {
-    size_t victim = tc->limited.NextFrom(tc->steal_cursor + 1);
-    if (victim == kNumClasses) victim = tc->limited.NextFrom(1);
-    tc->steal_cursor = static_cast<uint32_t>(victim);
-    if (victim == cls || tc->budget[victim] <= 0) continue;
-    ShrinkList(tc, victim, OverLimit(tc, bytes), false);
+  if (from_active) {
+    for (int n = tc->limited.Count(); n > 0 && OverLimit(tc, bytes) > 0; --n) {
+      size_t victim = tc->limited.NextFrom(tc->steal_cursor + 1);
+      if (victim == kNumClasses) victim = tc->limited.NextFrom(1);
+      tc->steal_cursor = static_cast<uint32_t>(victim);
+      if (victim == cls || tc->budget[victim] <= 0) continue;
+      ShrinkList(tc, victim, OverLimit(tc, bytes), false);
+    }
   }
   // No list can turn idle before idle_scan_after: a scan then would find nothing.
   if (OverLimit(tc, bytes) == 0 || static_cast<int32_t>(tc->slow_calls - tc->idle_scan_after) < 0)

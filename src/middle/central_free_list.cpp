@@ -124,6 +124,23 @@ void CentralFreeList::EmptySpans::Flush() {
   count = 0;
 }
 
+namespace {
+
+// The span an object of the heap belongs to, and its bounds.
+struct SpanRange {
+  Span* span;
+  uintptr_t begin;
+  uintptr_t bytes;
+
+  explicit SpanRange(const void* obj)
+      : span(HeapRegion::SpanAt(HeapRegion::PageOf(obj))),
+        begin(reinterpret_cast<uintptr_t>(HeapRegion::AddressOf(span->first_page))),
+        bytes(size_t{span->npages} << kPageShift) {}
+  bool Holds(const void* p) const { return reinterpret_cast<uintptr_t>(p) - begin < bytes; }
+};
+
+}  // namespace
+
 // Objects come in runs from one span (a batch is mostly what one thread freed in a row):
 // each run is linked into a chain and its span updated once.
 void CentralFreeList::Insert(void* const* objs, int n) {
@@ -132,16 +149,14 @@ void CentralFreeList::Insert(void* const* objs, int n) {
     LockGuard g(lock_);
     for (int i = 0; i < n;) {
       void* first = objs[i];
-      Span* s = HeapRegion::SpanAt(HeapRegion::PageOf(first));
-      uintptr_t begin = reinterpret_cast<uintptr_t>(HeapRegion::AddressOf(s->first_page));
-      uintptr_t bytes = size_t{s->npages} << kPageShift;
+      const SpanRange range(first);
       void* last = first;
       int j = i + 1;
-      for (; j < n && reinterpret_cast<uintptr_t>(objs[j]) - begin < bytes; ++j) {
+      for (; j < n && range.Holds(objs[j]); ++j) {
         SetListNext(last, objs[j]);
         last = objs[j];
       }
-      TakeBackRun(s, first, last, static_cast<uint32_t>(j - i), empty);
+      TakeBackRun(range.span, first, last, static_cast<uint32_t>(j - i), empty);
       i = j;
     }
   }
@@ -156,20 +171,18 @@ uint32_t CentralFreeList::InsertList(void* head, uint32_t n, void** rest) {
   {
     LockGuard g(lock_);
     while (left > 0 && head != nullptr) {
-      Span* s = HeapRegion::SpanAt(HeapRegion::PageOf(head));
-      uintptr_t begin = reinterpret_cast<uintptr_t>(HeapRegion::AddressOf(s->first_page));
-      uintptr_t bytes = size_t{s->npages} << kPageShift;
+      const SpanRange range(head);
       void* first = head;
       void* last = head;
       uint32_t count = 1;
       head = ListNext(head);
-      while (count < left && head != nullptr && reinterpret_cast<uintptr_t>(head) - begin < bytes) {
+      while (count < left && head != nullptr && range.Holds(head)) {
         last = head;
         head = ListNext(head);
         ++count;
       }
       left -= count;
-      TakeBackRun(s, first, last, count, empty);
+      TakeBackRun(range.span, first, last, count, empty);
     }
   }
   empty.Flush();
