@@ -1,5 +1,6 @@
 // A fixed set of small integers [0, N) as a bitmap, for slow paths that visit only the
-// members (the page heap's non-empty free lists, a thread cache's limited lists).
+// members (the page heap's non-empty free lists, a thread cache's limited lists), or
+// that ask about one (the classes a thread cache has been served).
 #pragma once
 
 #include <cstddef>
@@ -16,6 +17,7 @@ struct BitSet {
     uint64_t bit = uint64_t{1} << (i % 64);
     words[i / 64] = member ? (words[i / 64] | bit) : (words[i / 64] & ~bit);
   }
+  bool Contains(size_t i) const { return ((words[i / 64] >> (i % 64)) & 1) != 0; }
   int Count() const {
     int n = 0;
     for (uint64_t w : words) n += __builtin_popcountll(w);

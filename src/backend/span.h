@@ -20,6 +20,9 @@ struct Span {
   bool in_nonempty = false;
   uint32_t zero_pages = 0;  // span handed out: bit i set if page i (of the first 32) read
                             // as zero then; the central free list prefaults those
+  // Small span: the serial of the thread cache that bumps through a run of it (its
+  // current run of the class), 0 if none. A hint, read and written without a lock.
+  uint32_t carver = 0;
 
   // Links: the page heap's free lists, or the central free list's non-empty list.
   Span* next = nullptr;

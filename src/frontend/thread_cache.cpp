@@ -27,6 +27,7 @@ constinit size_t g_live_caches = 0;
 // More than one thread has had a cache: batches go through the transfer caches.
 constinit bool g_shared = false;
 constinit pthread_key_t g_key = 0;
+constinit uint32_t g_next_serial = 0;
 
 constexpr int kMaxBatchObjects = static_cast<int>(kMaxBatch);
 
@@ -140,23 +141,10 @@ void* OutOfMemory() {
   return nullptr;
 }
 
-// Gives the never-used objects [begin, end) of class cls back to the middle tier.
-void GiveBackRun(size_t cls, uintptr_t begin, uintptr_t end) {
-  void* objs[kMaxBatchObjects];
-  size_t size = kClasses[cls].size;
-  while (begin < end) {
-    int k = 0;
-    for (; k < kMaxBatchObjects && begin < end; ++k, begin += size) {
-      auto* obj = reinterpret_cast<uintptr_t*>(begin);
-      obj[1] = FreeMarker(obj);
-      objs[k] = obj;
-    }
-    MiddleInsert(cls, objs, k);
-  }
-}
-
 void ReleaseRun(ThreadCache* tc, size_t cls) {
-  GiveBackRun(cls, tc->run_next[cls], tc->run_end[cls]);
+  uintptr_t next = tc->run_next[cls], end = tc->run_end[cls];
+  if (next < end)
+    MiddleReturnRun(cls, next, static_cast<uint32_t>((end - next) / kClasses[cls].size));
   tc->run_next[cls] = tc->run_end[cls] = 0;
 }
 
@@ -220,6 +208,8 @@ ThreadCache* CreateForThisThread() {
   tc->sample_countdown = NextSampleCountdown();
   {
     LockGuard g(g_list_lock);
+    if (++g_next_serial == 0) ++g_next_serial;
+    tc->serial = g_next_serial;
     tc->next_cache = g_list;
     if (g_list != nullptr) g_list->prev_cache = tc;
     g_list = tc;
@@ -239,8 +229,7 @@ void* DirectAllocate(size_t cls) {
   if (MiddleRemove(cls, &obj, 1, &run, &run_count) == 0) {
     if (run_count == 0) return OutOfMemory();
     obj = reinterpret_cast<void*>(run);
-    size_t size = kClasses[cls].size;
-    GiveBackRun(cls, run + size, run + size * static_cast<size_t>(run_count));
+    MiddleReturnRun(cls, run + kClasses[cls].size, static_cast<uint32_t>(run_count - 1));
   }
   static_cast<uintptr_t*>(obj)[1] = 0;
   return obj;
@@ -255,6 +244,12 @@ void* ThreadCacheRefill(ThreadCache* tc, size_t cls) {
   if (JS_LIKELY(next < tc->run_end[cls])) {
     size_t size = kClasses[cls].size;
     tc->run_next[cls] = next + size;
+    // Used up: say so while the object handed out keeps the span alive. A run kept in
+    // the cache always has an object left, so ReleaseRun has a span to give it to.
+    if (JS_UNLIKELY(next + size == tc->run_end[cls])) {
+      MiddleRunDone(tc->run_end[cls], tc->serial);
+      tc->run_next[cls] = tc->run_end[cls] = 0;
+    }
     return HandOut(tc, reinterpret_cast<void*>(next), size);
   }
   return ThreadCacheRefillSlow(tc, cls);
@@ -283,19 +278,24 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
   void* objs[kMaxBatchObjects];
   uintptr_t run = 0;
   int run_count = 0;
-  // A thread that used up a run of this class allocates it in bulk and will write every
-  // page of the next one too; a thread that wants a few objects of a class should not
-  // make a whole span resident.
-  bool bulk = tc->runs_taken[cls] > 0;
-  int got = MiddleRemove(cls, objs, want, &run, &run_count, bulk);
+  // A thread that was handed objects of this class from a span another thread is
+  // carving takes its first objects of the class from a run of its own (see
+  // ThreadCacheOverflow). A thread that used up a run of this class allocates it in
+  // bulk and will write every page of the next one too; a thread that wants a few
+  // objects of a class should not make a whole span resident.
+  Fetch fetch = !tc->served.Contains(cls) && tc->own_run.Contains(cls) ? Fetch::kOwnRun
+                : tc->runs_taken[cls] > 0                              ? Fetch::kReuseBulk
+                                                                       : Fetch::kReuse;
+  tc->served.Assign(cls, true);
+  int got = MiddleRemove(cls, objs, want, &run, &run_count, fetch, tc->serial);
   uint32_t fetched = static_cast<uint32_t>(got + run_count);
   tc->credit[cls] = tc->credit[cls] + fetched < (1u << 30) ? tc->credit[cls] + fetched : (1u << 30);
   if (got == 0) {
     if (run_count == 0) return OutOfMemory();
     ++tc->runs_taken[cls];
-    tc->run_next[cls] = run + size;
+    tc->run_next[cls] = run;
     tc->run_end[cls] = run + size * static_cast<size_t>(run_count);
-    return HandOut(tc, reinterpret_cast<void*>(run), size);
+    return ThreadCacheRefill(tc, cls);
   }
   // objs[0] goes to the caller; the rest onto the (empty) list.
   for (int i = 1; i < got; ++i) {
@@ -313,6 +313,20 @@ void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {
     if (tc == nullptr) return MiddleInsert(cls, &p, 1);
   }
   NoteSlowCall(tc, cls);
+  // Passive false sharing: the first object of a class this thread frees before it
+  // allocated any came from another thread. If that thread is still carving the
+  // object's span, the object's cache line neighbours are in use there; reused here,
+  // this thread's writes would make the line bounce between cores. The object goes
+  // back, and this thread's first objects of the class come from a run of its own. The
+  // list may hold the next ones.
+  if (!tc->served.Contains(cls) && tc->max_length[cls] == 0) {
+    uint32_t carver = MiddleCarverOf(p);
+    if (carver != 0 && carver != tc->serial) {
+      tc->own_run.Assign(cls, true);
+      Grow(tc, cls, false);
+      return MiddleInsert(cls, &p, 1, Shared());
+    }
+  }
   // The list is at its limit. It may grow while the cache has room, but beyond a batch
   // only as far as this thread allocated objects of the class from the middle tier (its
   // credit): a thread that frees what it allocated keeps reusing it, one that only frees

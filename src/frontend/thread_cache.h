@@ -29,6 +29,9 @@ struct alignas(kCacheLine) ThreadCache {
   size_t capacity_bytes;            // sum of max_length[c] * size of c: what the lists may hold
   uint32_t steal_cursor;            // the list capacity was last taken from
   BitSet<kNumClasses> limited;      // classes with max_length > 0
+  BitSet<kNumClasses> served;       // classes this thread has fetched from the middle tier
+  BitSet<kNumClasses> own_run;      // classes to take a run of their own at first fetch
+  uint32_t serial;                  // unique among caches ever created, never 0
   uint32_t credit[kNumClasses];     // objects fetched from the middle tier, not yet "grown for"
   uintptr_t run_next[kNumClasses];  // never-used objects: [run_next, run_end)
   uintptr_t run_end[kNumClasses];

@@ -25,9 +25,40 @@ Span* CentralFreeList::NewSpan() {
   return s;
 }
 
-int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_count,
-                            bool prefault) {
+// Looked at for a never-used rest before a kOwnRun fetch takes a new span: spans with
+// objects given back come first on nonempty_, and a thread's first fetch must not walk
+// all of them.
+constexpr int kOwnRunScan = 8;
+
+// Hands out the never-used rest of one of the first max_spans spans as a run.
+Span* CentralFreeList::CarveRun(uintptr_t* run_begin, int* run_count, int max_spans) {
+  int seen = 0;
+  for (Span* s = nonempty_.first(); s != nullptr && seen < max_spans; s = s->next, ++seen) {
+    if (s->carve == s->end) continue;
+    // The whole uncarved rest of the span: it is untouched memory, so holding it costs
+    // the thread no resident memory (unless it asked for the run to be faulted in), and
+    // a burst of allocations needs one call here per span instead of one per batch.
+    // While the run is out, no other run comes from this span: the span's carve
+    // frontier is the run's end, which is what lets ReturnRun take a tail back.
+    int take = static_cast<int>((s->end - s->carve) / size_);
+    *run_begin = s->carve;
+    *run_count = take;
+    s->carve = s->end;
+    s->allocated += static_cast<uint32_t>(take);
+    if (s->freelist == nullptr) {
+      nonempty_.Remove(s);
+      s->in_nonempty = false;
+    }
+    objects_out_ += static_cast<size_t>(take);
+    return s;
+  }
+  return nullptr;
+}
+
+int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_count, Fetch fetch,
+                            uint32_t carver) {
   *run_count = 0;
+  const int scan = fetch == Fetch::kOwnRun ? kOwnRunScan : INT32_MAX;
   // Until something is found: a span added here may be emptied by other threads before
   // this one takes the lock again, so only a failed NewSpan means out of memory.
   for (;;) {
@@ -36,7 +67,7 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
       LockGuard g(lock_);
       int got = 0;
       // Objects given back first: their memory is already committed and likely cached.
-      for (Span* s = nonempty_.first(); s != nullptr && got < n;) {
+      for (Span* s = nonempty_.first(); s != nullptr && got < n && fetch != Fetch::kOwnRun;) {
         Span* next = s->next;
         while (s->freelist != nullptr && got < n) {
           void* obj = s->freelist;
@@ -56,29 +87,12 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
         return got;
       }
       // Then a run of never-used objects.
-      for (Span* s = nonempty_.first(); s != nullptr; s = s->next) {
-        if (s->carve == s->end) continue;
-        // The whole uncarved rest of the span: it is untouched memory, so holding it
-        // costs the thread no resident memory (unless it asked for the run to be
-        // faulted in), and a burst of allocations needs one call here per span
-        // instead of one per batch.
-        int take = static_cast<int>((s->end - s->carve) / size_);
-        *run_begin = s->carve;
-        *run_count = take;
-        s->carve += static_cast<size_t>(take) * size_;
-        s->allocated += static_cast<uint32_t>(take);
-        if (s->freelist == nullptr && s->carve == s->end) {
-          nonempty_.Remove(s);
-          s->in_nonempty = false;
-        }
-        objects_out_ += static_cast<size_t>(take);
-        run_span = s;
-        break;
-      }
+      run_span = CarveRun(run_begin, run_count, scan);
     }
-    if (*run_count > 0) {
+    if (run_span != nullptr) {
       // The span cannot go away meanwhile: the run's objects are not back yet.
-      if (prefault)
+      __atomic_store_n(&run_span->carver, carver, __ATOMIC_RELAXED);
+      if (fetch == Fetch::kReuseBulk)
         HeapRegion::PrefaultZeroPages(run_span, *run_begin,
                                       *run_begin + (static_cast<size_t>(*run_count) * size_));
       return 0;
@@ -93,9 +107,44 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
   }
 }
 
+void CentralFreeList::ReturnRun(uintptr_t begin, uint32_t count) {
+  if (count == 0) return;
+  EmptySpans empty;
+  {
+    LockGuard g(lock_);
+    Span* s = HeapRegion::SpanAt(HeapRegion::PageOf(reinterpret_cast<void*>(begin)));
+    JS_ASSERT(s->state == Span::State::kSmall && s->size_class == cls_);
+    JS_ASSERT(s->carve == s->end && begin + (size_t{count} * size_) == s->end);
+    JS_ASSERT(s->allocated >= count);
+    __atomic_store_n(&s->carver, 0, __ATOMIC_RELAXED);
+    s->carve = begin;
+    s->allocated -= count;
+    objects_out_ -= count;
+    if (s->allocated == 0) {
+      Emptied(s, empty);
+    } else if (!s->in_nonempty) {
+      nonempty_.PushFront(s);
+      s->in_nonempty = true;
+    }
+  }
+  empty.Flush();
+}
+
+// A span whose objects are all back leaves nonempty_ and is collected in `empty` for
+// the page heap.
+void CentralFreeList::Emptied(Span* s, EmptySpans& empty) {
+  if (s->in_nonempty) nonempty_.Remove(s);
+  s->in_nonempty = false;
+  --spans_;
+  empty.spans[empty.count++] = s;
+  if (empty.count == EmptySpans::kMax) {
+    // Rare: flush while holding our lock (page heap lock nests inside ours).
+    empty.Flush();
+  }
+}
+
 // Puts the chain first..last (count objects of span s, already linked in that order)
-// on s's free list. A span whose objects are all back is taken off nonempty_ and
-// collected in `empty` for the page heap.
+// on s's free list.
 void CentralFreeList::TakeBackRun(Span* s, void* first, void* last, uint32_t count,
                                   EmptySpans& empty) {
   JS_ASSERT(s->state == Span::State::kSmall && s->size_class == cls_);
@@ -105,14 +154,7 @@ void CentralFreeList::TakeBackRun(Span* s, void* first, void* last, uint32_t cou
   s->allocated -= count;
   objects_out_ -= count;
   if (s->allocated == 0) {
-    if (s->in_nonempty) nonempty_.Remove(s);
-    s->in_nonempty = false;
-    --spans_;
-    empty.spans[empty.count++] = s;
-    if (empty.count == EmptySpans::kMax) {
-      // Rare: flush while holding our lock (page heap lock nests inside ours).
-      empty.Flush();
-    }
+    Emptied(s, empty);
   } else if (!s->in_nonempty) {
     nonempty_.PushFront(s);
     s->in_nonempty = true;

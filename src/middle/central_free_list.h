@@ -12,16 +12,31 @@
 
 namespace jsmalloc {
 
+// What a thread cache asks the middle tier for.
+enum class Fetch : uint8_t {
+  kReuse,      // objects given back first; else a run, faulted in page by page as used
+  kReuseBulk,  // the same, but a run is faulted in at once (the caller will write it all)
+  kOwnRun,     // a run only, never objects given back: a thread's first objects of a
+               // class, so they share no cache line with objects another thread uses
+};
+
 class CentralFreeList {
  public:
   void Init(uint8_t cls);
 
-  // Fills out[] with up to n objects given back earlier; when there are none, hands
-  // out the never-used rest of a span as one run instead: *run_begin and the run's length
-  // in *run_count. Returns the number placed in out[]. Both zero: out of memory.
-  // `prefault`: the caller will write the whole run soon; a run of pages the process
-  // never touched is then faulted in with one system call instead of a fault per page.
-  int Remove(void** out, int n, uintptr_t* run_begin, int* run_count, bool prefault = false);
+  // Fills out[] with up to n objects given back earlier; when there are none (or
+  // `fetch` is kOwnRun), hands out the never-used rest of a span as one run instead:
+  // *run_begin and the run's length in *run_count. Returns the number placed in out[].
+  // Both zero: out of memory. kReuseBulk: the caller will write the whole run soon; a
+  // run of pages the process never touched is then faulted in with one system call
+  // instead of a fault per page.
+  // A run's span records `carver` (the taking thread cache's serial) until the run
+  // is given back or done with.
+  int Remove(void** out, int n, uintptr_t* run_begin, int* run_count, Fetch fetch = Fetch::kReuse,
+             uint32_t carver = 0);
+  // The unused tail [begin, + count objects) of a run goes back to its span's
+  // never-used part, without touching its memory.
+  void ReturnRun(uintptr_t begin, uint32_t count);
   // Takes n objects back into their spans.
   void Insert(void* const* objs, int n);
   // Takes back the first n objects of a chain linked through their link words (a thread
@@ -46,6 +61,8 @@ class CentralFreeList {
   };
 
   Span* NewSpan();
+  Span* CarveRun(uintptr_t* run_begin, int* run_count, int max_spans);
+  void Emptied(Span* s, EmptySpans& empty);
   void TakeBackRun(Span* s, void* first, void* last, uint32_t count, EmptySpans& empty);
 
   Mutex lock_;

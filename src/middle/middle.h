@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backend/heap_region.h"
 #include "free_list.h"
 #include "middle/central_free_list.h"
 #include "middle/transfer_cache.h"
@@ -18,16 +19,36 @@ extern constinit CentralFreeList g_central[kNumClasses];
 void MiddleInit();
 
 // Up to n objects of class cls into out (returns how many), or, when none were given
-// back, a run of never-used objects in [*run_begin, + *run_count objects), faulted in
-// at once if `prefault` (the caller will write all of it).
+// back (or `fetch` is kOwnRun), a run of never-used objects in [*run_begin,
+// + *run_count objects).
 inline int MiddleRemove(size_t cls, void** out, int n, uintptr_t* run_begin, int* run_count,
-                        bool prefault = false) {
-  int got = g_transfer[cls].Remove(out, n);
-  if (got > 0) {
-    *run_count = 0;
-    return got;
+                        Fetch fetch = Fetch::kReuse, uint32_t carver = 0) {
+  if (fetch != Fetch::kOwnRun) {
+    int got = g_transfer[cls].Remove(out, n);
+    if (got > 0) {
+      *run_count = 0;
+      return got;
+    }
   }
-  return g_central[cls].Remove(out, n, run_begin, run_count, prefault);
+  return g_central[cls].Remove(out, n, run_begin, run_count, fetch, carver);
+}
+
+// The unused tail of a run from MiddleRemove.
+inline void MiddleReturnRun(size_t cls, uintptr_t begin, uint32_t count) {
+  g_central[cls].ReturnRun(begin, count);
+}
+
+// The thread cache `carver` used up the run that ends at run_end. Its span must be
+// alive: call it while the run's last object is still out.
+inline void MiddleRunDone(uintptr_t run_end, uint32_t carver) {
+  Span* s = HeapRegion::SpanAt(HeapRegion::PageOf(reinterpret_cast<void*>(run_end - 1)));
+  __atomic_compare_exchange_n(&s->carver, &carver, 0, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
+// The serial of the thread cache bumping through a run of small object p's span, 0 if
+// none.
+inline uint32_t MiddleCarverOf(const void* p) {
+  return __atomic_load_n(&HeapRegion::SpanAt(HeapRegion::PageOf(p))->carver, __ATOMIC_RELAXED);
 }
 
 // Objects given back. The transfer cache exists to hand batches between threads; while

@@ -110,5 +110,72 @@ TEST_F(CentralFixture, InsertListTakesTheFirstObjectsOfAChain) {
   EXPECT_EQ(cfl.GetStats().spans, 0u);
 }
 
+// A thread cache gives the unused tail of a run back without writing to it: the span's
+// never-used part grows again, and the next run starts where the tail did. A whole
+// run given back empties its span.
+TEST_F(CentralFixture, ReturnRunMakesTheTailNeverUsedAgain) {
+  static constinit CentralFreeList cfl;
+  const uint8_t cls = 9;  // 144 bytes
+  cfl.Init(cls);
+  const size_t size = kClasses[cls].size;
+  void* objs[32];
+  uintptr_t run = 0;
+  int run_count = 0;
+  ASSERT_EQ(cfl.Remove(objs, 32, &run, &run_count), 0);
+  ASSERT_EQ(run_count, static_cast<int>(kClasses[cls].objects));
+  const uintptr_t tail = run + (10 * size);
+  cfl.ReturnRun(tail, static_cast<uint32_t>(run_count - 10));
+  EXPECT_EQ(cfl.GetStats().objects_out, 10u);
+  uintptr_t again = 0;
+  int again_count = 0;
+  ASSERT_EQ(cfl.Remove(objs, 32, &again, &again_count), 0);
+  EXPECT_EQ(again, tail);
+  EXPECT_EQ(again_count, run_count - 10);
+  EXPECT_EQ(cfl.GetStats().spans, 1u);
+  cfl.ReturnRun(again, static_cast<uint32_t>(again_count));
+  std::vector<void*> first;
+  for (int i = 0; i < 10; ++i) first.push_back(reinterpret_cast<void*>(run + size_t(i) * size));
+  cfl.Insert(first.data(), 10);
+  EXPECT_EQ(cfl.GetStats().objects_out, 0u);
+  EXPECT_EQ(cfl.GetStats().spans, 0u);
+  EXPECT_TRUE(IsFreePage(HeapRegion::ClassAt(HeapRegion::PageOf(reinterpret_cast<void*>(run)))));
+}
+
+// kOwnRun never hands out objects given back, even when there are some: it takes the
+// never-used rest of a span, or a new span.
+TEST_F(CentralFixture, OwnRunSkipsObjectsGivenBack) {
+  static constinit CentralFreeList cfl;
+  const uint8_t cls = 11;  // 176 bytes
+  cfl.Init(cls);
+  const size_t size = kClasses[cls].size;
+  void* objs[32];
+  uintptr_t first = 0;
+  int first_count = 0;
+  ASSERT_EQ(cfl.Remove(objs, 32, &first, &first_count), 0);
+  void* given = reinterpret_cast<void*>(first + size);
+  cfl.Insert(&given, 1);
+  uintptr_t own = 0;
+  int own_count = 0;
+  ASSERT_EQ(cfl.Remove(objs, 32, &own, &own_count, Fetch::kOwnRun), 0);
+  ASSERT_GT(own_count, 0);
+  auto span_of = [](uintptr_t p) {
+    return HeapRegion::SpanAt(HeapRegion::PageOf(reinterpret_cast<void*>(p)));
+  };
+  EXPECT_NE(span_of(own), span_of(first)) << "the own run shares a span with an object given back";
+  EXPECT_EQ(cfl.GetStats().spans, 2u);
+  // The object given back is still there for an ordinary fetch.
+  uintptr_t unused = 0;
+  int unused_count = 0;
+  ASSERT_EQ(cfl.Remove(objs, 32, &unused, &unused_count), 1);
+  EXPECT_EQ(objs[0], given);
+  cfl.ReturnRun(own, static_cast<uint32_t>(own_count));
+  std::vector<void*> all;
+  for (int i = 0; i < first_count; ++i)
+    all.push_back(reinterpret_cast<void*>(first + size_t(i) * size));
+  cfl.Insert(all.data(), static_cast<int>(all.size()));
+  EXPECT_EQ(cfl.GetStats().objects_out, 0u);
+  EXPECT_EQ(cfl.GetStats().spans, 0u);
+}
+
 }  // namespace
 }  // namespace jsmalloc

@@ -8,7 +8,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <barrier>
 #include <cstring>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -202,6 +204,56 @@ TEST(ThreadCache, BulkAllocationFaultsFreshRunsInAtOnce) {
     const char* second_run_end = v.back() + per_run * size - 1;
     EXPECT_EQ(Resident(second_run_end), can);
     for (char* p : v) js_free(p);
+  }).join();
+}
+
+// Passive false sharing (Hoard's cache-scratch): a thread allocates small objects side
+// by side and hands one to each worker; each worker frees it and allocates its own. If
+// a worker got the freed object (or a neighbour) back, the workers' writes would share
+// cache lines. Each worker's first objects must come from memory no other live thread
+// uses. The threads stay alive together, as in the benchmark, so each holds its run.
+TEST(ThreadCache, FreedForeignObjectIsNotAThreadsFirstAllocation) {
+  testing::EnsureAllocator();
+  constexpr int kWorkers = 4;
+  constexpr size_t kSize = 8;
+  auto line = [](const void* p) { return reinterpret_cast<uintptr_t>(p) / 64; };
+  std::thread([&] {
+    void* given[kWorkers];
+    for (auto& g : given) g = js_malloc(kSize);
+    void* got[kWorkers] = {};
+    std::barrier all_allocated(kWorkers);
+    std::vector<std::thread> workers;
+    for (int t = 0; t < kWorkers; ++t) {
+      workers.emplace_back([&, t] {
+        js_free(given[t]);
+        got[t] = js_malloc(kSize);
+        all_allocated.arrive_and_wait();  // every worker holds its run until all have one
+      });
+    }
+    for (auto& w : workers) w.join();
+    std::set<uintptr_t> lines;
+    for (void* g : given) lines.insert(line(g));
+    for (void* q : got) {
+      ASSERT_NE(q, nullptr);
+      EXPECT_TRUE(lines.insert(line(q)).second)
+          << q << " shares a cache line with an object another thread uses";
+    }
+    for (void* q : got) js_free(q);
+  }).join();
+}
+
+// The rule above is for objects of a span a live thread is carving. Objects a thread
+// left behind when it exited are reused like any other (a run of its own for every
+// thread that frees first would cost a span per class per thread).
+TEST(ThreadCache, ObjectOfAnExitedThreadIsReused) {
+  testing::EnsureAllocator();
+  constexpr size_t kSize = 8;
+  void* left = nullptr;
+  std::thread([&] { left = js_malloc(kSize); }).join();
+  std::thread([&] {
+    js_free(left);
+    EXPECT_EQ(js_malloc(kSize), left);
+    js_free(left);
   }).join();
 }
 
