@@ -287,9 +287,24 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
                 : tc->runs_taken[cls] > 0                              ? Fetch::kReuseBulk
                                                                        : Fetch::kReuse;
   tc->served.Assign(cls, true);
-  int got = MiddleRemove(cls, objs, want, &run, &run_count, fetch, tc->serial);
+  // A span's whole free list may come as it is, linked, when the list can grow to hold
+  // it: popping it here touches each object just before the program does, where
+  // collecting a batch would touch each one (a cache miss) in the central free list.
+  size_t spare_bytes = CacheLimit() > tc->capacity_bytes ? CacheLimit() - tc->capacity_bytes : 0;
+  size_t room = size_t{tc->max_length[cls]} + (spare_bytes / size) + 1;
+  auto max_chain = static_cast<uint32_t>(room < MaxLength(cls) ? room : MaxLength(cls));
+  void* chain = nullptr;
+  int got = MiddleRemove(cls, objs, want, &run, &run_count, fetch, tc->serial, &chain, max_chain);
   uint32_t fetched = static_cast<uint32_t>(got + run_count);
   tc->credit[cls] = tc->credit[cls] + fetched < (1u << 30) ? tc->credit[cls] + fetched : (1u << 30);
+  if (chain != nullptr) {
+    int32_t rest = got - 1;
+    if (rest > tc->budget[cls])
+      SetMaxLength(tc, cls, tc->max_length[cls] + static_cast<uint32_t>(rest - tc->budget[cls]));
+    tc->head[cls] = ListNext(chain);
+    tc->budget[cls] -= rest;
+    return HandOut(tc, chain, size);
+  }
   if (got == 0) {
     if (run_count == 0) return OutOfMemory();
     ++tc->runs_taken[cls];

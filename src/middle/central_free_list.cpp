@@ -25,6 +25,23 @@ Span* CentralFreeList::NewSpan() {
   return s;
 }
 
+namespace {
+
+// The span an object of the heap belongs to, and its bounds.
+struct SpanRange {
+  Span* span;
+  uintptr_t begin;
+  uintptr_t bytes;
+
+  explicit SpanRange(const void* obj)
+      : span(HeapRegion::SpanAt(HeapRegion::PageOf(obj))),
+        begin(reinterpret_cast<uintptr_t>(HeapRegion::AddressOf(span->first_page))),
+        bytes(size_t{span->npages} << kPageShift) {}
+  bool Holds(const void* p) const { return reinterpret_cast<uintptr_t>(p) - begin < bytes; }
+};
+
+}  // namespace
+
 // Looked at for a never-used rest before a kOwnRun fetch takes a new span: spans with
 // objects given back come first on nonempty_, and a thread's first fetch must not walk
 // all of them.
@@ -56,7 +73,7 @@ Span* CentralFreeList::CarveRun(uintptr_t* run_begin, int* run_count, int max_sp
 }
 
 int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_count, Fetch fetch,
-                            uint32_t carver) {
+                            uint32_t carver, void** chain, uint32_t max_chain) {
   *run_count = 0;
   const int scan = fetch == Fetch::kOwnRun ? kOwnRunScan : INT32_MAX;
   // Until something is found: a span added here may be emptied by other threads before
@@ -65,6 +82,25 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
     Span* run_span = nullptr;
     {
       LockGuard g(lock_);
+      if (chain != nullptr && fetch != Fetch::kOwnRun) {
+        *chain = nullptr;
+        Span* s = nonempty_.first();
+        if (s != nullptr && s->freelist != nullptr) {
+          const SpanRange range(s->freelist);
+          uint32_t listed = static_cast<uint32_t>((s->carve - range.begin) / size_) - s->allocated;
+          if (listed <= max_chain) {
+            *chain = s->freelist;
+            s->freelist = nullptr;
+            s->allocated += listed;
+            if (s->carve == s->end) {
+              nonempty_.Remove(s);
+              s->in_nonempty = false;
+            }
+            objects_out_ += listed;
+            return static_cast<int>(listed);
+          }
+        }
+      }
       int got = 0;
       // Objects given back first: their memory is already committed and likely cached.
       for (Span* s = nonempty_.first(); s != nullptr && got < n && fetch != Fetch::kOwnRun;) {
@@ -165,23 +201,6 @@ void CentralFreeList::EmptySpans::Flush() {
   for (int k = 0; k < count; ++k) g_page_heap.Deallocate(spans[k]);
   count = 0;
 }
-
-namespace {
-
-// The span an object of the heap belongs to, and its bounds.
-struct SpanRange {
-  Span* span;
-  uintptr_t begin;
-  uintptr_t bytes;
-
-  explicit SpanRange(const void* obj)
-      : span(HeapRegion::SpanAt(HeapRegion::PageOf(obj))),
-        begin(reinterpret_cast<uintptr_t>(HeapRegion::AddressOf(span->first_page))),
-        bytes(size_t{span->npages} << kPageShift) {}
-  bool Holds(const void* p) const { return reinterpret_cast<uintptr_t>(p) - begin < bytes; }
-};
-
-}  // namespace
 
 // Objects come in runs from one span (a batch is mostly what one thread freed in a row):
 // each run is linked into a chain and its span updated once.

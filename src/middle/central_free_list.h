@@ -31,9 +31,11 @@ class CentralFreeList {
   // run of pages the process never touched is then faulted in with one system call
   // instead of a fault per page.
   // A run's span records `carver` (the taking thread cache's serial) until the run
-  // is given back or done with.
+  // is given back or done with. With `chain`: when the first span's free list holds at
+  // most max_chain objects, that whole list is taken instead, as it is (*chain, linked
+  // through the link words; returns its length): no object is touched here.
   int Remove(void** out, int n, uintptr_t* run_begin, int* run_count, Fetch fetch = Fetch::kReuse,
-             uint32_t carver = 0);
+             uint32_t carver = 0, void** chain = nullptr, uint32_t max_chain = 0);
   // The unused tail [begin, + count objects) of a run goes back to its span's
   // never-used part, without touching its memory.
   void ReturnRun(uintptr_t begin, uint32_t count);

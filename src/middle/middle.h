@@ -22,15 +22,17 @@ void MiddleInit();
 // back (or `fetch` is kOwnRun), a run of never-used objects in [*run_begin,
 // + *run_count objects).
 inline int MiddleRemove(size_t cls, void** out, int n, uintptr_t* run_begin, int* run_count,
-                        Fetch fetch = Fetch::kReuse, uint32_t carver = 0) {
+                        Fetch fetch = Fetch::kReuse, uint32_t carver = 0, void** chain = nullptr,
+                        uint32_t max_chain = 0) {
   if (fetch != Fetch::kOwnRun) {
     int got = g_transfer[cls].Remove(out, n);
     if (got > 0) {
       *run_count = 0;
+      if (chain != nullptr) *chain = nullptr;
       return got;
     }
   }
-  return g_central[cls].Remove(out, n, run_begin, run_count, fetch, carver);
+  return g_central[cls].Remove(out, n, run_begin, run_count, fetch, carver, chain, max_chain);
 }
 
 // The unused tail of a run from MiddleRemove.

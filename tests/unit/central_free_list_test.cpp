@@ -177,5 +177,41 @@ TEST_F(CentralFixture, OwnRunSkipsObjectsGivenBack) {
   EXPECT_EQ(cfl.GetStats().spans, 0u);
 }
 
+// A span's whole free list goes out as it is, linked, when the caller can hold all of
+// it; when it cannot, objects are collected into out[] as usual.
+TEST_F(CentralFixture, WholeFreeListOfASpanGoesOutAsAChain) {
+  static constinit CentralFreeList cfl;
+  const uint8_t cls = 13;  // 208 bytes
+  cfl.Init(cls);
+  const size_t size = kClasses[cls].size;
+  void* objs[32];
+  uintptr_t run = 0;
+  int run_count = 0;
+  ASSERT_EQ(cfl.Remove(objs, 32, &run, &run_count), 0);
+  ASSERT_GE(run_count, 20);
+  std::vector<void*> back;
+  for (int i = 0; i < 20; ++i) back.push_back(reinterpret_cast<void*>(run + size_t(i) * size));
+  cfl.Insert(back.data(), 20);
+  void* chain = &chain;
+  uintptr_t unused = 0;
+  int unused_count = 0;
+  // Too long for the caller: a batch of 8 in out[], no chain.
+  EXPECT_EQ(cfl.Remove(objs, 8, &unused, &unused_count, Fetch::kReuse, 0, &chain, 19), 8);
+  EXPECT_EQ(chain, nullptr);
+  cfl.Insert(objs, 8);
+  EXPECT_EQ(cfl.Remove(objs, 8, &unused, &unused_count, Fetch::kReuse, 0, &chain, 20), 20);
+  ASSERT_NE(chain, nullptr);
+  std::set<void*> linked;
+  int n = 0;
+  for (void* p = chain; p != nullptr && n <= 20; p = ListNext(p), ++n) linked.insert(p);
+  EXPECT_EQ(n, 20);
+  EXPECT_EQ(linked, std::set<void*>(back.begin(), back.end()));
+  EXPECT_EQ(cfl.GetStats().objects_out, static_cast<size_t>(run_count));
+  cfl.Insert(back.data(), 20);
+  cfl.ReturnRun(run + (20 * size), static_cast<uint32_t>(run_count - 20));
+  EXPECT_EQ(cfl.GetStats().objects_out, 0u);
+  EXPECT_EQ(cfl.GetStats().spans, 0u);
+}
+
 }  // namespace
 }  // namespace jsmalloc
