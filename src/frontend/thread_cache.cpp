@@ -30,6 +30,8 @@ constinit pthread_key_t g_key = 0;
 constinit uint32_t g_next_serial = 0;
 
 constexpr int kMaxBatchObjects = static_cast<int>(kMaxBatch);
+// Runs of never-used objects double from a page up to 2^kRunDoublings pages.
+constexpr uint32_t kRunDoublings = 8;
 
 size_t CacheLimit() {
   return static_cast<size_t>(GetOption(Option::kThreadCacheBytes));
@@ -226,7 +228,8 @@ void* DirectAllocate(size_t cls) {
   void* obj = nullptr;
   uintptr_t run = 0;
   int run_count = 0;
-  if (MiddleRemove(cls, &obj, 1, &run, &run_count) == 0) {
+  if (MiddleRemove(cls, &obj, 1, &run, &run_count, Fetch::kReuse, 0, nullptr, 0,
+                   kClasses[cls].size) == 0) {
     if (run_count == 0) return OutOfMemory();
     obj = reinterpret_cast<void*>(run);
     MiddleReturnRun(cls, run + kClasses[cls].size, static_cast<uint32_t>(run_count - 1));
@@ -283,8 +286,15 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
   // ThreadCacheOverflow). A thread that used up a run of this class allocates it in
   // bulk and will write every page of the next one too; a thread that wants a few
   // objects of a class should not make a whole span resident.
+  // A run is bumped through before anything given back is reused, so a whole span per
+  // class and thread would fault in fresh pages while the objects other threads free
+  // wait in the middle tier (xmalloc, t4-t64: 1.5-2x the peak resident set). A run
+  // starts at a page and doubles with each run taken in a row (a thread allocating in
+  // bulk soon takes whole spans, one call per span), and starts small again once the
+  // middle tier has given-back objects to reuse.
+  uint32_t streak = tc->runs_taken[cls];
   Fetch fetch = !tc->served.Contains(cls) && tc->own_run.Contains(cls) ? Fetch::kOwnRun
-                : tc->runs_taken[cls] > 0                              ? Fetch::kReuseBulk
+                : streak > 0                                           ? Fetch::kReuseBulk
                                                                        : Fetch::kReuse;
   tc->served.Assign(cls, true);
   // A span's whole free list may come as it is, linked, when the list can grow to hold
@@ -294,9 +304,12 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
   size_t room = size_t{tc->max_length[cls]} + (spare_bytes / size) + 1;
   auto max_chain = static_cast<uint32_t>(room < MaxLength(cls) ? room : MaxLength(cls));
   void* chain = nullptr;
-  int got = MiddleRemove(cls, objs, want, &run, &run_count, fetch, tc->serial, &chain, max_chain);
+  size_t max_run = kPageSize << (streak < kRunDoublings ? streak : kRunDoublings);
+  int got = MiddleRemove(cls, objs, want, &run, &run_count, fetch, tc->serial, &chain, max_chain,
+                         max_run);
   uint32_t fetched = static_cast<uint32_t>(got + run_count);
   tc->credit[cls] = tc->credit[cls] + fetched < (1u << 30) ? tc->credit[cls] + fetched : (1u << 30);
+  if (got > 0) tc->runs_taken[cls] = 0;
   if (chain != nullptr) {
     int32_t rest = got - 1;
     if (rest > tc->budget[cls])

@@ -38,6 +38,7 @@ struct alignas(kCacheLine) ThreadCache {
   uint32_t slow_calls;
   uint32_t last_active[kNumClasses];    // slow_calls when list c last refilled or overflowed
   uint32_t runs_taken[kNumClasses];     // runs of never-used objects fetched for list c
+                                        // in a row (since it last got given-back ones)
   uint32_t idle_scan_after;             // slow_calls before which no list can be idle
   std::atomic<size_t> published_bytes;  // what this cache holds, for statistics
   ThreadCache* next_cache;

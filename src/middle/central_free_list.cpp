@@ -47,22 +47,27 @@ struct SpanRange {
 // all of them.
 constexpr int kOwnRunScan = 8;
 
-// Hands out the never-used rest of one of the first max_spans spans as a run.
-Span* CentralFreeList::CarveRun(uintptr_t* run_begin, int* run_count, int max_spans) {
+// Hands out never-used objects of one of the first max_spans spans as a run: at most
+// max_run of them, for `carver`.
+Span* CentralFreeList::CarveRun(uintptr_t* run_begin, int* run_count, int max_spans, size_t max_run,
+                                uint32_t carver) {
   int seen = 0;
   for (Span* s = nonempty_.first(); s != nullptr && seen < max_spans; s = s->next, ++seen) {
-    if (s->carve == s->end) continue;
-    // The whole uncarved rest of the span: it is untouched memory, so holding it costs
-    // the thread no resident memory (unless it asked for the run to be faulted in), and
-    // a burst of allocations needs one call here per span instead of one per batch.
-    // While the run is out, no other run comes from this span: the span's carve
-    // frontier is the run's end, which is what lets ReturnRun take a tail back.
-    int take = static_cast<int>((s->end - s->carve) / size_);
+    // While a run is out, no other run comes from its span: the span's carve frontier
+    // stays the run's end, which is what lets ReturnRun take a tail back.
+    if (s->carve == s->end || __atomic_load_n(&s->carver, __ATOMIC_RELAXED) != 0) continue;
+    // Up to the whole uncarved rest of the span: it is untouched memory, so holding it
+    // costs the thread no resident memory (unless it asked for the run to be faulted
+    // in), and a burst of allocations needs one call here per span instead of one per
+    // batch.
+    size_t rest = (s->end - s->carve) / size_;
+    int take = static_cast<int>(rest < max_run ? rest : max_run);
     *run_begin = s->carve;
     *run_count = take;
-    s->carve = s->end;
+    s->carve += static_cast<size_t>(take) * size_;
     s->allocated += static_cast<uint32_t>(take);
-    if (s->freelist == nullptr) {
+    __atomic_store_n(&s->carver, carver, __ATOMIC_RELAXED);
+    if (s->freelist == nullptr && s->carve == s->end) {
       nonempty_.Remove(s);
       s->in_nonempty = false;
     }
@@ -73,8 +78,10 @@ Span* CentralFreeList::CarveRun(uintptr_t* run_begin, int* run_count, int max_sp
 }
 
 int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_count, Fetch fetch,
-                            uint32_t carver, void** chain, uint32_t max_chain) {
+                            uint32_t carver, void** chain, uint32_t max_chain,
+                            size_t max_run_bytes) {
   *run_count = 0;
+  const size_t max_run = max_run_bytes > size_ ? max_run_bytes / size_ : 1;
   const int scan = fetch == Fetch::kOwnRun ? kOwnRunScan : INT32_MAX;
   // Until something is found: a span added here may be emptied by other threads before
   // this one takes the lock again, so only a failed NewSpan means out of memory.
@@ -123,11 +130,10 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
         return got;
       }
       // Then a run of never-used objects.
-      run_span = CarveRun(run_begin, run_count, scan);
+      run_span = CarveRun(run_begin, run_count, scan, max_run, carver);
     }
     if (run_span != nullptr) {
       // The span cannot go away meanwhile: the run's objects are not back yet.
-      __atomic_store_n(&run_span->carver, carver, __ATOMIC_RELAXED);
       if (fetch == Fetch::kReuseBulk)
         HeapRegion::PrefaultZeroPages(run_span, *run_begin,
                                       *run_begin + (static_cast<size_t>(*run_count) * size_));
@@ -150,7 +156,7 @@ void CentralFreeList::ReturnRun(uintptr_t begin, uint32_t count) {
     LockGuard g(lock_);
     Span* s = HeapRegion::SpanAt(HeapRegion::PageOf(reinterpret_cast<void*>(begin)));
     JS_ASSERT(s->state == Span::State::kSmall && s->size_class == cls_);
-    JS_ASSERT(s->carve == s->end && begin + (size_t{count} * size_) == s->end);
+    JS_ASSERT(begin + (size_t{count} * size_) == s->carve);
     JS_ASSERT(s->allocated >= count);
     __atomic_store_n(&s->carver, 0, __ATOMIC_RELAXED);
     s->carve = begin;

@@ -25,17 +25,20 @@ class CentralFreeList {
   void Init(uint8_t cls);
 
   // Fills out[] with up to n objects given back earlier; when there are none (or
-  // `fetch` is kOwnRun), hands out the never-used rest of a span as one run instead:
-  // *run_begin and the run's length in *run_count. Returns the number placed in out[].
+  // `fetch` is kOwnRun), hands out never-used objects of a span as one run instead (its
+  // uncarved rest, but at most max_run_bytes of it, one object at least): *run_begin
+  // and the run's length in *run_count. Returns the number placed in out[].
   // Both zero: out of memory. kReuseBulk: the caller will write the whole run soon; a
   // run of pages the process never touched is then faulted in with one system call
   // instead of a fault per page.
   // A run's span records `carver` (the taking thread cache's serial) until the run
-  // is given back or done with. With `chain`: when the first span's free list holds at
-  // most max_chain objects, that whole list is taken instead, as it is (*chain, linked
-  // through the link words; returns its length): no object is touched here.
+  // is given back or done with; no other run comes from the span meanwhile. With
+  // `chain`: when the first span's free list holds at most max_chain objects, that whole
+  // list is taken instead, as it is (*chain, linked through the link words; returns its
+  // length): no object is touched here.
   int Remove(void** out, int n, uintptr_t* run_begin, int* run_count, Fetch fetch = Fetch::kReuse,
-             uint32_t carver = 0, void** chain = nullptr, uint32_t max_chain = 0);
+             uint32_t carver = 0, void** chain = nullptr, uint32_t max_chain = 0,
+             size_t max_run_bytes = SIZE_MAX);
   // The unused tail [begin, + count objects) of a run goes back to its span's
   // never-used part, without touching its memory.
   void ReturnRun(uintptr_t begin, uint32_t count);
@@ -63,7 +66,8 @@ class CentralFreeList {
   };
 
   Span* NewSpan();
-  Span* CarveRun(uintptr_t* run_begin, int* run_count, int max_spans);
+  Span* CarveRun(uintptr_t* run_begin, int* run_count, int max_spans, size_t max_run,
+                 uint32_t carver);
   void Emptied(Span* s, EmptySpans& empty);
   void TakeBackRun(Span* s, void* first, void* last, uint32_t count, EmptySpans& empty);
 

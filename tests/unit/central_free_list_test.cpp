@@ -141,6 +141,37 @@ TEST_F(CentralFixture, ReturnRunMakesTheTailNeverUsedAgain) {
   EXPECT_TRUE(IsFreePage(HeapRegion::ClassAt(HeapRegion::PageOf(reinterpret_cast<void*>(run)))));
 }
 
+// A run can be limited; while it is out no other run comes from its span, and its
+// unused tail goes back to the carve frontier once it is done with.
+TEST_F(CentralFixture, LimitedRunsOneAtATimePerSpan) {
+  static constinit CentralFreeList cfl;
+  const uint8_t cls = 9;  // 144 bytes
+  cfl.Init(cls);
+  const size_t size = kClasses[cls].size;
+  void* objs[32];
+  uintptr_t run = 0, run2 = 0, run3 = 0;
+  int run_count = 0, run2_count = 0, run3_count = 0;
+  ASSERT_EQ(cfl.Remove(objs, 32, &run, &run_count, Fetch::kReuse, 7, nullptr, 0, kPageSize), 0);
+  ASSERT_EQ(run_count, static_cast<int>(kPageSize / size));
+  // Another carver gets a new span, not the rest of the first.
+  ASSERT_EQ(cfl.Remove(objs, 32, &run2, &run2_count, Fetch::kReuse, 8, nullptr, 0, 10 * size), 0);
+  EXPECT_EQ(run2_count, 10);
+  EXPECT_NE(HeapRegion::SpanAt(HeapRegion::PageOf(reinterpret_cast<void*>(run2))),
+            HeapRegion::SpanAt(HeapRegion::PageOf(reinterpret_cast<void*>(run))));
+  EXPECT_EQ(cfl.GetStats().spans, 2u);
+  // The first run goes back but for its first object; the next run starts right there.
+  cfl.ReturnRun(run + size, static_cast<uint32_t>(run_count - 1));
+  ASSERT_EQ(cfl.Remove(objs, 32, &run3, &run3_count, Fetch::kReuse, 9, nullptr, 0, 2 * size), 0);
+  EXPECT_TRUE(run3 == run + size || run3 == run2 + 10 * size);
+  EXPECT_EQ(run3_count, 2);
+  cfl.ReturnRun(run3, 2);
+  cfl.ReturnRun(run2 + size, 9);
+  void* firsts[2] = {reinterpret_cast<void*>(run), reinterpret_cast<void*>(run2)};
+  cfl.Insert(firsts, 2);
+  EXPECT_EQ(cfl.GetStats().objects_out, 0u);
+  EXPECT_EQ(cfl.GetStats().spans, 0u);
+}
+
 // kOwnRun never hands out objects given back, even when there are some: it takes the
 // never-used rest of a span, or a new span.
 TEST_F(CentralFixture, OwnRunSkipsObjectsGivenBack) {
