@@ -157,31 +157,32 @@ void CentralFreeList::ReturnRun(uintptr_t begin, uint32_t count) {
     Span* s = HeapRegion::SpanAt(HeapRegion::PageOf(reinterpret_cast<void*>(begin)));
     JS_ASSERT(s->state == Span::State::kSmall && s->size_class == cls_);
     JS_ASSERT(begin + (size_t{count} * size_) == s->carve);
-    JS_ASSERT(s->allocated >= count);
     __atomic_store_n(&s->carver, 0, __ATOMIC_RELAXED);
     s->carve = begin;
-    s->allocated -= count;
-    objects_out_ -= count;
-    if (s->allocated == 0) {
-      Emptied(s, empty);
-    } else if (!s->in_nonempty) {
-      nonempty_.PushFront(s);
-      s->in_nonempty = true;
-    }
+    CountBack(s, count, empty);
   }
   empty.Flush();
 }
 
-// A span whose objects are all back leaves nonempty_ and is collected in `empty` for
-// the page heap.
-void CentralFreeList::Emptied(Span* s, EmptySpans& empty) {
-  if (s->in_nonempty) nonempty_.Remove(s);
-  s->in_nonempty = false;
-  --spans_;
-  empty.spans[empty.count++] = s;
-  if (empty.count == EmptySpans::kMax) {
-    // Rare: flush while holding our lock (page heap lock nests inside ours).
-    empty.Flush();
+// count objects of span s are back (on its free list, or below its carve frontier). A
+// span whose objects are all back leaves nonempty_ and is collected in `empty` for the
+// page heap; one with objects to give again joins nonempty_.
+void CentralFreeList::CountBack(Span* s, uint32_t count, EmptySpans& empty) {
+  JS_ASSERT(s->allocated >= count);
+  s->allocated -= count;
+  objects_out_ -= count;
+  if (s->allocated == 0) {
+    if (s->in_nonempty) nonempty_.Remove(s);
+    s->in_nonempty = false;
+    --spans_;
+    empty.spans[empty.count++] = s;
+    if (empty.count == EmptySpans::kMax) {
+      // Rare: flush while holding our lock (page heap lock nests inside ours).
+      empty.Flush();
+    }
+  } else if (!s->in_nonempty) {
+    nonempty_.PushFront(s);
+    s->in_nonempty = true;
   }
 }
 
@@ -190,17 +191,9 @@ void CentralFreeList::Emptied(Span* s, EmptySpans& empty) {
 void CentralFreeList::TakeBackRun(Span* s, void* first, void* last, uint32_t count,
                                   EmptySpans& empty) {
   JS_ASSERT(s->state == Span::State::kSmall && s->size_class == cls_);
-  JS_ASSERT(s->allocated >= count);
   SetListNext(last, s->freelist);
   s->freelist = first;
-  s->allocated -= count;
-  objects_out_ -= count;
-  if (s->allocated == 0) {
-    Emptied(s, empty);
-  } else if (!s->in_nonempty) {
-    nonempty_.PushFront(s);
-    s->in_nonempty = true;
-  }
+  CountBack(s, count, empty);
 }
 
 void CentralFreeList::EmptySpans::Flush() {

@@ -68,7 +68,7 @@ class CentralFreeList {
   Span* NewSpan();
   Span* CarveRun(uintptr_t* run_begin, int* run_count, int max_spans, size_t max_run,
                  uint32_t carver);
-  void Emptied(Span* s, EmptySpans& empty);
+  void CountBack(Span* s, uint32_t count, EmptySpans& empty);
   void TakeBackRun(Span* s, void* first, void* last, uint32_t count, EmptySpans& empty);
 
   Mutex lock_;

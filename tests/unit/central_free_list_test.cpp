@@ -19,6 +19,19 @@ struct CentralFixture : ::testing::Test {
   void SetUp() override { testing::EnsureAllocator(); }
 };
 
+// The first `count` objects of a run (or of a span from `begin`).
+std::vector<void*> ObjectsFrom(uintptr_t begin, int count, size_t size) {
+  std::vector<void*> objs;
+  for (int i = 0; i < count; ++i) objs.push_back(reinterpret_cast<void*>(begin + size_t(i) * size));
+  return objs;
+}
+
+// Every object is back and every span went back to the page heap.
+void ExpectAllBack(CentralFreeList& cfl) {
+  EXPECT_EQ(cfl.GetStats().objects_out, 0u);
+  EXPECT_EQ(cfl.GetStats().spans, 0u);
+}
+
 TEST_F(CentralFixture, FreshSpanIsHandedOutAsARun) {
   static constinit CentralFreeList cfl;
   const uint8_t cls = 5;  // 80-byte objects
@@ -133,11 +146,9 @@ TEST_F(CentralFixture, ReturnRunMakesTheTailNeverUsedAgain) {
   EXPECT_EQ(again_count, run_count - 10);
   EXPECT_EQ(cfl.GetStats().spans, 1u);
   cfl.ReturnRun(again, static_cast<uint32_t>(again_count));
-  std::vector<void*> first;
-  for (int i = 0; i < 10; ++i) first.push_back(reinterpret_cast<void*>(run + size_t(i) * size));
+  std::vector<void*> first = ObjectsFrom(run, 10, size);
   cfl.Insert(first.data(), 10);
-  EXPECT_EQ(cfl.GetStats().objects_out, 0u);
-  EXPECT_EQ(cfl.GetStats().spans, 0u);
+  ExpectAllBack(cfl);
   EXPECT_TRUE(IsFreePage(HeapRegion::ClassAt(HeapRegion::PageOf(reinterpret_cast<void*>(run)))));
 }
 
@@ -168,8 +179,7 @@ TEST_F(CentralFixture, LimitedRunsOneAtATimePerSpan) {
   cfl.ReturnRun(run2 + size, 9);
   void* firsts[2] = {reinterpret_cast<void*>(run), reinterpret_cast<void*>(run2)};
   cfl.Insert(firsts, 2);
-  EXPECT_EQ(cfl.GetStats().objects_out, 0u);
-  EXPECT_EQ(cfl.GetStats().spans, 0u);
+  ExpectAllBack(cfl);
 }
 
 // kOwnRun never hands out objects given back, even when there are some: it takes the
@@ -200,12 +210,9 @@ TEST_F(CentralFixture, OwnRunSkipsObjectsGivenBack) {
   ASSERT_EQ(cfl.Remove(objs, 32, &unused, &unused_count), 1);
   EXPECT_EQ(objs[0], given);
   cfl.ReturnRun(own, static_cast<uint32_t>(own_count));
-  std::vector<void*> all;
-  for (int i = 0; i < first_count; ++i)
-    all.push_back(reinterpret_cast<void*>(first + size_t(i) * size));
+  std::vector<void*> all = ObjectsFrom(first, first_count, size);
   cfl.Insert(all.data(), static_cast<int>(all.size()));
-  EXPECT_EQ(cfl.GetStats().objects_out, 0u);
-  EXPECT_EQ(cfl.GetStats().spans, 0u);
+  ExpectAllBack(cfl);
 }
 
 // A span's whole free list goes out as it is, linked, when the caller can hold all of
@@ -220,8 +227,7 @@ TEST_F(CentralFixture, WholeFreeListOfASpanGoesOutAsAChain) {
   int run_count = 0;
   ASSERT_EQ(cfl.Remove(objs, 32, &run, &run_count), 0);
   ASSERT_GE(run_count, 20);
-  std::vector<void*> back;
-  for (int i = 0; i < 20; ++i) back.push_back(reinterpret_cast<void*>(run + size_t(i) * size));
+  std::vector<void*> back = ObjectsFrom(run, 20, size);
   cfl.Insert(back.data(), 20);
   void* chain = &chain;
   uintptr_t unused = 0;
@@ -240,8 +246,7 @@ TEST_F(CentralFixture, WholeFreeListOfASpanGoesOutAsAChain) {
   EXPECT_EQ(cfl.GetStats().objects_out, static_cast<size_t>(run_count));
   cfl.Insert(back.data(), 20);
   cfl.ReturnRun(run + (20 * size), static_cast<uint32_t>(run_count - 20));
-  EXPECT_EQ(cfl.GetStats().objects_out, 0u);
-  EXPECT_EQ(cfl.GetStats().spans, 0u);
+  ExpectAllBack(cfl);
 }
 
 }  // namespace
