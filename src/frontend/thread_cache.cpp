@@ -283,15 +283,15 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
   int run_count = 0;
   // A thread that was handed objects of this class from a span another thread is
   // carving takes its first objects of the class from a run of its own (see
-  // ThreadCacheOverflow). A thread that used up a run of this class allocates it in
-  // bulk and will write every page of the next one too; a thread that wants a few
-  // objects of a class should not make a whole span resident.
-  // A run is bumped through before anything given back is reused, so a whole span per
-  // class and thread would fault in fresh pages while the objects other threads free
-  // wait in the middle tier (xmalloc, t4-t64: 1.5-2x the peak resident set). A run
-  // starts at a page and doubles with each run taken in a row (a thread allocating in
-  // bulk soon takes whole spans, one call per span), and starts small again once the
-  // middle tier has given-back objects to reuse.
+  // ThreadCacheOverflow). A run is bumped through before anything given back is reused,
+  // so a whole span per class and thread would fault in fresh pages while the objects
+  // other threads free wait in the middle tier (xmalloc, 4-64 threads: 1.5-2x the peak
+  // resident set). A run starts at a page and doubles with each run taken in a row (a
+  // thread allocating in bulk soon takes whole spans, one call per span), and starts
+  // small again once the middle tier has given-back objects to reuse. A thread taking
+  // runs in a row allocates the class in bulk and will write every page of the next
+  // run too, so that run is faulted in at once; a thread that wants a few objects of
+  // a class should not make a whole span resident.
   uint32_t streak = tc->runs_taken[cls];
   Fetch fetch = !tc->served.Contains(cls) && tc->own_run.Contains(cls) ? Fetch::kOwnRun
                 : streak > 0                                           ? Fetch::kReuseBulk

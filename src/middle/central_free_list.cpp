@@ -22,6 +22,7 @@ Span* CentralFreeList::NewSpan() {
   s->end = start + size_t{info.objects} * size_;
   s->allocated = 0;
   s->in_nonempty = false;
+  s->carver = 0;  // the page heap may hand out a record that held an earlier span
   return s;
 }
 
