@@ -100,17 +100,26 @@ void HeapRegion::MarkPagesFree(Span* s, bool zero) {
   __builtin_memset(g_pagemap.classes + s->first_page, zero ? kPageFreeZero : kPageFree, s->npages);
 }
 
-uint32_t HeapRegion::ZeroPagesOf(const Span* s, bool* any_used) {
+void HeapRegion::MapSpanInUse(Span* s, uint8_t cls) {
+  uint8_t* classes = g_pagemap.classes + s->first_page;
+  const size_t n = s->npages;
   uint32_t mask = 0;
-  *any_used = false;
-  for (uintptr_t i = 0; i < s->npages; ++i) {
-    if (!IsZeroPage(g_pagemap.classes[s->first_page + i])) {
-      *any_used = true;
-    } else if (i < 32) {
+  bool any_used = false;
+  for (size_t i = 0; i < n && i < 32; ++i) {
+    if (IsZeroPage(classes[i])) {
       mask |= uint32_t{1} << i;
+    } else {
+      any_used = true;
     }
   }
-  return mask;
+  // Branch-free loops over the rest, which the compiler vectorises (a 32 MiB block
+  // is 4,096 pages).
+  for (size_t i = 32; i < n; ++i) any_used |= !IsZeroPage(classes[i]);
+  __builtin_memset(classes, cls, n);
+  Span** spans = g_pagemap.spans + s->first_page;
+  for (size_t i = 0; i < n; ++i) spans[i] = s;
+  s->zero_pages = mask;
+  s->committed = any_used;
 }
 
 void HeapRegion::PrefaultZeroPages(const Span* s, uintptr_t begin, uintptr_t end) {

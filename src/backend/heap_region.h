@@ -64,9 +64,10 @@ class HeapRegion {
   // Marks every page of a span that is becoming free, so a later free() of a block in
   // it is recognised as a double free; `zero`: its pages read as zero (given back).
   static void MarkPagesFree(Span* s, bool zero = false);
-  // For a free span about to be handed out: which of its first 32 pages read as zero
-  // (bit i: page i), and in *any_used whether any page may hold old data.
-  static uint32_t ZeroPagesOf(const Span* s, bool* any_used);
+  // MapWholeSpan for a free span being handed out, in the same pass noting which of its
+  // pages read as zero: s->zero_pages (bit i: page i of the first 32), and
+  // s->committed when any page may hold old data.
+  static void MapSpanInUse(Span* s, uint8_t cls);
   // Faults in the whole OS pages of [begin, begin + bytes) now, in one system call: a
   // caller about to write all of them saves a page fault per page.
   static void Prefault(uintptr_t begin, size_t bytes);

@@ -124,14 +124,11 @@ Span* PageHeap::Allocate(size_t npages, size_t align_pages, uint8_t cls) {
   Unlink(s);
   s = Carve(s, npages, align_pages);
   if (s == nullptr) return nullptr;
-  // Exactly which pages read as zero: a merged free span says only that some may not.
-  bool any_used = false;
-  s->zero_pages = HeapRegion::ZeroPagesOf(s, &any_used);
-  s->committed = any_used;
   s->state = cls == kPageLarge ? Span::State::kLarge : Span::State::kSmall;
   s->size_class = cls == kPageLarge ? 0 : cls;
   s->next = s->prev = nullptr;
-  HeapRegion::MapWholeSpan(s, cls);
+  // Exactly which pages read as zero: a merged free span says only that some may not.
+  HeapRegion::MapSpanInUse(s, cls);
   (cls == kPageLarge ? large_pages_ : small_pages_) += s->npages;
   ++spans_allocated_;
   return s;
