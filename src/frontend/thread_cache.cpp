@@ -228,8 +228,7 @@ void* DirectAllocate(size_t cls) {
   void* obj = nullptr;
   uintptr_t run = 0;
   int run_count = 0;
-  if (MiddleRemove(cls, &obj, 1, &run, &run_count, Fetch::kReuse, 0, nullptr, 0,
-                   kClasses[cls].size) == 0) {
+  if (MiddleRemove(cls, &obj, 1, &run, &run_count, {.max_run_bytes = kClasses[cls].size}) == 0) {
     if (run_count == 0) return OutOfMemory();
     obj = reinterpret_cast<void*>(run);
     MiddleReturnRun(cls, run + kClasses[cls].size, static_cast<uint32_t>(run_count - 1));
@@ -305,8 +304,12 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
   auto max_chain = static_cast<uint32_t>(room < MaxLength(cls) ? room : MaxLength(cls));
   void* chain = nullptr;
   size_t max_run = kPageSize << (streak < kRunDoublings ? streak : kRunDoublings);
-  int got = MiddleRemove(cls, objs, want, &run, &run_count, fetch, tc->serial, &chain, max_chain,
-                         max_run);
+  int got = MiddleRemove(cls, objs, want, &run, &run_count,
+                         {.fetch = fetch,
+                          .carver = tc->serial,
+                          .max_run_bytes = max_run,
+                          .chain = &chain,
+                          .max_chain = max_chain});
   uint32_t fetched = static_cast<uint32_t>(got + run_count);
   tc->credit[cls] = tc->credit[cls] + fetched < (1u << 30) ? tc->credit[cls] + fetched : (1u << 30);
   if (got > 0) tc->runs_taken[cls] = 0;

@@ -43,6 +43,14 @@ struct SpanRange {
 
 }  // namespace
 
+// A span in nonempty_ with nothing left to give (no object given back, no never-used
+// rest) leaves it.
+void CentralFreeList::LeaveIfDry(Span* s) {
+  if (s->freelist != nullptr || s->carve != s->end) return;
+  nonempty_.Remove(s);
+  s->in_nonempty = false;
+}
+
 // Looked at for a never-used rest before a kOwnRun fetch takes a new span: spans with
 // objects given back come first on nonempty_, and a thread's first fetch must not walk
 // all of them.
@@ -68,21 +76,18 @@ Span* CentralFreeList::CarveRun(uintptr_t* run_begin, int* run_count, int max_sp
     s->carve += static_cast<size_t>(take) * size_;
     s->allocated += static_cast<uint32_t>(take);
     __atomic_store_n(&s->carver, carver, __ATOMIC_RELAXED);
-    if (s->freelist == nullptr && s->carve == s->end) {
-      nonempty_.Remove(s);
-      s->in_nonempty = false;
-    }
+    LeaveIfDry(s);
     objects_out_ += static_cast<size_t>(take);
     return s;
   }
   return nullptr;
 }
 
-int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_count, Fetch fetch,
-                            uint32_t carver, void** chain, uint32_t max_chain,
-                            size_t max_run_bytes) {
+int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_count,
+                            const FetchOptions& how) {
   *run_count = 0;
-  const size_t max_run = max_run_bytes > size_ ? max_run_bytes / size_ : 1;
+  const Fetch fetch = how.fetch;
+  const size_t max_run = how.max_run_bytes > size_ ? how.max_run_bytes / size_ : 1;
   const int scan = fetch == Fetch::kOwnRun ? kOwnRunScan : INT32_MAX;
   // Until something is found: a span added here may be emptied by other threads before
   // this one takes the lock again, so only a failed NewSpan means out of memory.
@@ -90,20 +95,17 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
     Span* run_span = nullptr;
     {
       LockGuard g(lock_);
-      if (chain != nullptr && fetch != Fetch::kOwnRun) {
-        *chain = nullptr;
+      if (how.chain != nullptr && fetch != Fetch::kOwnRun) {
+        *how.chain = nullptr;
         Span* s = nonempty_.first();
         if (s != nullptr && s->freelist != nullptr) {
           const SpanRange range(s->freelist);
           uint32_t listed = static_cast<uint32_t>((s->carve - range.begin) / size_) - s->allocated;
-          if (listed <= max_chain) {
-            *chain = s->freelist;
+          if (listed <= how.max_chain) {
+            *how.chain = s->freelist;
             s->freelist = nullptr;
             s->allocated += listed;
-            if (s->carve == s->end) {
-              nonempty_.Remove(s);
-              s->in_nonempty = false;
-            }
+            LeaveIfDry(s);
             objects_out_ += listed;
             return static_cast<int>(listed);
           }
@@ -119,10 +121,7 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
           out[got++] = obj;
           ++s->allocated;
         }
-        if (s->freelist == nullptr && s->carve == s->end) {
-          nonempty_.Remove(s);
-          s->in_nonempty = false;
-        }
+        LeaveIfDry(s);
         s = next;
         if (got > 0 && (s == nullptr || s->freelist == nullptr)) break;
       }
@@ -131,7 +130,7 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
         return got;
       }
       // Then a run of never-used objects.
-      run_span = CarveRun(run_begin, run_count, scan, max_run, carver);
+      run_span = CarveRun(run_begin, run_count, scan, max_run, how.carver);
     }
     if (run_span != nullptr) {
       // The span cannot go away meanwhile: the run's objects are not back yet.

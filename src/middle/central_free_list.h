@@ -20,25 +20,33 @@ enum class Fetch : uint8_t {
                // class, so they share no cache line with objects another thread uses
 };
 
+// How a fetch is served, beyond up to n objects into out[].
+struct FetchOptions {
+  Fetch fetch = Fetch::kReuse;
+  uint32_t carver = 0;              // recorded on a run's span while the run is out
+  size_t max_run_bytes = SIZE_MAX;  // a run is at most this long (one object at least)
+  // When set: a span's whole free list, as it is (linked through the link words), in
+  // *chain instead of objects in out[], if it holds at most max_chain objects; else
+  // *chain is nullptr.
+  void** chain = nullptr;
+  uint32_t max_chain = 0;
+};
+
 class CentralFreeList {
  public:
   void Init(uint8_t cls);
 
   // Fills out[] with up to n objects given back earlier; when there are none (or
-  // `fetch` is kOwnRun), hands out never-used objects of a span as one run instead (its
-  // uncarved rest, but at most max_run_bytes of it, one object at least): *run_begin
-  // and the run's length in *run_count. Returns the number placed in out[].
-  // Both zero: out of memory. kReuseBulk: the caller will write the whole run soon; a
-  // run of pages the process never touched is then faulted in with one system call
-  // instead of a fault per page.
-  // A run's span records `carver` (the taking thread cache's serial) until the run
-  // is given back or done with; no other run comes from the span meanwhile. With
-  // `chain`: when the first span's free list holds at most max_chain objects, that whole
-  // list is taken instead, as it is (*chain, linked through the link words; returns its
-  // length): no object is touched here.
-  int Remove(void** out, int n, uintptr_t* run_begin, int* run_count, Fetch fetch = Fetch::kReuse,
-             uint32_t carver = 0, void** chain = nullptr, uint32_t max_chain = 0,
-             size_t max_run_bytes = SIZE_MAX);
+  // the fetch is kOwnRun), hands out never-used objects of a span as one run instead
+  // (its uncarved rest, but at most max_run_bytes of it): *run_begin and the run's
+  // length in *run_count. Returns the number placed in out[] (or in the chain). Both
+  // zero: out of memory. kReuseBulk: the caller will write the whole run soon; a run of
+  // pages the process never touched is then faulted in with one system call instead of
+  // a fault per page. A run's span records `carver` (the taking thread cache's serial)
+  // until the run is given back or done with; no other run comes from the span
+  // meanwhile. A chain is the first span's free list taken whole: no object is touched
+  // here.
+  int Remove(void** out, int n, uintptr_t* run_begin, int* run_count, const FetchOptions& how = {});
   // The unused tail [begin, + count objects) of a run goes back to its span's
   // never-used part, without touching its memory.
   void ReturnRun(uintptr_t begin, uint32_t count);
@@ -68,6 +76,7 @@ class CentralFreeList {
   Span* NewSpan();
   Span* CarveRun(uintptr_t* run_begin, int* run_count, int max_spans, size_t max_run,
                  uint32_t carver);
+  void LeaveIfDry(Span* s);
   void CountBack(Span* s, uint32_t count, EmptySpans& empty);
   void TakeBackRun(Span* s, void* first, void* last, uint32_t count, EmptySpans& empty);
 

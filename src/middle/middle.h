@@ -19,21 +19,19 @@ extern constinit CentralFreeList g_central[kNumClasses];
 void MiddleInit();
 
 // Up to n objects of class cls into out (returns how many), or, when none were given
-// back (or `fetch` is kOwnRun), a run of never-used objects (at most max_run_bytes of
-// them, one at least) in [*run_begin, + *run_count objects).
+// back (or the fetch is kOwnRun), a run of never-used objects in [*run_begin,
+// + *run_count objects), or a span's whole free list (see CentralFreeList::Remove).
 inline int MiddleRemove(size_t cls, void** out, int n, uintptr_t* run_begin, int* run_count,
-                        Fetch fetch = Fetch::kReuse, uint32_t carver = 0, void** chain = nullptr,
-                        uint32_t max_chain = 0, size_t max_run_bytes = SIZE_MAX) {
-  if (fetch != Fetch::kOwnRun) {
+                        const FetchOptions& how = {}) {
+  if (how.fetch != Fetch::kOwnRun) {
     int got = g_transfer[cls].Remove(out, n);
     if (got > 0) {
       *run_count = 0;
-      if (chain != nullptr) *chain = nullptr;
+      if (how.chain != nullptr) *how.chain = nullptr;
       return got;
     }
   }
-  return g_central[cls].Remove(out, n, run_begin, run_count, fetch, carver, chain, max_chain,
-                               max_run_bytes);
+  return g_central[cls].Remove(out, n, run_begin, run_count, how);
 }
 
 // The unused tail of a run from MiddleRemove.

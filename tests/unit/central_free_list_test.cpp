@@ -45,9 +45,7 @@ TEST_F(CentralFixture, FreshSpanIsHandedOutAsARun) {
   EXPECT_EQ(cfl.GetStats().spans, 1u);
   EXPECT_EQ(cfl.GetStats().objects_out, kClasses[cls].objects);
   // Give them back: the span is empty again and returns to the page heap.
-  std::vector<void*> back;
-  for (int i = 0; i < run_count; ++i)
-    back.push_back(reinterpret_cast<void*>(run + size_t(i) * kClasses[cls].size));
+  std::vector<void*> back = ObjectsFrom(run, run_count, kClasses[cls].size);
   cfl.Insert(back.data(), static_cast<int>(back.size()));
   EXPECT_EQ(cfl.GetStats().spans, 0u);
   EXPECT_EQ(cfl.GetStats().objects_out, 0u);
@@ -162,17 +160,17 @@ TEST_F(CentralFixture, LimitedRunsOneAtATimePerSpan) {
   void* objs[32];
   uintptr_t run = 0, run2 = 0, run3 = 0;
   int run_count = 0, run2_count = 0, run3_count = 0;
-  ASSERT_EQ(cfl.Remove(objs, 32, &run, &run_count, Fetch::kReuse, 7, nullptr, 0, kPageSize), 0);
+  ASSERT_EQ(cfl.Remove(objs, 32, &run, &run_count, {.carver = 7, .max_run_bytes = kPageSize}), 0);
   ASSERT_EQ(run_count, static_cast<int>(kPageSize / size));
   // Another carver gets a new span, not the rest of the first.
-  ASSERT_EQ(cfl.Remove(objs, 32, &run2, &run2_count, Fetch::kReuse, 8, nullptr, 0, 10 * size), 0);
+  ASSERT_EQ(cfl.Remove(objs, 32, &run2, &run2_count, {.carver = 8, .max_run_bytes = 10 * size}), 0);
   EXPECT_EQ(run2_count, 10);
   EXPECT_NE(HeapRegion::SpanAt(HeapRegion::PageOf(reinterpret_cast<void*>(run2))),
             HeapRegion::SpanAt(HeapRegion::PageOf(reinterpret_cast<void*>(run))));
   EXPECT_EQ(cfl.GetStats().spans, 2u);
   // The first run goes back but for its first object; the next run starts right there.
   cfl.ReturnRun(run + size, static_cast<uint32_t>(run_count - 1));
-  ASSERT_EQ(cfl.Remove(objs, 32, &run3, &run3_count, Fetch::kReuse, 9, nullptr, 0, 2 * size), 0);
+  ASSERT_EQ(cfl.Remove(objs, 32, &run3, &run3_count, {.carver = 9, .max_run_bytes = 2 * size}), 0);
   EXPECT_TRUE(run3 == run + size || run3 == run2 + 10 * size);
   EXPECT_EQ(run3_count, 2);
   cfl.ReturnRun(run3, 2);
@@ -197,7 +195,7 @@ TEST_F(CentralFixture, OwnRunSkipsObjectsGivenBack) {
   cfl.Insert(&given, 1);
   uintptr_t own = 0;
   int own_count = 0;
-  ASSERT_EQ(cfl.Remove(objs, 32, &own, &own_count, Fetch::kOwnRun), 0);
+  ASSERT_EQ(cfl.Remove(objs, 32, &own, &own_count, {.fetch = Fetch::kOwnRun}), 0);
   ASSERT_GT(own_count, 0);
   auto span_of = [](uintptr_t p) {
     return HeapRegion::SpanAt(HeapRegion::PageOf(reinterpret_cast<void*>(p)));
@@ -233,10 +231,10 @@ TEST_F(CentralFixture, WholeFreeListOfASpanGoesOutAsAChain) {
   uintptr_t unused = 0;
   int unused_count = 0;
   // Too long for the caller: a batch of 8 in out[], no chain.
-  EXPECT_EQ(cfl.Remove(objs, 8, &unused, &unused_count, Fetch::kReuse, 0, &chain, 19), 8);
+  EXPECT_EQ(cfl.Remove(objs, 8, &unused, &unused_count, {.chain = &chain, .max_chain = 19}), 8);
   EXPECT_EQ(chain, nullptr);
   cfl.Insert(objs, 8);
-  EXPECT_EQ(cfl.Remove(objs, 8, &unused, &unused_count, Fetch::kReuse, 0, &chain, 20), 20);
+  EXPECT_EQ(cfl.Remove(objs, 8, &unused, &unused_count, {.chain = &chain, .max_chain = 20}), 20);
   ASSERT_NE(chain, nullptr);
   std::set<void*> linked;
   int n = 0;
