@@ -121,6 +121,50 @@ TEST_F(CentralFixture, InsertListTakesTheFirstObjectsOfAChain) {
   EXPECT_EQ(cfl.GetStats().spans, 0u);
 }
 
+// Objects freed in address order (or in reverse) lie on a list one object apart, and
+// InsertList follows such strides without waiting for each link: a stride that breaks,
+// turns round, or is cut off by the count must leave the same chain as a plain walk.
+TEST_F(CentralFixture, InsertListFollowsStridesThatBreakAndTurn) {
+  static constinit CentralFreeList cfl;
+  const uint8_t cls = 4;  // 64 bytes
+  cfl.Init(cls);
+  const size_t size = kClasses[cls].size;
+  uintptr_t run;
+  int run_count;
+  void* objs[32];
+  ASSERT_EQ(cfl.Remove(objs, 32, &run, &run_count), 0);
+  ASSERT_GE(run_count, 60);
+  std::vector<void*> span = ObjectsFrom(run, run_count, size);
+  // 0..19 ascending, 40..30 descending, then 25, 21, 23 (no stride), then 20 alone.
+  std::vector<void*> order;
+  for (int i = 0; i < 20; ++i) order.push_back(span[i]);
+  for (int i = 40; i >= 30; --i) order.push_back(span[i]);
+  for (int i : {25, 21, 23, 20}) order.push_back(span[i]);
+  for (size_t i = 0; i + 1 < order.size(); ++i) SetListNext(order[i], order[i + 1]);
+  SetListNext(order.back(), nullptr);
+  // Cut inside the descending stride: 20 + 6 objects.
+  void* rest = nullptr;
+  EXPECT_EQ(cfl.InsertList(order[0], 26, &rest), 26u);
+  EXPECT_EQ(rest, order[26]);
+  EXPECT_EQ(cfl.GetStats().objects_out, static_cast<size_t>(run_count) - 26);
+  // The rest of the chain goes back whole.
+  EXPECT_EQ(cfl.InsertList(rest, 1000, &rest), order.size() - 26);
+  EXPECT_EQ(rest, nullptr);
+  // Exactly those objects come out again.
+  std::set<void*> want(order.begin(), order.end()), got;
+  while (got.size() < want.size()) {
+    int n = cfl.Remove(objs, 32, &run, &run_count);
+    ASSERT_GT(n, 0) << "objects given back were lost";
+    for (int i = 0; i < n; ++i) ASSERT_TRUE(got.insert(objs[i]).second);
+  }
+  EXPECT_EQ(got, want);
+  std::vector<void*> all(got.begin(), got.end());
+  for (int i = 0; i < static_cast<int>(span.size()); ++i)
+    if (want.count(span[i]) == 0) all.push_back(span[i]);
+  cfl.Insert(all.data(), static_cast<int>(all.size()));
+  ExpectAllBack(cfl);
+}
+
 // A thread cache gives the unused tail of a run back without writing to it: the span's
 // never-used part grows again, and the next run starts where the tail did. A whole
 // run given back empties its span.
