@@ -55,7 +55,7 @@ typedef struct js_stats_s {
   size_t in_use;          /* bytes in blocks handed to the program (by size class) */
   size_t thread_cached;   /* bytes in per-thread caches */
   size_t transfer_cached; /* bytes in transfer caches */
-  size_t central_free;    /* bytes free inside spans owned by central free lists */
+  size_t central_free;    /* bytes free in spans of central free lists (empty ones too) */
   size_t page_heap_free;  /* bytes in free spans of the page heap, still committed */
   size_t released;        /* bytes in free spans given back to the OS */
   size_t huge;            /* bytes in huge allocations (own mappings) */

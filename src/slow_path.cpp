@@ -9,6 +9,7 @@
 #include "backend/page_heap.h"
 #include "init.h"
 #include "middle/middle.h"
+#include "middle/span_source.h"
 #include "options.h"
 #include "report.h"
 
@@ -42,7 +43,7 @@ void* LargeAlloc(size_t size, size_t align, bool* maybe_dirty) {
   if (size < HugeThreshold() && align <= (size_t{1} << 30)) {
     size_t npages = (size + kPageSize - 1) >> kPageShift;
     size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
-    Span* s = g_page_heap.Allocate(npages, align_pages, kPageLarge);
+    Span* s = AllocateSpan(npages, align_pages, kPageLarge);
     if (s != nullptr) {
       void* p = HeapRegion::AddressOf(s->first_page);
       *maybe_dirty = s->committed;
@@ -209,6 +210,7 @@ size_t ReleaseFreeMemory() {
   EnsureGlobalInit();
   ThreadCacheFlushCurrent();
   MiddleDrainTransferCaches();
+  ReleaseRetainedSpans();
   return g_page_heap.ReleaseAll();
 }
 

@@ -110,6 +110,10 @@ bool PageHeap::GrowHeap(size_t npages) {
   return true;
 }
 
+uint64_t PageHeap::Now() {
+  return os::NowNanos();
+}
+
 Span* PageHeap::Allocate(size_t npages, size_t align_pages, uint8_t cls) {
   if (npages == 0 || npages > UINT32_MAX || align_pages == 0) return nullptr;
   uint64_t now = os::NowNanos();

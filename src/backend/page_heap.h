@@ -42,7 +42,10 @@ class PageHeap {
   Stats GetStats();
 
   Mutex& lock() { return lock_; }
-  void set_decay_ns(uint64_t ns) { decay_ns_ = ns; }
+  void set_decay_ns(uint64_t ns) { __atomic_store_n(&decay_ns_, ns, __ATOMIC_RELAXED); }
+  // The decay clock, for memory kept out of the page heap that should age alike.
+  uint64_t decay_ns() const { return __atomic_load_n(&decay_ns_, __ATOMIC_RELAXED); }
+  static uint64_t Now();
 
  private:
   static constexpr size_t kMaxBin = 128;  // exact free lists for 1..128 pages

@@ -35,7 +35,7 @@ struct Span {
   uintptr_t end = 0;
   uint32_t allocated = 0;
 
-  uint64_t free_since_ns = 0;  // free span: when it became free, for decay
+  uint64_t free_since_ns = 0;  // free or retained span: since when, for decay
   const void* heap = nullptr;  // free span: the page heap whose lists hold it
 
   uintptr_t last_page() const { return first_page + npages - 1; }

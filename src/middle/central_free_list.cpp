@@ -3,6 +3,7 @@
 #include "backend/heap_region.h"
 #include "backend/page_heap.h"
 #include "free_list.h"
+#include "middle/span_source.h"
 #include "size_class.h"
 
 namespace jsmalloc {
@@ -14,7 +15,7 @@ void CentralFreeList::Init(uint8_t cls) {
 
 Span* CentralFreeList::NewSpan() {
   const SizeClassInfo& info = kClasses[cls_];
-  Span* s = g_page_heap.Allocate(info.span_pages, info.align_pages, cls_);
+  Span* s = AllocateSpan(info.span_pages, info.align_pages, cls_);
   if (s == nullptr) return nullptr;
   uintptr_t start = reinterpret_cast<uintptr_t>(HeapRegion::AddressOf(s->first_page));
   s->freelist = nullptr;
@@ -161,8 +162,17 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
         objects_out_ += static_cast<size_t>(got);
         return got;
       }
-      // Then a run of never-used objects.
+      // Then a run of never-used objects: of a span in use, else of a retained one.
       run_span = CarveRun(run_begin, run_count, scan, max_run, how.carver);
+      if (run_span == nullptr && !retained_.empty()) {
+        Span* s = retained_.first();
+        retained_.Remove(s);
+        __atomic_store_n(&retained_count_, retained_count_ - 1, __ATOMIC_RELAXED);
+        CountRetained(-1);
+        nonempty_.PushFront(s);
+        s->in_nonempty = true;
+        run_span = CarveRun(run_begin, run_count, 1, max_run, how.carver);
+      }
     }
     if (run_span != nullptr) {
       // The span cannot go away meanwhile: the run's objects are not back yet.
@@ -183,7 +193,7 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
 
 void CentralFreeList::ReturnRun(uintptr_t begin, uint32_t count) {
   if (count == 0) return;
-  EmptySpans empty;
+  uint64_t retained_at = 0;
   {
     LockGuard g(lock_);
     Span* s = HeapRegion::SpanAt(HeapRegion::PageOf(reinterpret_cast<void*>(begin)));
@@ -191,27 +201,44 @@ void CentralFreeList::ReturnRun(uintptr_t begin, uint32_t count) {
     JS_ASSERT(begin + (size_t{count} * size_) == s->carve);
     __atomic_store_n(&s->carver, 0, __ATOMIC_RELAXED);
     s->carve = begin;
-    CountBack(s, count, empty);
+    CountBack(s, count, &retained_at);
   }
-  empty.Flush();
+  if (retained_at != 0) SpansRetained(retained_at);
+}
+
+// Span s, every object back, becomes as if never used (its memory is not touched) and
+// waits on retained_ for the class's next run. *now: the time, read once per call into
+// the central free list (0 until then).
+void CentralFreeList::Retain(Span* s, uint64_t* now) {
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(HeapRegion::AddressOf(s->first_page));
+  // Pages below the carve frontier were handed out, so may hold data now; those past
+  // it still read as they did when the span came from the page heap.
+  const size_t used_pages = (s->carve - begin + kPageSize - 1) >> kPageShift;
+  if (used_pages > 0) {
+    s->zero_pages &= used_pages >= 32 ? 0 : ~((uint32_t{1} << used_pages) - 1);
+    s->committed = true;
+  }
+  s->freelist = nullptr;
+  s->carve = begin;
+  __atomic_store_n(&s->carver, 0, __ATOMIC_RELAXED);  // (0 already: no run is out)
+  if (*now == 0) *now = PageHeap::Now();
+  s->free_since_ns = *now;
+  retained_.PushFront(s);
+  __atomic_store_n(&retained_count_, retained_count_ + 1, __ATOMIC_RELAXED);
+  CountRetained(+1);
 }
 
 // count objects of span s are back (on its free list, or below its carve frontier). A
-// span whose objects are all back leaves nonempty_ and is collected in `empty` for the
-// page heap; one with objects to give again joins nonempty_.
-void CentralFreeList::CountBack(Span* s, uint32_t count, EmptySpans& empty) {
+// span whose objects are all back leaves nonempty_ and is retained; one with objects to
+// give again joins nonempty_.
+void CentralFreeList::CountBack(Span* s, uint32_t count, uint64_t* now) {
   JS_ASSERT(s->allocated >= count);
   s->allocated -= count;
   objects_out_ -= count;
   if (s->allocated == 0) {
     if (s->in_nonempty) nonempty_.Remove(s);
     s->in_nonempty = false;
-    --spans_;
-    empty.spans[empty.count++] = s;
-    if (empty.count == EmptySpans::kMax) {
-      // Rare: flush while holding our lock (page heap lock nests inside ours).
-      empty.Flush();
-    }
+    Retain(s, now);
   } else if (!s->in_nonempty) {
     nonempty_.PushFront(s);
     s->in_nonempty = true;
@@ -220,23 +247,45 @@ void CentralFreeList::CountBack(Span* s, uint32_t count, EmptySpans& empty) {
 
 // Puts the chain first..last (count objects of span s, already linked in that order)
 // on s's free list.
-void CentralFreeList::TakeBackRun(Span* s, void* first, void* last, uint32_t count,
-                                  EmptySpans& empty) {
+void CentralFreeList::TakeBackRun(Span* s, void* first, void* last, uint32_t count, uint64_t* now) {
   JS_ASSERT(s->state == Span::State::kSmall && s->size_class == cls_);
   SetListNext(last, s->freelist);
   s->freelist = first;
-  CountBack(s, count, empty);
+  CountBack(s, count, now);
 }
 
-void CentralFreeList::EmptySpans::Flush() {
-  for (int k = 0; k < count; ++k) g_page_heap.Deallocate(spans[k]);
-  count = 0;
+size_t CentralFreeList::ReleaseRetained(uint64_t before_ns) {
+  size_t released = 0;
+  for (;;) {
+    // In batches, so the page heap's lock is not taken inside ours.
+    constexpr int kBatch = 64;
+    Span* batch[kBatch];
+    int n = 0;
+    {
+      LockGuard g(lock_);
+      for (Span* s = retained_.first(); s != nullptr && n < kBatch;) {
+        Span* next = s->next;
+        if (s->free_since_ns < before_ns) {
+          retained_.Remove(s);
+          batch[n++] = s;
+        }
+        s = next;
+      }
+      __atomic_store_n(&retained_count_, retained_count_ - static_cast<size_t>(n),
+                       __ATOMIC_RELAXED);
+      spans_ -= static_cast<size_t>(n);
+    }
+    CountRetained(-n);
+    for (int k = 0; k < n; ++k) g_page_heap.Deallocate(batch[k]);
+    released += static_cast<size_t>(n);
+    if (n < kBatch) return released;
+  }
 }
 
 // Objects come in runs from one span (a batch is mostly what one thread freed in a row):
 // each run is linked into a chain and its span updated once.
 void CentralFreeList::Insert(void* const* objs, int n) {
-  EmptySpans empty;
+  uint64_t retained_at = 0;
   {
     LockGuard g(lock_);
     for (int i = 0; i < n;) {
@@ -248,18 +297,18 @@ void CentralFreeList::Insert(void* const* objs, int n) {
         SetListNext(last, objs[j]);
         last = objs[j];
       }
-      TakeBackRun(range.span, first, last, static_cast<uint32_t>(j - i), empty);
+      TakeBackRun(range.span, first, last, static_cast<uint32_t>(j - i), &retained_at);
       i = j;
     }
   }
-  empty.Flush();
+  if (retained_at != 0) SpansRetained(retained_at);
 }
 
 // The same for a chain: its runs are linked already, so only each run's last link is
 // rewritten, and the walk down the chain overlaps with the span updates.
 uint32_t CentralFreeList::InsertList(void* head, uint32_t n, void** rest) {
-  EmptySpans empty;
   uint32_t left = n;
+  uint64_t retained_at = 0;
   {
     LockGuard g(lock_);
     while (left > 0 && head != nullptr) {
@@ -268,10 +317,10 @@ uint32_t CentralFreeList::InsertList(void* head, uint32_t n, void** rest) {
       uint32_t count = 1;
       void* last = WalkRun(range, size_, head, left, &count, &head);
       left -= count;
-      TakeBackRun(range.span, first, last, count, empty);
+      TakeBackRun(range.span, first, last, count, &retained_at);
     }
   }
-  empty.Flush();
+  if (retained_at != 0) SpansRetained(retained_at);
   *rest = head;
   return n - left;
 }

@@ -1,8 +1,12 @@
 // The central free list of one size class owns that class's spans. It hands objects
 // out of spans that have free ones (objects given back first, then never-used ones as
 // one contiguous run, so a fresh span is handed out by bumping a pointer, not by
-// threading a free list through it), takes objects back into their spans, and
-// returns a span to the page heap as soon as all its objects are back.
+// threading a free list through it) and takes objects back into their spans. A span
+// whose objects are all back is kept (retained) as if never used, for the class's next
+// run: a program that frees and then allocates the same sizes again gets the lines
+// and pages it used last, and skips the page heap's split and coalesce. Retained spans
+// go back to the page heap as soon as it has to hand out a span (see span_source.h),
+// when idle for the decay time, or on request.
 #pragma once
 
 #include <cstdint>
@@ -57,31 +61,32 @@ class CentralFreeList {
   // if the chain ends first.
   uint32_t InsertList(void* head, uint32_t n, void** rest);
 
+  // Retained spans go back to the page heap: all of them, or those retained before
+  // time before_ns (PageHeap::Now). Returns how many. Takes the page heap's lock
+  // without ours held.
+  size_t ReleaseRetained(uint64_t before_ns = UINT64_MAX);
+  size_t retained() { return __atomic_load_n(&retained_count_, __ATOMIC_RELAXED); }
+
   struct Stats {
-    size_t spans;
+    size_t spans;        // retained ones included
     size_t objects_out;  // handed to thread or transfer caches, or to the program
   };
   Stats GetStats();
   Mutex& lock() { return lock_; }
 
  private:
-  // Spans emptied under our lock, handed to the page heap after it is released.
-  struct EmptySpans {
-    static constexpr int kMax = 64;
-    Span* spans[kMax];
-    int count = 0;
-    void Flush();
-  };
-
   Span* NewSpan();
   Span* CarveRun(uintptr_t* run_begin, int* run_count, int max_spans, size_t max_run,
                  uint32_t carver);
   void LeaveIfDry(Span* s);
-  void CountBack(Span* s, uint32_t count, EmptySpans& empty);
-  void TakeBackRun(Span* s, void* first, void* last, uint32_t count, EmptySpans& empty);
+  void Retain(Span* s, uint64_t* now);
+  void CountBack(Span* s, uint32_t count, uint64_t* now);
+  void TakeBackRun(Span* s, void* first, void* last, uint32_t count, uint64_t* now);
 
   Mutex lock_;
   SpanList nonempty_;  // spans with objects to give: given back, or never used
+  SpanList retained_;  // spans with every object back, reset to never used; newest first
+  size_t retained_count_ = 0;
   uint8_t cls_ = 0;
   uint32_t size_ = 0;
   size_t spans_ = 0;

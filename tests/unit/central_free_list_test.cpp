@@ -26,10 +26,24 @@ std::vector<void*> ObjectsFrom(uintptr_t begin, int count, size_t size) {
   return objs;
 }
 
-// Every object is back and every span went back to the page heap.
+// Every object is back, so every span is retained; released, they all go back to the
+// page heap.
 void ExpectAllBack(CentralFreeList& cfl) {
   EXPECT_EQ(cfl.GetStats().objects_out, 0u);
+  const size_t spans = cfl.GetStats().spans;
+  EXPECT_EQ(cfl.retained(), spans);
+  EXPECT_EQ(cfl.ReleaseRetained(), spans);
+  EXPECT_EQ(cfl.retained(), 0u);
   EXPECT_EQ(cfl.GetStats().spans, 0u);
+}
+
+Span* SpanOf(uintptr_t p) {
+  return HeapRegion::SpanAt(HeapRegion::PageOf(reinterpret_cast<void*>(p)));
+}
+
+// The pagemap's byte for the page of address p: a size class, or a free-page state.
+uint8_t PageStateOf(uintptr_t p) {
+  return HeapRegion::ClassAt(HeapRegion::PageOf(reinterpret_cast<void*>(p)));
 }
 
 TEST_F(CentralFixture, FreshSpanIsHandedOutAsARun) {
@@ -44,12 +58,62 @@ TEST_F(CentralFixture, FreshSpanIsHandedOutAsARun) {
   EXPECT_EQ((run - g_pagemap.base) % kClasses[cls].size, 0u);
   EXPECT_EQ(cfl.GetStats().spans, 1u);
   EXPECT_EQ(cfl.GetStats().objects_out, kClasses[cls].objects);
-  // Give them back: the span is empty again and returns to the page heap.
+  // Give them back: the span is empty again, retained; released, it returns to the
+  // page heap.
   std::vector<void*> back = ObjectsFrom(run, run_count, kClasses[cls].size);
   cfl.Insert(back.data(), static_cast<int>(back.size()));
-  EXPECT_EQ(cfl.GetStats().spans, 0u);
   EXPECT_EQ(cfl.GetStats().objects_out, 0u);
-  EXPECT_EQ(HeapRegion::ClassAt(HeapRegion::PageOf(reinterpret_cast<void*>(run))), kPageFree);
+  EXPECT_EQ(cfl.retained(), 1u);
+  EXPECT_EQ(PageStateOf(run), cls);
+  ExpectAllBack(cfl);
+  EXPECT_TRUE(IsFreePage(PageStateOf(run)));
+}
+
+// A span whose objects all came back is kept for the class, as if never used: the next
+// fetch gets it whole as a run from its start (the lines the program used last), not a
+// new span and not its objects one by one. Its pages no longer count as zero.
+TEST_F(CentralFixture, EmptiedSpanIsRetainedAsNeverUsed) {
+  static constinit CentralFreeList cfl;
+  const uint8_t cls = 6;  // 96 bytes
+  cfl.Init(cls);
+  const size_t size = kClasses[cls].size;
+  const int objects = static_cast<int>(kClasses[cls].objects);
+  g_page_heap.ReleaseAll();  // the span comes from pages that read as zero
+  void* objs[32];
+  uintptr_t run = 0;
+  int run_count = 0;
+  ASSERT_EQ(cfl.Remove(objs, 32, &run, &run_count), 0);
+  ASSERT_EQ(run_count, objects);
+  Span* span = SpanOf(run);
+  // Handed out in pieces: a run of 10 goes back as a tail; the rest as objects in a
+  // shuffled order, the last one through InsertList.
+  std::vector<void*> given = ObjectsFrom(run, objects - 10, size);
+  cfl.ReturnRun(run + ((objects - 10) * size), 10);
+  for (size_t i = 0; i + 1 < given.size(); i += 2) std::swap(given[i], given[i + 1]);
+  void* last = given.back();
+  given.pop_back();
+  cfl.Insert(given.data(), static_cast<int>(given.size()));
+  EXPECT_EQ(cfl.retained(), 0u);
+  SetListNext(last, nullptr);
+  void* rest = &rest;
+  EXPECT_EQ(cfl.InsertList(last, 1, &rest), 1u);
+  EXPECT_EQ(rest, nullptr);
+  EXPECT_EQ(cfl.retained(), 1u);
+  EXPECT_EQ(cfl.GetStats().spans, 1u);
+  EXPECT_TRUE(span->committed);
+  const size_t used_pages = ((objects - 10) * size + kPageSize - 1) / kPageSize;
+  const uint32_t used_mask = used_pages >= 32 ? ~uint32_t{0} : (uint32_t{1} << used_pages) - 1;
+  EXPECT_EQ(span->zero_pages & used_mask, 0u) << "pages handed out still count as zero";
+  // The next fetch: the same span, whole, from its start; no object given back.
+  uintptr_t again = 0;
+  int again_count = 0;
+  ASSERT_EQ(cfl.Remove(objs, 32, &again, &again_count), 0);
+  EXPECT_EQ(again, run);
+  EXPECT_EQ(again_count, objects);
+  EXPECT_EQ(cfl.retained(), 0u);
+  EXPECT_EQ(cfl.GetStats().spans, 1u);
+  cfl.ReturnRun(again, static_cast<uint32_t>(again_count));
+  ExpectAllBack(cfl);
 }
 
 TEST_F(CentralFixture, ReturnedObjectsComeBackBeforeFreshOnes) {
@@ -82,9 +146,8 @@ TEST_F(CentralFixture, ReturnedObjectsComeBackBeforeFreshOnes) {
   std::set<void*> expect(three, three + 3), seen(objs, objs + 3);
   EXPECT_EQ(expect, seen);
   cfl.Insert(all.data(), static_cast<int>(all.size()));
-  // Whatever runs remain uncarved do not keep spans alive once all objects are back.
-  EXPECT_EQ(cfl.GetStats().objects_out, 0u);
-  EXPECT_EQ(cfl.GetStats().spans, 0u);
+  // Whatever runs remain uncarved do not keep spans in use once all objects are back.
+  ExpectAllBack(cfl);
 }
 
 // A thread cache hands back the top of its list as it is, linked: InsertList takes the
@@ -112,13 +175,13 @@ TEST_F(CentralFixture, InsertListTakesTheFirstObjectsOfAChain) {
   EXPECT_EQ(cfl.InsertList(all.back(), n, &rest), n);
   EXPECT_EQ(rest, all[all.size() - 1 - n]);
   EXPECT_EQ(cfl.GetStats().objects_out, all.size() - n);
-  EXPECT_EQ(cfl.GetStats().spans, 1u);  // the second span was emptied and went back
+  EXPECT_EQ(cfl.retained(), 1u);  // the second span was emptied
+  EXPECT_EQ(cfl.GetStats().spans, 2u);
   // The rest is linked as before; a chain shorter than asked for is taken whole.
   EXPECT_EQ(ListNext(rest), all[all.size() - 2 - n]);
   EXPECT_EQ(cfl.InsertList(rest, 10 * n, &rest), all.size() - n);
   EXPECT_EQ(rest, nullptr);
-  EXPECT_EQ(cfl.GetStats().objects_out, 0u);
-  EXPECT_EQ(cfl.GetStats().spans, 0u);
+  ExpectAllBack(cfl);
 }
 
 // Objects freed in address order (or in reverse) lie on a list one object apart, and
@@ -191,7 +254,7 @@ TEST_F(CentralFixture, ReturnRunMakesTheTailNeverUsedAgain) {
   std::vector<void*> first = ObjectsFrom(run, 10, size);
   cfl.Insert(first.data(), 10);
   ExpectAllBack(cfl);
-  EXPECT_TRUE(IsFreePage(HeapRegion::ClassAt(HeapRegion::PageOf(reinterpret_cast<void*>(run)))));
+  EXPECT_TRUE(IsFreePage(PageStateOf(run)));
 }
 
 // A run can be limited; while it is out no other run comes from its span, and its
@@ -209,8 +272,7 @@ TEST_F(CentralFixture, LimitedRunsOneAtATimePerSpan) {
   // Another carver gets a new span, not the rest of the first.
   ASSERT_EQ(cfl.Remove(objs, 32, &run2, &run2_count, {.carver = 8, .max_run_bytes = 10 * size}), 0);
   EXPECT_EQ(run2_count, 10);
-  EXPECT_NE(HeapRegion::SpanAt(HeapRegion::PageOf(reinterpret_cast<void*>(run2))),
-            HeapRegion::SpanAt(HeapRegion::PageOf(reinterpret_cast<void*>(run))));
+  EXPECT_NE(SpanOf(run2), SpanOf(run));
   EXPECT_EQ(cfl.GetStats().spans, 2u);
   // The first run goes back but for its first object; the next run starts right there.
   cfl.ReturnRun(run + size, static_cast<uint32_t>(run_count - 1));
@@ -241,10 +303,7 @@ TEST_F(CentralFixture, OwnRunSkipsObjectsGivenBack) {
   int own_count = 0;
   ASSERT_EQ(cfl.Remove(objs, 32, &own, &own_count, {.fetch = Fetch::kOwnRun}), 0);
   ASSERT_GT(own_count, 0);
-  auto span_of = [](uintptr_t p) {
-    return HeapRegion::SpanAt(HeapRegion::PageOf(reinterpret_cast<void*>(p)));
-  };
-  EXPECT_NE(span_of(own), span_of(first)) << "the own run shares a span with an object given back";
+  EXPECT_NE(SpanOf(own), SpanOf(first)) << "the own run shares a span with an object given back";
   EXPECT_EQ(cfl.GetStats().spans, 2u);
   // The object given back is still there for an ordinary fetch.
   uintptr_t unused = 0;

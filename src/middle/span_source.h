@@ -1,0 +1,30 @@
+// Where the spans of the size classes and of large blocks come from: the page heap.
+// The classes keep the spans they emptied (retained, see CentralFreeList) for their own
+// next objects; all of them go back to the page heap before it hands out a span, so
+// that it reuses their pages rather than fresh or released ones and the program's peak
+// stays what it would be without retention. Retained spans idle for the page heap's
+// decay time go back too, to be given to the OS from there.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "backend/span.h"
+
+namespace jsmalloc {
+
+// A span of npages (first page a multiple of align_pages) for class cls, or kPageLarge;
+// nullptr when out of memory.
+Span* AllocateSpan(size_t npages, size_t align_pages, uint8_t cls);
+
+// Every retained span goes back to the page heap. Returns how many.
+size_t ReleaseRetainedSpans();
+
+// The central free lists report their retained spans: delta is spans retained minus
+// spans reused or released (called with their lock held).
+void CountRetained(long delta);
+// A central free list retained spans at time `now` (called without its lock): spans
+// idle for the decay time go back, at most every quarter of it.
+void SpansRetained(uint64_t now);
+
+}  // namespace jsmalloc

@@ -1,0 +1,110 @@
+#include "middle/span_source.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <vector>
+
+#include "backend/page_heap.h"
+#include "jsmalloc.h"
+#include "middle/middle.h"
+#include "options.h"
+#include "size_class.h"
+#include "test_env.h"
+
+namespace jsmalloc {
+namespace {
+
+// The largest classes: nothing else in the unit tests uses them.
+constexpr uint8_t kClassA = kNumClasses - 1;
+constexpr uint8_t kClassB = kNumClasses - 2;
+
+// Takes a span of class cls whole, as a run.
+void TakeSpan(uint8_t cls, uintptr_t* run, int* count) {
+  void* objs[1];
+  ASSERT_EQ(g_central[cls].Remove(objs, 1, run, count, {.fetch = Fetch::kOwnRun, .carver = 1}), 0);
+  ASSERT_EQ(*count, static_cast<int>(kClasses[cls].objects)) << "not a whole span";
+}
+
+// Takes n spans of class cls whole and gives them back: each is retained.
+void RetainSpans(uint8_t cls, int n) {
+  std::vector<std::pair<uintptr_t, int>> runs(static_cast<size_t>(n));
+  for (auto& [run, count] : runs) ASSERT_NO_FATAL_FAILURE(TakeSpan(cls, &run, &count));
+  for (auto [run, count] : runs) g_central[cls].ReturnRun(run, static_cast<uint32_t>(count));
+}
+
+size_t HeapPages() {
+  PageHeap::Stats s = g_page_heap.GetStats();
+  return s.free_committed_bytes + s.free_released_bytes + s.small_bytes + s.large_bytes;
+}
+
+struct SpanSource : ::testing::Test {
+  void SetUp() override {
+    testing::EnsureAllocator();
+    js_release_free_memory();  // every free page released, no span retained
+  }
+  void TearDown() override {
+    g_page_heap.set_decay_ns(static_cast<uint64_t>(GetOption(Option::kDecayMs)) * 1000000);
+    js_release_free_memory();
+  }
+};
+
+TEST_F(SpanSource, ReleaseFreeMemoryTakesRetainedSpans) {
+  ASSERT_NO_FATAL_FAILURE(RetainSpans(kClassA, 3));
+  EXPECT_EQ(g_central[kClassA].retained(), 3u);
+  const size_t small = g_page_heap.GetStats().small_bytes;
+  js_release_free_memory();
+  EXPECT_EQ(g_central[kClassA].retained(), 0u);
+  EXPECT_EQ(g_page_heap.GetStats().small_bytes,
+            small - 3 * size_t{kClasses[kClassA].span_pages} * kPageSize);
+}
+
+// Before the page heap hands out a span (for a class, or a large block), the retained
+// spans go back to it, so it reuses their pages: the heap does not grow.
+TEST_F(SpanSource, RetainedSpansGoBackBeforeTheHeapHandsOutASpan) {
+  const int n = 8;
+  ASSERT_NO_FATAL_FAILURE(RetainSpans(kClassA, n));
+  ASSERT_EQ(g_central[kClassA].retained(), size_t{n});
+  const size_t pages = HeapPages();
+  Span* s = AllocateSpan(kClasses[kClassB].span_pages, 1, kClassB);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(g_central[kClassA].retained(), 0u);
+  EXPECT_EQ(HeapPages(), pages) << "the heap grew";
+  g_page_heap.Deallocate(s);
+  ASSERT_NO_FATAL_FAILURE(RetainSpans(kClassA, 1));
+  Span* large = AllocateSpan(1, 1, kPageLarge);
+  ASSERT_NE(large, nullptr);
+  EXPECT_EQ(g_central[kClassA].retained(), 0u);
+  g_page_heap.Deallocate(large);
+}
+
+// A retained span that no fetch reuses goes back to the page heap once it has been idle
+// for the decay time; the sweep runs when spans are retained.
+TEST_F(SpanSource, IdleRetainedSpansGoBackAfterTheDecayTime) {
+  const uint64_t decay = 4000000;  // 4 ms
+  g_page_heap.set_decay_ns(decay);
+  // Both spans are taken before either is retained: taking a new span releases them.
+  uintptr_t run_a = 0, run_b = 0;
+  int count_a = 0, count_b = 0;
+  ASSERT_NO_FATAL_FAILURE(TakeSpan(kClassA, &run_a, &count_a));
+  ASSERT_NO_FATAL_FAILURE(TakeSpan(kClassB, &run_b, &count_b));
+  g_central[kClassB].ReturnRun(run_b, static_cast<uint32_t>(count_b));
+  const uint64_t retained_at = PageHeap::Now();
+  g_central[kClassA].ReturnRun(run_a, static_cast<uint32_t>(count_a));
+  ASSERT_EQ(g_central[kClassA].retained(), 1u);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  // Class B's span is reused and retained again (no new span, so nothing else releases
+  // A's), until A's has been idle long enough.
+  while (g_central[kClassA].retained() != 0 && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_NO_FATAL_FAILURE(RetainSpans(kClassB, 1));
+    if (PageHeap::Now() <= retained_at + decay) {  // the sweep saw an earlier time
+      ASSERT_EQ(g_central[kClassA].retained(), 1u) << "released before it was idle";
+    }
+    ASSERT_EQ(g_central[kClassB].retained(), 1u) << "B's span, just retained, was released";
+  }
+  EXPECT_EQ(g_central[kClassA].retained(), 0u);
+  EXPECT_GE(PageHeap::Now(), retained_at + decay);
+}
+
+}  // namespace
+}  // namespace jsmalloc
