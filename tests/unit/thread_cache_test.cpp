@@ -159,6 +159,43 @@ TEST(ThreadCache, FullCacheOverflowsABatchAtATime) {
   }).join();
 }
 
+// A list that runs dry takes a span's whole free list as it is, linked, even when the
+// cache has no spare room: collecting a batch instead would touch every object under the
+// central lock, one cache miss after another. The cache goes over its limit by a span
+// at most.
+TEST(ThreadCache, FullCacheStillTakesASpansWholeFreeList) {
+  testing::EnsureAllocator();
+  const size_t cls = SizeToClass(96);
+  const size_t size = kClasses[cls].size;
+  const uint32_t objects = kClasses[cls].objects;
+  ASSERT_EQ(g_transfer[cls].count(), 0);
+  // A span of the class whose free list holds all its objects but one.
+  void* unused[1];
+  uintptr_t run = 0;
+  int run_count = 0;
+  ASSERT_EQ(g_central[cls].Remove(unused, 1, &run, &run_count, {.fetch = Fetch::kOwnRun}), 0);
+  ASSERT_EQ(run_count, static_cast<int>(objects));
+  std::vector<void*> back;
+  for (uint32_t i = 1; i < objects; ++i) back.push_back(reinterpret_cast<void*>(run + (i * size)));
+  g_central[cls].Insert(back.data(), static_cast<int>(back.size()));
+  std::thread([&] {
+    // Fill the cache: 4 MiB of 2 KiB objects, all freed.
+    std::vector<void*> v;
+    for (int i = 0; i < 2200; ++i) v.push_back(js_malloc(2048));
+    for (void* p : v) js_free(p);
+    ThreadCache* tc = tl_cache;
+    ASSERT_GE(tc->capacity_bytes + (64 << 10), size_t{4} << 20) << "the cache is not full";
+    void* p = js_malloc(size);
+    EXPECT_GE(reinterpret_cast<uintptr_t>(p) - run, size);
+    EXPECT_LT(reinterpret_cast<uintptr_t>(p) - run, size_t{objects} * size);
+    EXPECT_EQ(ListLength(tc, cls), objects - 2) << "the span's free list did not come whole";
+    EXPECT_LE(tc->capacity_bytes, (size_t{4} << 20) + (size_t{objects} * size));
+    js_free(p);
+  }).join();
+  void* first = reinterpret_cast<void*>(run);
+  g_central[cls].Insert(&first, 1);
+}
+
 TEST(BitSet, FindsMembersAcrossWords) {
   BitSet<kNumClasses> set;
   EXPECT_EQ(set.NextFrom(1), size_t{kNumClasses});
