@@ -32,10 +32,6 @@ JS_FAST_PATH bool BudgetExhausted(const int32_t& budget) {
   return exhausted;
 }
 
-JS_FAST_PATH void CompilerBarrier() {
-  __asm__ volatile("" ::: "memory");
-}
-
 JS_FAST_PATH void* PopOrRefill(size_t cls, size_t size) {
   ThreadCache* tc = tl_cache;
   void* p = tc->head[cls];

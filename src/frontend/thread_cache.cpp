@@ -382,6 +382,7 @@ void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {
 
 void* ThreadCacheSample(void* p, size_t size) {
   (void)size;
+  static_cast<uintptr_t*>(p)[1] = 0;
   ThreadCache* tc = tl_cache;
   tc->sample_countdown = NextSampleCountdown();
   return p;

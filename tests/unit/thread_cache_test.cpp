@@ -196,6 +196,24 @@ TEST(ThreadCache, FullCacheStillTakesASpansWholeFreeList) {
   g_central[cls].Insert(&first, 1);
 }
 
+// An allocation the sampler picks is handed out like any other: its free marker is
+// cleared (on that path too), so freeing it is not taken for a double free.
+TEST(ThreadCache, SampledAllocationClearsTheFreeMarker) {
+  testing::EnsureAllocator();
+  std::thread([] {
+    void* p = js_malloc(64);
+    js_free(p);  // p is on the list, marked free
+    ThreadCache* tc = tl_cache;
+    tc->sample_countdown = 0;  // the next allocation is sampled
+    void* q = js_malloc(64);
+    ASSERT_EQ(q, p);
+    EXPECT_EQ(static_cast<uintptr_t*>(q)[1], 0u) << "the free marker was left in place";
+    EXPECT_GT(tc->sample_countdown, 0) << "the allocation was not sampled";
+    static_cast<uintptr_t*>(q)[1] = 0;  // (so the free below tests nothing else)
+    js_free(q);
+  }).join();
+}
+
 TEST(BitSet, FindsMembersAcrossWords) {
   BitSet<kNumClasses> set;
   EXPECT_EQ(set.NextFrom(1), size_t{kNumClasses});
