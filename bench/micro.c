@@ -2,6 +2,10 @@
  *
  *   --test tight   N times: p = malloc(32); write one byte; free(p)
  *   --test batch   N/1000 times: 1000 x malloc(32) into an array, then 1000 x free
+ *   --test rounds  N/12000 times: 12,000 x malloc(16), each written in its first word at
+ *                  once, then 12,000 x free: 192 KiB, so the blocks live in L2, not L1
+ *                  (the order of malloc's own store into a block and the program's first
+ *                  store mattered there: docs/design.md, fast paths). Not in make bench.
  *
  * --iters N is the number of malloc+free pairs (batch rounds it down to a multiple of
  * 1000); --iters 0 is the baseline whose instructions the runner subtracts. An empty
@@ -21,7 +25,9 @@
 
 #define BATCH 1000
 
-static void escape(void* p) { __asm__ volatile("" : : "r"(p) : "memory"); }
+static void escape(void* p) {
+  __asm__ volatile("" : : "r"(p) : "memory");
+}
 
 static double now_ms(void) {
   struct timespec ts;
@@ -84,6 +90,28 @@ static uint64_t batch(uint64_t n) {
   return sum;
 }
 
+#define ROUND 12000
+
+static uint64_t rounds(uint64_t n) {
+  static uint32_t* ptrs[ROUND];
+  uint64_t sum = 0;
+  for (uint64_t r = 0; r < n / ROUND; ++r) {
+    for (uint32_t i = 0; i < ROUND; ++i) {
+      uint32_t* p = malloc(16);
+      if (p == NULL) fail("malloc(16) returned NULL");
+      p[0] = i;
+      ptrs[i] = p;
+    }
+    escape(ptrs);
+    for (uint32_t i = 0; i < ROUND; ++i) {
+      if (ptrs[i][0] != i) fail("a block was overwritten");
+      sum += ptrs[i][0];
+      free(ptrs[i]);
+    }
+  }
+  return sum;
+}
+
 int main(int argc, char** argv) {
   const char* test = "tight";
   double scale = 1.0;
@@ -93,8 +121,9 @@ int main(int argc, char** argv) {
     const char* a = argv[i];
     const char* v = (i + 1 < argc) ? argv[i + 1] : NULL;
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-      printf("usage: %s --test tight|batch [--iters N] [--scale F] [--threads 1] [--seed S]\n",
-             argv[0]);
+      printf(
+          "usage: %s --test tight|batch|rounds [--iters N] [--scale F] [--threads 1] [--seed S]\n",
+          argv[0]);
       return 0;
     }
     if (v == NULL) {
@@ -121,24 +150,30 @@ int main(int argc, char** argv) {
     ++i;
   }
   const int is_tight = strcmp(test, "tight") == 0;
-  if (!is_tight && strcmp(test, "batch") != 0) {
+  const int is_rounds = strcmp(test, "rounds") == 0;
+  if (!is_tight && !is_rounds && strcmp(test, "batch") != 0) {
     fprintf(stderr, "%s: unknown --test %s\n", argv[0], test);
     return 2;
   }
   if (iters < 0) iters = (long long)(scale * 1e8 + 0.5);
   uint64_t n = (uint64_t)iters;
-  if (!is_tight) n -= n % BATCH;
+  if (is_rounds)
+    n -= n % ROUND;
+  else if (!is_tight)
+    n -= n % BATCH;
   printf("jsbench workload=micro-%s threads=1 scale=%g seed=%llu malloc_lib=%s\n", test, scale,
          seed, malloc_lib());
   fflush(stdout);
   const double t0 = now_ms();
-  const uint64_t sum = is_tight ? tight(n) : batch(n);
+  const uint64_t sum = is_tight ? tight(n) : is_rounds ? rounds(n) : batch(n);
   printf("jsbench phase=%s ms=%.3f\n", test, now_ms() - t0);
   /* The checksum is the sum of the bytes read back: sum of (i mod 256). */
   uint64_t want = 0;
   if (is_tight) {
     want = (n / 256) * (255 * 256 / 2);
     for (uint64_t i = 0; i < n % 256; ++i) want += i;
+  } else if (is_rounds) {
+    want = (n / ROUND) * ((uint64_t)ROUND * (ROUND - 1) / 2);
   } else {
     uint64_t per_round = 0;
     for (int i = 0; i < BATCH; ++i) per_round += (unsigned char)i;

@@ -67,7 +67,7 @@ inline uint32_t ListLength(const ThreadCache* tc, size_t cls) {
 // Hands object p of `size` bytes to the program: counts the allocation down against
 // the sampling interval and clears the free marker (word 1). The clear is the last
 // store: right after the pop, a program writing the object's first word at once ran
-// 1.6x slower per malloc with its objects in L2 (docs/design.md, fast paths).
+// 1.3x slower with its objects in L2 (bench-micro --test rounds; docs/design.md).
 JS_FAST_PATH void* HandOut(ThreadCache* tc, void* p, size_t size) {
   tc->sample_countdown -= static_cast<int64_t>(size);
   if (JS_UNLIKELY(tc->sample_countdown < 0)) return ThreadCacheSample(p, size);
