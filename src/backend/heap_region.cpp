@@ -82,10 +82,9 @@ uintptr_t HeapRegion::Grow(size_t npages, size_t* granted) {
 }
 
 void HeapRegion::MapWholeSpan(Span* s, uint8_t cls) {
-  for (uintptr_t p = s->first_page; p <= s->last_page(); ++p) {
-    g_pagemap.spans[p] = s;
-    g_pagemap.classes[p] = cls;
-  }
+  __builtin_memset(g_pagemap.classes + s->first_page, cls, s->npages);
+  Span** spans = g_pagemap.spans + s->first_page;
+  for (size_t i = 0; i < s->npages; ++i) spans[i] = s;
 }
 
 void HeapRegion::MapFreeSpan(Span* s) {
@@ -101,7 +100,7 @@ void HeapRegion::MarkPagesFree(Span* s, bool zero) {
 }
 
 void HeapRegion::MapSpanInUse(Span* s, uint8_t cls) {
-  uint8_t* classes = g_pagemap.classes + s->first_page;
+  const uint8_t* classes = g_pagemap.classes + s->first_page;
   const size_t n = s->npages;
   uint32_t mask = 0;
   bool any_used = false;
@@ -112,12 +111,10 @@ void HeapRegion::MapSpanInUse(Span* s, uint8_t cls) {
       any_used = true;
     }
   }
-  // Branch-free loops over the rest, which the compiler vectorises (a 32 MiB block
+  // A branch-free loop over the rest, which the compiler vectorises (a 32 MiB block
   // is 4,096 pages).
   for (size_t i = 32; i < n; ++i) any_used |= !IsZeroPage(classes[i]);
-  __builtin_memset(classes, cls, n);
-  Span** spans = g_pagemap.spans + s->first_page;
-  for (size_t i = 0; i < n; ++i) spans[i] = s;
+  MapWholeSpan(s, cls);
   s->zero_pages = mask;
   s->committed = any_used;
 }

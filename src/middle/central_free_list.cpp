@@ -8,26 +8,11 @@
 
 namespace jsmalloc {
 
-void CentralFreeList::Init(uint8_t cls) {
-  cls_ = cls;
-  size_ = kClasses[cls].size;
-}
-
-Span* CentralFreeList::NewSpan() {
-  const SizeClassInfo& info = kClasses[cls_];
-  Span* s = AllocateSpan(info.span_pages, info.align_pages, cls_);
-  if (s == nullptr) return nullptr;
-  uintptr_t start = reinterpret_cast<uintptr_t>(HeapRegion::AddressOf(s->first_page));
-  s->freelist = nullptr;
-  s->carve = start;
-  s->end = start + size_t{info.objects} * size_;
-  s->allocated = 0;
-  s->in_nonempty = false;
-  s->carver = 0;  // the page heap may hand out a record that held an earlier span
-  return s;
-}
-
 namespace {
+
+uintptr_t SpanStart(const Span* s) {
+  return reinterpret_cast<uintptr_t>(HeapRegion::AddressOf(s->first_page));
+}
 
 // The span an object of the heap belongs to, and its bounds.
 struct SpanRange {
@@ -37,7 +22,7 @@ struct SpanRange {
 
   explicit SpanRange(const void* obj)
       : span(HeapRegion::SpanAt(HeapRegion::PageOf(obj))),
-        begin(reinterpret_cast<uintptr_t>(HeapRegion::AddressOf(span->first_page))),
+        begin(SpanStart(span)),
         bytes(size_t{span->npages} << kPageShift) {}
   bool Holds(const void* p) const { return reinterpret_cast<uintptr_t>(p) - begin < bytes; }
 };
@@ -76,12 +61,43 @@ void* WalkRun(const SpanRange& range, size_t size, void* first, uint32_t limit, 
 
 }  // namespace
 
+void CentralFreeList::Init(uint8_t cls) {
+  cls_ = cls;
+  size_ = kClasses[cls].size;
+}
+
+Span* CentralFreeList::NewSpan() {
+  const SizeClassInfo& info = kClasses[cls_];
+  Span* s = AllocateSpan(info.span_pages, info.align_pages, cls_);
+  if (s == nullptr) return nullptr;
+  uintptr_t start = SpanStart(s);
+  s->freelist = nullptr;
+  s->carve = start;
+  s->end = start + size_t{info.objects} * size_;
+  s->allocated = 0;
+  s->in_nonempty = false;
+  s->carver = 0;  // the page heap may hand out a record that held an earlier span
+  return s;
+}
+
 // A span in nonempty_ with nothing left to give (no object given back, no never-used
 // rest) leaves it.
 void CentralFreeList::LeaveIfDry(Span* s) {
   if (s->freelist != nullptr || s->carve != s->end) return;
   nonempty_.Remove(s);
   s->in_nonempty = false;
+}
+
+void CentralFreeList::JoinNonempty(Span* s) {
+  nonempty_.PushFront(s);
+  s->in_nonempty = true;
+}
+
+// delta spans were retained (or, negative, reused or released), under our lock.
+void CentralFreeList::AddRetained(long delta) {
+  __atomic_store_n(&retained_count_, retained_count_ + static_cast<size_t>(delta),
+                   __ATOMIC_RELAXED);
+  CountRetained(delta);
 }
 
 // Looked at for a never-used rest before a kOwnRun fetch takes a new span: spans with
@@ -132,8 +148,7 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
         *how.chain = nullptr;
         Span* s = nonempty_.first();
         if (s != nullptr && s->freelist != nullptr) {
-          const SpanRange range(s->freelist);
-          uint32_t listed = static_cast<uint32_t>((s->carve - range.begin) / size_) - s->allocated;
+          uint32_t listed = static_cast<uint32_t>((s->carve - SpanStart(s)) / size_) - s->allocated;
           if (listed <= how.max_chain) {
             *how.chain = s->freelist;
             s->freelist = nullptr;
@@ -167,10 +182,8 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
       if (run_span == nullptr && !retained_.empty()) {
         Span* s = retained_.first();
         retained_.Remove(s);
-        __atomic_store_n(&retained_count_, retained_count_ - 1, __ATOMIC_RELAXED);
-        CountRetained(-1);
-        nonempty_.PushFront(s);
-        s->in_nonempty = true;
+        AddRetained(-1);
+        JoinNonempty(s);
         run_span = CarveRun(run_begin, run_count, 1, max_run, how.carver);
       }
     }
@@ -186,8 +199,7 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
     if (s == nullptr) return 0;
     LockGuard g(lock_);
     ++spans_;
-    nonempty_.PushFront(s);
-    s->in_nonempty = true;
+    JoinNonempty(s);
   }
 }
 
@@ -210,7 +222,7 @@ void CentralFreeList::ReturnRun(uintptr_t begin, uint32_t count) {
 // waits on retained_ for the class's next run. *now: the time, read once per call into
 // the central free list (0 until then).
 void CentralFreeList::Retain(Span* s, uint64_t* now) {
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(HeapRegion::AddressOf(s->first_page));
+  const uintptr_t begin = SpanStart(s);
   // Pages below the carve frontier were handed out, so may hold data now; those past
   // it still read as they did when the span came from the page heap.
   const size_t used_pages = (s->carve - begin + kPageSize - 1) >> kPageShift;
@@ -224,8 +236,7 @@ void CentralFreeList::Retain(Span* s, uint64_t* now) {
   if (*now == 0) *now = PageHeap::Now();
   s->free_since_ns = *now;
   retained_.PushFront(s);
-  __atomic_store_n(&retained_count_, retained_count_ + 1, __ATOMIC_RELAXED);
-  CountRetained(+1);
+  AddRetained(+1);
 }
 
 // count objects of span s are back (on its free list, or below its carve frontier). A
@@ -240,8 +251,7 @@ void CentralFreeList::CountBack(Span* s, uint32_t count, uint64_t* now) {
     s->in_nonempty = false;
     Retain(s, now);
   } else if (!s->in_nonempty) {
-    nonempty_.PushFront(s);
-    s->in_nonempty = true;
+    JoinNonempty(s);
   }
 }
 
@@ -271,11 +281,9 @@ size_t CentralFreeList::ReleaseRetained(uint64_t before_ns) {
         }
         s = next;
       }
-      __atomic_store_n(&retained_count_, retained_count_ - static_cast<size_t>(n),
-                       __ATOMIC_RELAXED);
+      AddRetained(-n);
       spans_ -= static_cast<size_t>(n);
     }
-    CountRetained(-n);
     for (int k = 0; k < n; ++k) g_page_heap.Deallocate(batch[k]);
     released += static_cast<size_t>(n);
     if (n < kBatch) return released;

@@ -79,6 +79,8 @@ class CentralFreeList {
   Span* CarveRun(uintptr_t* run_begin, int* run_count, int max_spans, size_t max_run,
                  uint32_t carver);
   void LeaveIfDry(Span* s);
+  void JoinNonempty(Span* s);
+  void AddRetained(long delta);
   void Retain(Span* s, uint64_t* now);
   void CountBack(Span* s, uint32_t count, uint64_t* now);
   void TakeBackRun(Span* s, void* first, void* last, uint32_t count, uint64_t* now);
