@@ -17,6 +17,20 @@ namespace {
 // A private central free list for one class, over the real page heap.
 struct CentralFixture : ::testing::Test {
   void SetUp() override { testing::EnsureAllocator(); }
+  void UseClass(uint8_t c) {
+    cls = c;
+    size = kClasses[c].size;
+    cfl.Init(c);
+  }
+  // An ordinary fetch of up to 32 objects into objs[], or a run into run/run_count.
+  int Take() { return cfl.Remove(objs, 32, &run, &run_count); }
+
+  CentralFreeList cfl;
+  uint8_t cls = 0;
+  size_t size = 0;
+  void* objs[32] = {};
+  uintptr_t run = 0;
+  int run_count = 0;
 };
 
 // The first `count` objects of a run (or of a span from `begin`).
@@ -47,13 +61,8 @@ uint8_t PageStateOf(uintptr_t p) {
 }
 
 TEST_F(CentralFixture, FreshSpanIsHandedOutAsARun) {
-  static constinit CentralFreeList cfl;
-  const uint8_t cls = 5;  // 80-byte objects
-  cfl.Init(cls);
-  void* objs[32];
-  uintptr_t run = 0;
-  int run_count = 0;
-  EXPECT_EQ(cfl.Remove(objs, 32, &run, &run_count), 0);
+  UseClass(5);  // 80-byte objects
+  EXPECT_EQ(Take(), 0);
   ASSERT_EQ(run_count, static_cast<int>(kClasses[cls].objects));  // the whole fresh span
   EXPECT_EQ((run - g_pagemap.base) % kClasses[cls].size, 0u);
   EXPECT_EQ(cfl.GetStats().spans, 1u);
@@ -73,16 +82,10 @@ TEST_F(CentralFixture, FreshSpanIsHandedOutAsARun) {
 // fetch gets it whole as a run from its start (the lines the program used last), not a
 // new span and not its objects one by one. Its pages no longer count as zero.
 TEST_F(CentralFixture, EmptiedSpanIsRetainedAsNeverUsed) {
-  static constinit CentralFreeList cfl;
-  const uint8_t cls = 6;  // 96 bytes
-  cfl.Init(cls);
-  const size_t size = kClasses[cls].size;
+  UseClass(6);  // 96 bytes
   const int objects = static_cast<int>(kClasses[cls].objects);
   g_page_heap.ReleaseAll();  // the span comes from pages that read as zero
-  void* objs[32];
-  uintptr_t run = 0;
-  int run_count = 0;
-  ASSERT_EQ(cfl.Remove(objs, 32, &run, &run_count), 0);
+  ASSERT_EQ(Take(), 0);
   ASSERT_EQ(run_count, objects);
   Span* span = SpanOf(run);
   // Handed out in pieces: a run of 10 goes back as a tail; the rest as objects in a
@@ -117,18 +120,12 @@ TEST_F(CentralFixture, EmptiedSpanIsRetainedAsNeverUsed) {
 }
 
 TEST_F(CentralFixture, ReturnedObjectsComeBackBeforeFreshOnes) {
-  static constinit CentralFreeList cfl;
-  const uint8_t cls = 3;  // 48 bytes
-  cfl.Init(cls);
-  const size_t size = kClasses[cls].size;
+  UseClass(3);  // 48 bytes
   std::set<uintptr_t> handed;
   std::vector<void*> all;
-  uintptr_t run;
-  int run_count;
-  void* objs[32];
   // Take a whole span and a bit more, as runs.
   while (all.size() < kClasses[cls].objects + 10) {
-    int got = cfl.Remove(objs, 32, &run, &run_count);
+    int got = Take();
     ASSERT_EQ(got, 0);
     ASSERT_GT(run_count, 0);
     for (int i = 0; i < run_count; ++i) {
@@ -141,7 +138,7 @@ TEST_F(CentralFixture, ReturnedObjectsComeBackBeforeFreshOnes) {
   // Return three; the next Remove gives exactly those back.
   void* three[3] = {all[5], all[6], all[7]};
   cfl.Insert(three, 3);
-  int got = cfl.Remove(objs, 32, &run, &run_count);
+  int got = Take();
   ASSERT_EQ(got, 3);
   std::set<void*> expect(three, three + 3), seen(objs, objs + 3);
   EXPECT_EQ(expect, seen);
@@ -153,16 +150,10 @@ TEST_F(CentralFixture, ReturnedObjectsComeBackBeforeFreshOnes) {
 // A thread cache hands back the top of its list as it is, linked: InsertList takes the
 // first n objects of the chain, across spans, and leaves the rest untouched.
 TEST_F(CentralFixture, InsertListTakesTheFirstObjectsOfAChain) {
-  static constinit CentralFreeList cfl;
-  const uint8_t cls = 7;  // 112 bytes
-  cfl.Init(cls);
-  const size_t size = kClasses[cls].size;
+  UseClass(7);  // 112 bytes
   std::vector<void*> all;
-  uintptr_t run;
-  int run_count;
-  void* objs[32];
   while (all.size() < 2 * size_t{kClasses[cls].objects}) {  // two whole spans
-    ASSERT_EQ(cfl.Remove(objs, 32, &run, &run_count), 0);
+    ASSERT_EQ(Take(), 0);
     for (int i = 0; i < run_count; ++i)
       all.push_back(reinterpret_cast<void*>(run + size_t(i) * size));
   }
@@ -188,14 +179,8 @@ TEST_F(CentralFixture, InsertListTakesTheFirstObjectsOfAChain) {
 // InsertList follows such strides without waiting for each link: a stride that breaks,
 // turns round, or is cut off by the count must leave the same chain as a plain walk.
 TEST_F(CentralFixture, InsertListFollowsStridesThatBreakAndTurn) {
-  static constinit CentralFreeList cfl;
-  const uint8_t cls = 4;  // 64 bytes
-  cfl.Init(cls);
-  const size_t size = kClasses[cls].size;
-  uintptr_t run;
-  int run_count;
-  void* objs[32];
-  ASSERT_EQ(cfl.Remove(objs, 32, &run, &run_count), 0);
+  UseClass(4);  // 64 bytes
+  ASSERT_EQ(Take(), 0);
   ASSERT_GE(run_count, 60);
   std::vector<void*> span = ObjectsFrom(run, run_count, size);
   // 0..19 ascending, 40..30 descending, then 25, 21, 23 (no stride), then 20 alone.
@@ -216,7 +201,7 @@ TEST_F(CentralFixture, InsertListFollowsStridesThatBreakAndTurn) {
   // Exactly those objects come out again.
   std::set<void*> want(order.begin(), order.end()), got;
   while (got.size() < want.size()) {
-    int n = cfl.Remove(objs, 32, &run, &run_count);
+    int n = Take();
     ASSERT_GT(n, 0) << "objects given back were lost";
     for (int i = 0; i < n; ++i) ASSERT_TRUE(got.insert(objs[i]).second);
   }
@@ -232,14 +217,8 @@ TEST_F(CentralFixture, InsertListFollowsStridesThatBreakAndTurn) {
 // never-used part grows again, and the next run starts where the tail did. A whole
 // run given back empties its span.
 TEST_F(CentralFixture, ReturnRunMakesTheTailNeverUsedAgain) {
-  static constinit CentralFreeList cfl;
-  const uint8_t cls = 9;  // 144 bytes
-  cfl.Init(cls);
-  const size_t size = kClasses[cls].size;
-  void* objs[32];
-  uintptr_t run = 0;
-  int run_count = 0;
-  ASSERT_EQ(cfl.Remove(objs, 32, &run, &run_count), 0);
+  UseClass(9);  // 144 bytes
+  ASSERT_EQ(Take(), 0);
   ASSERT_EQ(run_count, static_cast<int>(kClasses[cls].objects));
   const uintptr_t tail = run + (10 * size);
   cfl.ReturnRun(tail, static_cast<uint32_t>(run_count - 10));
@@ -260,13 +239,9 @@ TEST_F(CentralFixture, ReturnRunMakesTheTailNeverUsedAgain) {
 // A run can be limited; while it is out no other run comes from its span, and its
 // unused tail goes back to the carve frontier once it is done with.
 TEST_F(CentralFixture, LimitedRunsOneAtATimePerSpan) {
-  static constinit CentralFreeList cfl;
-  const uint8_t cls = 9;  // 144 bytes
-  cfl.Init(cls);
-  const size_t size = kClasses[cls].size;
-  void* objs[32];
-  uintptr_t run = 0, run2 = 0, run3 = 0;
-  int run_count = 0, run2_count = 0, run3_count = 0;
+  UseClass(9);  // 144 bytes
+  uintptr_t run2 = 0, run3 = 0;
+  int run2_count = 0, run3_count = 0;
   ASSERT_EQ(cfl.Remove(objs, 32, &run, &run_count, {.carver = 7, .max_run_bytes = kPageSize}), 0);
   ASSERT_EQ(run_count, static_cast<int>(kPageSize / size));
   // Another carver gets a new span, not the rest of the first.
@@ -289,11 +264,7 @@ TEST_F(CentralFixture, LimitedRunsOneAtATimePerSpan) {
 // kOwnRun never hands out objects given back, even when there are some: it takes the
 // never-used rest of a span, or a new span.
 TEST_F(CentralFixture, OwnRunSkipsObjectsGivenBack) {
-  static constinit CentralFreeList cfl;
-  const uint8_t cls = 11;  // 176 bytes
-  cfl.Init(cls);
-  const size_t size = kClasses[cls].size;
-  void* objs[32];
+  UseClass(11);  // 176 bytes
   uintptr_t first = 0;
   int first_count = 0;
   ASSERT_EQ(cfl.Remove(objs, 32, &first, &first_count), 0);
@@ -319,14 +290,8 @@ TEST_F(CentralFixture, OwnRunSkipsObjectsGivenBack) {
 // A span's whole free list goes out as it is, linked, when the caller can hold all of
 // it; when it cannot, objects are collected into out[] as usual.
 TEST_F(CentralFixture, WholeFreeListOfASpanGoesOutAsAChain) {
-  static constinit CentralFreeList cfl;
-  const uint8_t cls = 13;  // 208 bytes
-  cfl.Init(cls);
-  const size_t size = kClasses[cls].size;
-  void* objs[32];
-  uintptr_t run = 0;
-  int run_count = 0;
-  ASSERT_EQ(cfl.Remove(objs, 32, &run, &run_count), 0);
+  UseClass(13);  // 208 bytes
+  ASSERT_EQ(Take(), 0);
   ASSERT_GE(run_count, 20);
   std::vector<void*> back = ObjectsFrom(run, 20, size);
   cfl.Insert(back.data(), 20);
