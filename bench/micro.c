@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
   double scale = 1.0;
   long long iters = -1;
   unsigned long long seed = 1;
-  for (int i = 1; i < argc; ++i) {
+  for (int i = 1; i < argc; i += 2) {
     const char* a = argv[i];
     const char* v = (i + 1 < argc) ? argv[i + 1] : NULL;
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -147,7 +147,6 @@ int main(int argc, char** argv) {
       fprintf(stderr, "%s: unknown option %s\n", argv[0], a);
       return 2;
     }
-    ++i;
   }
   const int is_tight = strcmp(test, "tight") == 0;
   const int is_rounds = strcmp(test, "rounds") == 0;

@@ -155,8 +155,14 @@ JS_EXPORT int malloc_info(int options, FILE* fp) noexcept {
   return 0;
 }
 
-// glibc's own names for the same calls: aliases, not copies.
+// glibc's own names for the same calls: aliases, not copies. GCC also copies the
+// target's attributes (nothrow, malloc, alloc_size) onto the alias; clang has no
+// `copy` and takes the declaration's.
+#if defined(__clang__)
+#define JS_ALIAS(target) JS_EXPORT __attribute__((alias(#target)))
+#else
 #define JS_ALIAS(target) JS_EXPORT __attribute__((alias(#target), copy(target)))
+#endif
 JS_ALIAS(malloc) void* __libc_malloc(size_t size) noexcept;
 JS_ALIAS(free) void __libc_free(void* p) noexcept;
 JS_ALIAS(calloc) void* __libc_calloc(size_t count, size_t size) noexcept;
