@@ -97,6 +97,12 @@ WORKLOADS = [
         scale=0.012, callgrind_scale=0.005, smoke_scale=0.001,
         what="64 KiB .. 32 MiB blocks, every page written"),
     Workload(
+        name="burst", binary="bench-burst", args=(), threads=SINGLE,
+        scale=0.25, callgrind_scale=None, smoke_scale=0.001,
+        smoke_args=("--quiet-ms", "10"),
+        what="a burst of 64 KiB .. 4 MiB blocks, all freed, then 1.5 s of small objects "
+             "only: RSS after free says whether the burst went back to the OS"),
+    Workload(
         name="cpp", binary="bench-cpp", args=(), threads=THREADS,
         scale=0.06, callgrind_scale=0.003, smoke_scale=0.002,
         smoke_args=("--entries", "300"),

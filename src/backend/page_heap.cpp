@@ -234,14 +234,20 @@ void PageHeap::Release(Span* s) {
 }
 
 void PageHeap::MaybeReleaseOld(uint64_t now) {
-  if (now < next_release_check_ns_) return;
-  next_release_check_ns_ = now + decay_ns_ / 4;
+  if (now < __atomic_load_n(&next_release_check_ns_, __ATOMIC_RELAXED)) return;
+  __atomic_store_n(&next_release_check_ns_, now + decay_ns() / 4, __ATOMIC_RELAXED);
   if (free_committed_pages_ == 0) return;
   for (auto& bin : bins_) {
     for (Span* s = bin.first(); s != nullptr; s = s->next) {
       if (s->committed && now - s->free_since_ns >= decay_ns_) Release(s);
     }
   }
+}
+
+void PageHeap::ReleaseOldIfDue(uint64_t now) {
+  if (now < __atomic_load_n(&next_release_check_ns_, __ATOMIC_RELAXED)) return;
+  LockGuard g(lock_);
+  MaybeReleaseOld(now);
 }
 
 size_t PageHeap::ReleaseAll() {

@@ -46,6 +46,10 @@ class PageHeap {
   // The decay clock, for memory kept out of the page heap that should age alike.
   uint64_t decay_ns() const { return __atomic_load_n(&decay_ns_, __ATOMIC_RELAXED); }
   static uint64_t Now();
+  // Free pages idle for the decay time go back to the OS, if a look is due (every
+  // quarter of the decay time): one relaxed load when it is not, so that callers off
+  // the page heap's own paths may ask often.
+  void ReleaseOldIfDue(uint64_t now);
 
  private:
   static constexpr size_t kMaxBin = 128;  // exact free lists for 1..128 pages
@@ -56,7 +60,7 @@ class PageHeap {
   Span* Carve(Span* s, size_t npages, size_t align_pages);
   Span* Coalesce(Span* s);
   bool GrowHeap(size_t npages);
-  void MaybeReleaseOld(uint64_t now);
+  void MaybeReleaseOld(uint64_t now);  // with lock_ held
   void Release(Span* s);
   void AccountFree(Span* s, long sign);
 

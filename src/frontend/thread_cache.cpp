@@ -8,6 +8,7 @@
 #include "init.h"
 #include "lock.h"
 #include "middle/middle.h"
+#include "middle/span_source.h"
 #include "options.h"
 #include "sampler.h"
 
@@ -167,10 +168,13 @@ void FlushAll(ThreadCache* tc) {
   tc->published_bytes.store(0, std::memory_order_relaxed);
 }
 
+// Every 64th slow call also publishes what the cache holds and lets idle memory go
+// back to the OS (see ReleaseIdleMemory).
 void NoteSlowCall(ThreadCache* tc, size_t cls) {
   tc->last_active[cls] = ++tc->slow_calls;
   if ((tc->slow_calls & 63) != 0) return;
   tc->published_bytes.store(CachedBytes(tc), std::memory_order_relaxed);
+  ReleaseIdleMemory();
 }
 
 // Takes an emptied cache off the list of live caches and recycles it. The caller holds
@@ -380,11 +384,15 @@ void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {
   tc->head[cls] = p;
 }
 
+// The countdown also serves as a clock of allocation: every couple of MiB a thread
+// allocates, idle memory may go back to the OS, even while every allocation is served
+// from the cache (no slow call) and the page heap is never used.
 void* ThreadCacheSample(void* p, size_t size) {
   (void)size;
   static_cast<uintptr_t*>(p)[1] = 0;
   ThreadCache* tc = tl_cache;
   tc->sample_countdown = NextSampleCountdown();
+  ReleaseIdleMemory();
   return p;
 }
 

@@ -38,6 +38,12 @@ void SpansRetained(uint64_t now) {
   if (now >= decay) ReleaseRetainedBefore(now - decay);
 }
 
+void ReleaseIdleMemory() {
+  const uint64_t now = PageHeap::Now();
+  SpansRetained(now);
+  g_page_heap.ReleaseOldIfDue(now);
+}
+
 size_t ReleaseRetainedSpans() {
   return ReleaseRetainedBefore(UINT64_MAX);
 }

@@ -27,4 +27,11 @@ void CountRetained(long delta);
 // idle for the decay time go back, at most every quarter of it.
 void SpansRetained(uint64_t now);
 
+// Memory idle for the decay time goes back: retained spans to the page heap, the page
+// heap's free pages to the OS. Nearly free when nothing is due. The page heap looks at
+// its free pages only when it is used, and a program past a burst may not use it again
+// (its thread caches serve everything); the thread caches call this on their slow
+// paths so that such a program still gets its freed memory back to the OS.
+void ReleaseIdleMemory();
+
 }  // namespace jsmalloc

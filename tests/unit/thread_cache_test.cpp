@@ -9,13 +9,16 @@
 #include <unistd.h>
 
 #include <barrier>
+#include <chrono>
 #include <cstring>
 #include <set>
 #include <thread>
 #include <vector>
 
 #include "backend/heap_region.h"
+#include "backend/page_heap.h"
 #include "middle/middle.h"
+#include "options.h"
 #include "size_class.h"
 #include "test_env.h"
 
@@ -346,6 +349,68 @@ TEST(ThreadCache, AllocationsAfterTheCacheIsGoneDoNotLeak) {
   ThreadCacheFlushCurrent();
   EXPECT_EQ(ObjectsOut(cls), before);
   pthread_key_delete(g_late_key);
+}
+
+// A program past a burst of large blocks that goes on with small objects only (served
+// by its thread cache and the spans the classes retain: the page heap is not used) must
+// still get the burst's pages back to the OS, about the decay time after it freed them.
+// Frees a 32 MiB burst, then runs rounds of `round` 100-byte blocks (allocated, then
+// freed) until at least half the burst is back with the OS (the small blocks' spans
+// may take some of it) or 5 s have passed; nothing may go back before the decay time.
+// Returns the calling thread's slow calls during the rounds.
+uint32_t ExpectBurstReleasedDuringRounds(size_t round) {
+  const uint64_t decay = 20000000;  // 20 ms
+  g_page_heap.set_decay_ns(decay);
+  constexpr int kBlocks = 32;
+  constexpr size_t kBlockBytes = size_t{1} << 20;
+  constexpr int64_t kHalf = kBlocks * kBlockBytes / 2;
+  static void* blocks[kBlocks];
+  for (void*& b : blocks) {
+    b = js_malloc(kBlockBytes);
+    EXPECT_NE(b, nullptr);
+    memset(b, 1, kBlockBytes);
+  }
+  const auto released_before = static_cast<int64_t>(g_page_heap.GetStats().free_released_bytes);
+  auto released = [&] {
+    return static_cast<int64_t>(g_page_heap.GetStats().free_released_bytes) - released_before;
+  };
+  for (void* b : blocks) js_free(b);
+  const uint64_t freed_at = PageHeap::Now();
+  const uint32_t slow_calls_before = tl_cache->slow_calls;
+  std::vector<void*> objs(round);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (released() < kHalf && std::chrono::steady_clock::now() < deadline) {
+    for (void*& p : objs) p = js_malloc(100);
+    for (void* p : objs) js_free(p);
+    if (PageHeap::Now() < freed_at + decay) {
+      EXPECT_LT(released(), kHalf) << "released before they were idle";
+    }
+  }
+  EXPECT_GE(released(), kHalf) << "the burst's free pages stayed committed for 5 s";
+  return tl_cache->slow_calls - slow_calls_before;
+}
+
+// With more small blocks per round than a thread cache holds, its slow paths run every
+// round: they let idle memory go (sampling off, so only they can).
+TEST(ThreadCache, SlowPathsGiveIdleFreePagesBackToTheOs) {
+  testing::EnsureAllocator();
+  g_option_values[static_cast<int>(Option::kSampleInterval)] = 0;
+  tl_cache->sample_countdown = INT64_MAX;
+  EXPECT_GT(ExpectBurstReleasedDuringRounds(60000), 0u);
+}
+
+// Rounds the cache serves without a slow call: the sampling countdown, a clock of bytes
+// allocated, lets idle memory go.
+TEST(ThreadCache, AllocationClockGivesIdleFreePagesBackToTheOs) {
+  testing::EnsureAllocator();
+  g_option_values[static_cast<int>(Option::kSampleInterval)] = 64 << 10;
+  constexpr size_t kRound = 4000;  // 448 KiB: well inside the cache
+  std::vector<void*> warm(kRound);
+  for (int i = 0; i < 4; ++i) {  // the list grows to hold a round
+    for (void*& p : warm) p = js_malloc(100);
+    for (void* p : warm) js_free(p);
+  }
+  EXPECT_EQ(ExpectBurstReleasedDuringRounds(kRound), 0u) << "the rounds made slow calls";
 }
 
 }  // namespace
