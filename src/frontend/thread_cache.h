@@ -85,6 +85,8 @@ size_t ThreadCacheBytes();
 // Updates the calling thread's published figure now.
 void ThreadCachePublishCurrent();
 size_t ThreadCacheCount();
+// What one thread's cache may hold now: its share of TOTAL_THREAD_CACHE_BYTES.
+size_t ThreadCacheLimit();
 // fork(): the child keeps only the forking thread; other threads' caches are flushed.
 void ThreadCachesAfterForkChild();
 class Mutex;

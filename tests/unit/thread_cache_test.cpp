@@ -413,5 +413,76 @@ TEST(ThreadCache, AllocationClockGivesIdleFreePagesBackToTheOs) {
   EXPECT_EQ(ExpectBurstReleasedDuringRounds(kRound), 0u) << "the rounds made slow calls";
 }
 
+// Threads that hold caches, each until Release: they come and go at the test's word.
+class CacheHolders {
+ public:
+  explicit CacheHolders(int n) : ready_(n + 1), done_(n + 1) {
+    for (int i = 0; i < n; ++i) {
+      threads_.emplace_back([this] {
+        js_free(js_malloc(64));  // creates this thread's cache
+        ready_.arrive_and_wait();
+        done_.arrive_and_wait();
+      });
+    }
+    ready_.arrive_and_wait();
+  }
+  void Release() {
+    done_.arrive_and_wait();
+    for (auto& t : threads_) t.join();  // each cache is gone before its join returns
+  }
+
+ private:
+  std::barrier<> ready_, done_;
+  std::vector<std::thread> threads_;
+};
+
+// The caches share TOTAL_THREAD_CACHE_BYTES equally, each at least 1 MiB and at most
+// THREAD_CACHE_BYTES, as threads come and go.
+TEST(ThreadCache, CachesShareTheTotalEqually) {
+  testing::EnsureAllocator();
+  g_option_values[static_cast<int>(Option::kThreadCacheBytes)] = 4 << 20;
+  g_option_values[static_cast<int>(Option::kTotalThreadCacheBytes)] = 8 << 20;
+  ASSERT_EQ(ThreadCacheCount(), 1u);
+  CacheHolders seven(7);
+  EXPECT_EQ(ThreadCacheLimit(), size_t{1} << 20);  // 8 MiB / 8
+  seven.Release();
+  CacheHolders one(1);
+  EXPECT_EQ(ThreadCacheLimit(), size_t{4} << 20);  // 8 MiB / 2, at most 4 MiB
+  one.Release();
+  g_option_values[static_cast<int>(Option::kTotalThreadCacheBytes)] = 2 << 20;
+  CacheHolders three(3);
+  EXPECT_EQ(ThreadCacheLimit(), size_t{1} << 20);  // 2 MiB / 4, at least 1 MiB
+  three.Release();
+}
+
+// A cache filled while it had a large share comes back under a smaller one (more
+// threads came) as it goes on allocating. Its list is longer than a list may now grow
+// to, so no growth steals capacity for it: the periodic check on slow calls must.
+TEST(ThreadCache, CacheComesBackUnderASmallerShare) {
+  testing::EnsureAllocator();
+  g_option_values[static_cast<int>(Option::kThreadCacheBytes)] = 4 << 20;
+  g_option_values[static_cast<int>(Option::kTotalThreadCacheBytes)] = 8 << 20;
+  ThreadCache* tc = tl_cache;
+  // 3 MiB of 100-byte blocks: the list grows to hold them all.
+  std::vector<void*> objs((3 << 20) / 112);
+  for (int round = 0; round < 3; ++round) {
+    for (void*& p : objs) p = js_malloc(100);
+    for (void* p : objs) js_free(p);
+  }
+  ASSERT_GT(tc->capacity_bytes, size_t{2} << 20);
+  CacheHolders seven(7);
+  ASSERT_EQ(ThreadCacheLimit(), size_t{1} << 20);
+  // More than the list holds, so every round makes slow calls.
+  objs.resize((4 << 20) / 112);
+  const uint32_t start = tc->slow_calls;
+  for (int round = 0; round < 4; ++round) {
+    for (void*& p : objs) p = js_malloc(100);
+    for (void* p : objs) js_free(p);
+  }
+  EXPECT_GT(tc->slow_calls - start, 128u);
+  EXPECT_LE(tc->capacity_bytes, ThreadCacheLimit());
+  seven.Release();
+}
+
 }  // namespace
 }  // namespace jsmalloc
