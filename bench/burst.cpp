@@ -10,7 +10,6 @@
 
 namespace {
 
-constexpr size_t kPage = 4096;
 constexpr size_t kRound = 20000;
 
 struct Block {
@@ -18,17 +17,6 @@ struct Block {
   size_t size;
   uint64_t tag;
 };
-
-void write_pages(const Block& b) {
-  for (size_t off = 0; off < b.size; off += kPage)
-    b.p[off] = static_cast<unsigned char>(b.tag + off);
-}
-
-bool pages_intact(const Block& b) {
-  for (size_t off = 0; off < b.size; off += kPage)
-    if (b.p[off] != static_cast<unsigned char>(b.tag + off)) return false;
-  return true;
-}
 
 }  // namespace
 
@@ -46,11 +34,11 @@ int main(int argc, char** argv) {
     const size_t size = rng.log_uniform(64 * 1024, 4 * 1024 * 1024);
     auto* p = static_cast<unsigned char*>(jsb::check_alloc(std::malloc(size), size));
     blocks.push_back({p, size, jsb::mix64(cli.seed ^ blocks.size())});
-    write_pages(blocks.back());
+    jsb::fill_pages(p, size, blocks.back().tag);
     bytes += size;
   }
   for (const Block& b : blocks) {
-    if (!pages_intact(b)) jsb::fail("burst: block of %zu bytes damaged", b.size);
+    jsb::check_pages(b.p, b.size, b.tag, "burst");
     sum += b.tag;
     std::free(b.p);
   }

@@ -153,6 +153,34 @@ inline bool check(const void* p, size_t size, uint64_t tag) {
   return head == want;
 }
 
+// Pattern for a large block used page by page: one 8-byte word per 4 KiB page (a
+// function of tag and offset), plus fill()'s head and tail, so every page is resident
+// without every byte being written.
+constexpr size_t kPageStride = 4096;
+inline void fill_pages(void* p, size_t size, uint64_t tag) {
+  auto* b = static_cast<unsigned char*>(p);
+  for (size_t off = 0; off + 8 <= size; off += kPageStride) {
+    const uint64_t v = tag + off;
+    std::memcpy(b + off, &v, 8);
+  }
+  fill(p, size, tag);
+}
+
+// Checks the pattern of fill_pages (size >= 16) and returns the sum of its page words;
+// a damaged block fails the workload, `what` naming it.
+inline uint64_t check_pages(const void* p, size_t size, uint64_t tag, const char* what) {
+  if (!check(p, size, tag)) fail("%s: block of %zu bytes damaged", what, size);
+  const auto* b = static_cast<const unsigned char*>(p);
+  uint64_t sum = 0;
+  for (size_t off = kPageStride; off + 8 <= size - 8; off += kPageStride) {
+    uint64_t v;
+    std::memcpy(&v, b + off, 8);
+    if (v != tag + off) fail("%s: page at +%zu of a %zu-byte block damaged", what, off, size);
+    sum += v;
+  }
+  return sum;
+}
+
 // Self-describing block (size >= 8, size < 2^32): the first 8 bytes hold
 // size << 32 | id, the last 8 bytes (size >= 16) hold a hash of that header, so the
 // block can be verified by a thread that knows nothing about it.

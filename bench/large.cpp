@@ -15,8 +15,6 @@
 
 namespace {
 
-constexpr size_t kPage = 4096;
-
 struct Block {
   unsigned char* p = nullptr;
   size_t size = 0;
@@ -27,23 +25,8 @@ struct alignas(64) Result {
   uint64_t sum = 0;
 };
 
-void touch(const Block& b) {
-  for (size_t off = 0; off + 8 <= b.size; off += kPage) {
-    const uint64_t v = b.tag + off;
-    std::memcpy(b.p + off, &v, 8);
-  }
-  jsb::fill(b.p, b.size, b.tag);  // head and tail tags
-}
-
 uint64_t verify_free(Block& b) {
-  uint64_t sum = 0;
-  if (!jsb::check(b.p, b.size, b.tag)) jsb::fail("large: block of %zu bytes damaged", b.size);
-  for (size_t off = kPage; off + 8 <= b.size - 8; off += kPage) {
-    uint64_t v;
-    std::memcpy(&v, b.p + off, 8);
-    if (v != b.tag + off) jsb::fail("large: page at +%zu of a %zu-byte block damaged", off, b.size);
-    sum += v;
-  }
+  const uint64_t sum = jsb::check_pages(b.p, b.size, b.tag, "large");
   std::free(b.p);
   b = Block{};
   return sum;
@@ -60,7 +43,7 @@ void worker(uint64_t seed, size_t index, size_t nslots, size_t steps, size_t lo,
     b.size = rng.log_uniform(lo, hi);
     b.p = static_cast<unsigned char*>(jsb::check_alloc(std::malloc(b.size), b.size));
     b.tag = jsb::mix64((index << 40) + k) & ~uint64_t{0xffffffff};
-    touch(b);
+    jsb::fill_pages(b.p, b.size, b.tag);
   }
   for (Block& b : blocks)
     if (b.p != nullptr) sum += verify_free(b);
