@@ -55,6 +55,8 @@ class HeapRegion {
     return reinterpret_cast<uintptr_t>(p) - g_pagemap.base < g_pagemap.size;
   }
   static Span* SpanAt(uintptr_t page) { return g_pagemap.spans[page]; }
+  // The span address p lies in (p in the heap, on a page that belongs to a span).
+  static Span* SpanOf(const void* p) { return SpanAt(PageOf(p)); }
   static uint8_t ClassAt(uintptr_t page) { return g_pagemap.classes[page]; }
   // Marks every page of `s` with `cls` and points them all at `s`.
   static void MapWholeSpan(Span* s, uint8_t cls);

@@ -40,11 +40,8 @@ constexpr uint32_t kRunDoublings = 8;
 // so often that its time suffers more than its memory gains (xmalloc at 64 threads:
 // 1 MiB each 0.58x mimalloc's peak RSS at 0.67x its time, 512 KiB 0.41x at 0.99x).
 constexpr size_t kMinCacheShare = size_t{1} << 20;
-constinit size_t g_cache_limit = 0;  // 0: not computed yet (no cache exists)
-
-size_t CacheLimit() {
-  return __atomic_load_n(&g_cache_limit, __ATOMIC_RELAXED);
-}
+// ThreadCacheLimit: 0 until the first cache exists.
+constinit size_t g_cache_limit = 0;
 
 // Recomputes the share after a cache was created or deleted (g_list_lock held).
 void UpdateCacheLimit() {
@@ -56,10 +53,10 @@ void UpdateCacheLimit() {
   __atomic_store_n(&g_cache_limit, share, __ATOMIC_RELAXED);
 }
 
-// All lists together may hold JSMALLOC_THREAD_CACHE_BYTES; one list may take all of it
-// (and always a batch).
+// All lists together may hold the cache's share (ThreadCacheLimit); one list may take
+// all of it (and always a batch).
 uint32_t MaxLength(size_t cls) {
-  uint32_t by_bytes = static_cast<uint32_t>(CacheLimit() / kClasses[cls].size);
+  uint32_t by_bytes = static_cast<uint32_t>(ThreadCacheLimit() / kClasses[cls].size);
   return by_bytes < kClasses[cls].batch ? kClasses[cls].batch : by_bytes;
 }
 
@@ -89,7 +86,7 @@ constexpr uint32_t kIdleSlowCalls = 128;
 
 size_t OverLimit(const ThreadCache* tc, size_t bytes) {
   size_t want = tc->capacity_bytes + bytes;
-  return want > CacheLimit() ? want - CacheLimit() : 0;
+  return want > ThreadCacheLimit() ? want - ThreadCacheLimit() : 0;
 }
 
 // Lowers list victim's limit by up to `over` bytes, handing back objects above the new
@@ -150,8 +147,8 @@ bool Grow(ThreadCache* tc, size_t cls, bool from_active) {
   uint32_t step = max_len < batch ? 1 : batch;
   if (max_len + step > MaxLength(cls)) return false;
   size_t need = size_t{step} * kClasses[cls].size;
-  if (tc->capacity_bytes + need > CacheLimit()) StealCapacity(tc, cls, need, from_active);
-  if (tc->capacity_bytes + need > CacheLimit()) return false;
+  if (tc->capacity_bytes + need > ThreadCacheLimit()) StealCapacity(tc, cls, need, from_active);
+  if (tc->capacity_bytes + need > ThreadCacheLimit()) return false;
   SetMaxLength(tc, cls, max_len + step);
   return true;
 }
@@ -193,7 +190,7 @@ void FlushAll(ThreadCache* tc) {
 void NoteSlowCall(ThreadCache* tc, size_t cls) {
   tc->last_active[cls] = ++tc->slow_calls;
   if ((tc->slow_calls & 63) != 0) return;
-  if (tc->capacity_bytes > CacheLimit()) StealCapacity(tc, kNumClasses, 0, true);
+  if (tc->capacity_bytes > ThreadCacheLimit()) StealCapacity(tc, kNumClasses, 0, true);
   tc->published_bytes.store(CachedBytes(tc), std::memory_order_relaxed);
   ReleaseIdleMemory();
 }
@@ -347,7 +344,7 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
       SetMaxLength(tc, cls, tc->max_length[cls] + static_cast<uint32_t>(rest - tc->budget[cls]));
     tc->head[cls] = ListNext(chain);
     tc->budget[cls] -= rest;
-    if (tc->capacity_bytes > CacheLimit()) StealCapacity(tc, cls, 0, true);
+    if (tc->capacity_bytes > ThreadCacheLimit()) StealCapacity(tc, cls, 0, true);
     return HandOut(tc, chain, size);
   }
   if (got == 0) {
@@ -448,7 +445,7 @@ size_t ThreadCacheCount() {
 }
 
 size_t ThreadCacheLimit() {
-  return CacheLimit();
+  return __atomic_load_n(&g_cache_limit, __ATOMIC_RELAXED);
 }
 
 Mutex& ThreadCacheListLock() {

@@ -21,7 +21,7 @@ struct SpanRange {
   uintptr_t bytes;
 
   explicit SpanRange(const void* obj)
-      : span(HeapRegion::SpanAt(HeapRegion::PageOf(obj))),
+      : span(HeapRegion::SpanOf(obj)),
         begin(SpanStart(span)),
         bytes(size_t{span->npages} << kPageShift) {}
   bool Holds(const void* p) const { return reinterpret_cast<uintptr_t>(p) - begin < bytes; }
@@ -208,7 +208,7 @@ void CentralFreeList::ReturnRun(uintptr_t begin, uint32_t count) {
   uint64_t retained_at = 0;
   {
     LockGuard g(lock_);
-    Span* s = HeapRegion::SpanAt(HeapRegion::PageOf(reinterpret_cast<void*>(begin)));
+    Span* s = HeapRegion::SpanOf(reinterpret_cast<void*>(begin));
     JS_ASSERT(s->state == Span::State::kSmall && s->size_class == cls_);
     JS_ASSERT(begin + (size_t{count} * size_) == s->carve);
     __atomic_store_n(&s->carver, 0, __ATOMIC_RELAXED);

@@ -42,14 +42,14 @@ inline void MiddleReturnRun(size_t cls, uintptr_t begin, uint32_t count) {
 // The thread cache `carver` used up the run that ends at run_end. Its span must be
 // alive: call it while the run's last object is still out.
 inline void MiddleRunDone(uintptr_t run_end, uint32_t carver) {
-  Span* s = HeapRegion::SpanAt(HeapRegion::PageOf(reinterpret_cast<void*>(run_end - 1)));
+  Span* s = HeapRegion::SpanOf(reinterpret_cast<void*>(run_end - 1));
   __atomic_compare_exchange_n(&s->carver, &carver, 0, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
 
 // The serial of the thread cache bumping through a run of small object p's span, 0 if
 // none.
 inline uint32_t MiddleCarverOf(const void* p) {
-  return __atomic_load_n(&HeapRegion::SpanAt(HeapRegion::PageOf(p))->carver, __ATOMIC_RELAXED);
+  return __atomic_load_n(&HeapRegion::SpanOf(p)->carver, __ATOMIC_RELAXED);
 }
 
 // Objects given back. The transfer cache exists to hand batches between threads; while
