@@ -41,6 +41,11 @@ JS_API void js_free(void* ptr);
  * JSMALLOC_CHECK_SIZED_FREE=1 (see docs/options.md); otherwise the size is a hint. */
 JS_API void js_free_sized(void* ptr, size_t size);
 
+/* Frees ptr, which js_aligned_alloc returned for `alignment` and `size` (as C23
+ * free_aligned_sized). Checked like js_free_sized; an alignment ptr does not have (or
+ * one that is not a power of two) is reported as well. */
+JS_API void js_free_aligned_sized(void* ptr, size_t alignment, size_t size);
+
 /* Bytes usable at ptr: at least what was asked for. 0 for NULL. */
 JS_API size_t js_usable_size(const void* ptr);
 

@@ -14,16 +14,19 @@ void* Realloc(void* p, size_t size);
 void* AlignedAlloc(size_t align, size_t size);
 size_t UsableSize(const void* p);
 size_t ReleaseFreeMemory();
-void CheckSizedFree(void* p, size_t size);
+// align: what the caller says p was allocated with (0: no alignment was asked for).
+void CheckSizedFree(void* p, size_t size, size_t align);
 
-// free with the size the caller believes the block has. Release builds ignore the size
-// (no option is read on a fast path); debug and secure builds check it unless
+// free with the size (and alignment) the caller believes the block has: C23 free_sized
+// and free_aligned_sized, the sized C++ deletes. Release builds ignore both (no option
+// is read on a fast path); debug and secure builds check them unless
 // JSMALLOC_CHECK_SIZED_FREE=0.
-JS_FAST_PATH void FreeSized(void* p, size_t size) {
+JS_FAST_PATH void FreeSized(void* p, size_t size, size_t align = 0) {
 #if defined(JSMALLOC_DEBUG) || defined(JSMALLOC_SECURE)
-  CheckSizedFree(p, size);
+  CheckSizedFree(p, size, align);
 #else
   (void)size;
+  (void)align;
 #endif
   Free(p);
 }

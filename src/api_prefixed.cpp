@@ -25,6 +25,9 @@ JS_EXPORT void* js_realloc(void* p, size_t size) {
 JS_EXPORT void js_free_sized(void* p, size_t size) {
   FreeSized(p, size);
 }
+JS_EXPORT void js_free_aligned_sized(void* p, size_t align, size_t size) {
+  FreeSized(p, size, align);
+}
 JS_EXPORT size_t js_usable_size(const void* p) {
   return UsableSize(p);
 }

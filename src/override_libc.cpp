@@ -88,6 +88,13 @@ JS_EXPORT void* malloc(size_t size) noexcept {
 JS_EXPORT void free(void* p) noexcept {
   Free(p);
 }
+// C23. glibc 2.36 has neither; programs built against a libc that has them find them here.
+JS_EXPORT void free_sized(void* p, size_t size) noexcept {
+  FreeSized(p, size);
+}
+JS_EXPORT void free_aligned_sized(void* p, size_t align, size_t size) noexcept {
+  FreeSized(p, size, align);
+}
 JS_EXPORT void* calloc(size_t count, size_t size) noexcept {
   return Calloc(count, size);
 }

@@ -123,9 +123,9 @@ JS_EXPORT void operator delete(void* p, std::align_val_t, const std::nothrow_t&)
 JS_EXPORT void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
   Free(p);
 }
-JS_EXPORT void operator delete(void* p, size_t, std::align_val_t) noexcept {
-  Free(p);
+JS_EXPORT void operator delete(void* p, size_t size, std::align_val_t a) noexcept {
+  FreeSized(p, size, static_cast<size_t>(a));
 }
-JS_EXPORT void operator delete[](void* p, size_t, std::align_val_t) noexcept {
-  Free(p);
+JS_EXPORT void operator delete[](void* p, size_t size, std::align_val_t a) noexcept {
+  FreeSized(p, size, static_cast<size_t>(a));
 }

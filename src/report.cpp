@@ -86,6 +86,15 @@ void ReportSizedFreeMismatch(const void* p, size_t given, size_t actual) {
   os::Abort();
 }
 
+void ReportAlignedFreeMismatch(const void* p, size_t align) {
+  char msg[192];
+  TextBuffer b(msg, sizeof(msg));
+  b.Add("jsmalloc: aligned free with wrong alignment ").Hex(reinterpret_cast<uintptr_t>(p));
+  b.Add(" (alignment given ").Udec(align).Add(")\n");
+  os::WriteStderr(b.data(), b.size());
+  os::Abort();
+}
+
 void InternalError(const char* what, const char* file, int line) {
   char msg[256];
   TextBuffer b(msg, sizeof(msg));

@@ -35,5 +35,6 @@ class TextBuffer {
 
 [[noreturn]] JS_SLOW_PATH void ReportBadPointer(const char* what, const void* p);
 [[noreturn]] JS_SLOW_PATH void ReportSizedFreeMismatch(const void* p, size_t given, size_t actual);
+[[noreturn]] JS_SLOW_PATH void ReportAlignedFreeMismatch(const void* p, size_t align);
 
 }  // namespace jsmalloc

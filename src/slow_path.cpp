@@ -198,8 +198,10 @@ size_t UsableSize(const void* p) {
   return Classify(p, "invalid pointer").usable;
 }
 
-void CheckSizedFree(void* p, size_t size) {
+void CheckSizedFree(void* p, size_t size, size_t align) {
   if (p == nullptr || GetOption(Option::kCheckSizedFree) == 0) return;
+  if (align != 0 && (!IsPowerOfTwo(align) || reinterpret_cast<uintptr_t>(p) % align != 0))
+    ReportAlignedFreeMismatch(p, align);
   size_t usable = UsableSize(p);
   // A right size is at most the usable size and, since realloc keeps a block only
   // while it is at least half used, more than about half of it.

@@ -99,6 +99,7 @@ inline void* (*volatile js_calloc_)(size_t, size_t) = &::js_calloc;
 inline void* (*volatile js_realloc_)(void*, size_t) = &::js_realloc;
 inline void* (*volatile js_aligned_alloc_)(size_t, size_t) = &::js_aligned_alloc;
 inline void (*volatile js_free_sized_)(void*, size_t) = &::js_free_sized;
+inline void (*volatile js_free_aligned_sized_)(void*, size_t, size_t) = &::js_free_aligned_sized;
 inline size_t (*volatile js_usable_size_)(const void*) = &::js_usable_size;
 
 }  // namespace jstest::fn

@@ -19,6 +19,7 @@ struct Table {
   void* (*aligned_alloc)(size_t, size_t);
   void (*free)(void*);
   void (*free_sized)(void*, size_t);
+  void (*free_aligned_sized)(void*, size_t, size_t);
   size_t (*usable_size)(const void*);
   size_t (*release_free_memory)();
   void (*get_stats)(js_stats_t*);
@@ -40,6 +41,7 @@ __attribute__((constructor)) void ResolveAll() {
   Resolve(g_table.aligned_alloc, "js_aligned_alloc");
   Resolve(g_table.free, "js_free");
   Resolve(g_table.free_sized, "js_free_sized");
+  Resolve(g_table.free_aligned_sized, "js_free_aligned_sized");
   Resolve(g_table.usable_size, "js_usable_size");
   Resolve(g_table.release_free_memory, "js_release_free_memory");
   Resolve(g_table.get_stats, "js_get_stats");
@@ -79,6 +81,9 @@ void js_free(void* ptr) {
 }
 void js_free_sized(void* ptr, size_t size) {
   Need(g_table.free_sized, "js_free_sized")(ptr, size);
+}
+void js_free_aligned_sized(void* ptr, size_t alignment, size_t size) {
+  Need(g_table.free_aligned_sized, "js_free_aligned_sized")(ptr, alignment, size);
 }
 size_t js_usable_size(const void* ptr) {
   return Need(g_table.usable_size, "js_usable_size")(ptr);

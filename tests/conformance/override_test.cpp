@@ -25,7 +25,7 @@ const char* const kOverriddenSymbols[] = {
     "malloc", "free", "calloc", "realloc", "reallocarray", "memalign", "posix_memalign",
     "aligned_alloc", "valloc", "pvalloc", "malloc_usable_size", "malloc_trim", "mallinfo",
     "mallinfo2", "malloc_stats", "malloc_info", "__libc_malloc", "__libc_free", "__libc_calloc",
-    "__libc_realloc", "__libc_memalign",
+    "__libc_realloc", "__libc_memalign", "free_sized", "free_aligned_sized",
     // operator new: plain, array, nothrow, aligned, aligned nothrow
     "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t",
     "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t",
@@ -140,6 +140,40 @@ TEST(Override, FreeAcceptsPrefixedBlocks) {
     EXPECT_GE(fn::js_usable_size_(p), n + 10);
     fn::free_(p);
   }
+}
+
+// C23's sized frees. glibc 2.36 declares neither, so they are looked up by name; the
+// freed block is the next one of its size handed out (the thread cache is LIFO).
+TEST(Override, C23SizedFreesFree) {
+  using FreeSized = void (*)(void*, size_t);
+  using FreeAlignedSized = void (*)(void*, size_t, size_t);
+  auto free_sized = reinterpret_cast<FreeSized>(dlsym(RTLD_DEFAULT, "free_sized"));
+  auto free_aligned_sized =
+      reinterpret_cast<FreeAlignedSized>(dlsym(RTLD_DEFAULT, "free_aligned_sized"));
+  ASSERT_NE(free_sized, nullptr);
+  ASSERT_NE(free_aligned_sized, nullptr);
+  void* p = fn::malloc_(100);
+  ASSERT_NE(p, nullptr);
+  free_sized(p, 100);
+  void* q = fn::malloc_(100);
+  EXPECT_EQ(q, p);
+  fn::free_(q);
+  p = fn::aligned_alloc_(64, 192);
+  ASSERT_NE(p, nullptr);
+  free_aligned_sized(p, 64, 192);
+  q = fn::aligned_alloc_(64, 192);
+  EXPECT_EQ(q, p);
+  fn::free_(q);
+  for (size_t n : {5000 * size_t{1}, 300 * kKiB, jstest::kHugeMin + 1}) {
+    p = fn::malloc_(n);
+    ASSERT_NE(p, nullptr);
+    free_sized(p, n);
+    p = fn::aligned_alloc_(4096, n);
+    ASSERT_NE(p, nullptr);
+    free_aligned_sized(p, 4096, n);
+  }
+  free_sized(nullptr, 0);
+  free_aligned_sized(nullptr, 64, 0);
 }
 
 TEST(Override, OperatorNewOwnedByJsmalloc) {

@@ -127,6 +127,22 @@ TEST(Prefixed, FreeSizedWithExactSize) {
   EXPECT_LT(jstest::RssBytes(), before + 32 * kMiB);
 }
 
+TEST(Prefixed, FreeAlignedSizedWithExactSizeAndAlignment) {
+  for (size_t a : {size_t{16}, size_t{64}, size_t{4096}, size_t{1} << 21}) {
+    for (size_t n : kSizes) {
+      void* p = fn::js_aligned_alloc_(a, n);
+      ASSERT_NE(p, nullptr);
+      memset(p, 3, n);
+      fn::js_free_aligned_sized_(p, a, n);
+    }
+  }
+  fn::js_free_aligned_sized_(nullptr, 64, 100);
+  void* p = fn::js_aligned_alloc_(256, 1000);
+  fn::js_free_aligned_sized_(p, 256, 1000);
+  EXPECT_EQ(fn::js_aligned_alloc_(256, 1000), p);  // really freed: handed out again
+  fn::js_free_(p);
+}
+
 TEST(Prefixed, GetStatsCountsLiveSmallBlocks) {
   js_stats_t before = Stats();
   std::vector<void*> ps;

@@ -1,5 +1,7 @@
 // PITFALL 9: a sized free with the wrong size. Checked builds (secure or debug) report
 // it and abort; release builds take the size as a hint and free the block normally.
+#include <cstdint>
+
 #include <gtest/gtest.h>
 
 #include "test_env.h"
@@ -25,12 +27,39 @@ TEST(SizedFreeDeathTest, WrongSizeIsReportedInCheckedBuilds) {
       },
       "jsmalloc: sized free with wrong size 0x[0-9a-f]+ \\(size given 5000, block holds 112\\)");
 }
+
+TEST(SizedFreeDeathTest, WrongAlignmentIsReportedInCheckedBuilds) {
+  testing::EnsureAllocator();
+  // 64-aligned, and not 4096-aligned: the second of two consecutive 64-byte blocks.
+  void* a = js_aligned_alloc(64, 64);
+  void* b = js_aligned_alloc(64, 64);
+  void* off = reinterpret_cast<uintptr_t>(a) % 4096 != 0 ? a : b;
+  ASSERT_NE(reinterpret_cast<uintptr_t>(off) % 4096, 0u);
+  EXPECT_DEATH(
+      js_free_aligned_sized(off, 4096, 64),
+      "jsmalloc: aligned free with wrong alignment 0x[0-9a-f]+ \\(alignment given 4096\\)");
+  EXPECT_DEATH(js_free_aligned_sized(a, 48, 64),
+               "jsmalloc: aligned free with wrong alignment 0x[0-9a-f]+ \\(alignment given 48\\)");
+  EXPECT_DEATH(
+      js_free_aligned_sized(a, 64, 5000),
+      "jsmalloc: sized free with wrong size 0x[0-9a-f]+ \\(size given 5000, block holds 64\\)");
+  js_free_aligned_sized(a, 64, 64);
+  js_free_aligned_sized(b, 64, 64);
+}
 #else
 TEST(SizedFree, WrongSizeIsAHintInReleaseBuilds) {
   testing::EnsureAllocator();
   void* p = js_malloc(100);
   js_free_sized(p, 5000);
   EXPECT_EQ(js_malloc(100), p);
+  js_free(p);
+}
+
+TEST(SizedFree, WrongAlignmentIsAHintInReleaseBuilds) {
+  testing::EnsureAllocator();
+  void* p = js_aligned_alloc(64, 64);
+  js_free_aligned_sized(p, 48, 64);
+  EXPECT_EQ(js_aligned_alloc(64, 64), p);
   js_free(p);
 }
 #endif
