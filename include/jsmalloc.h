@@ -38,7 +38,8 @@ JS_API void js_free(void* ptr);
 
 /* Frees ptr, which was allocated with `size` bytes (as C23 free_sized). A size that
  * does not match the allocation is reported and aborts when
- * JSMALLOC_CHECK_SIZED_FREE=1 (see docs/options.md); otherwise the size is a hint. */
+ * JSMALLOC_CHECK_SIZED_FREE=1 in debug and secure builds (README, "Options");
+ * otherwise the size is a hint. */
 JS_API void js_free_sized(void* ptr, size_t size);
 
 /* Frees ptr, which js_aligned_alloc returned for `alignment` and `size` (as C23

@@ -13,7 +13,7 @@ namespace jsmalloc {
   X(kVerbose, "VERBOSE", 0, "print the options in force at start-up (1 = on)")              \
   X(kShowStats, "SHOW_STATS", 0, "print statistics to stderr at exit (1 = text, 2 = JSON)") \
   X(kDecayMs, "DECAY_MS", 500, "free pages go back to the OS after this many ms")           \
-  X(kThreadCacheBytes, "THREAD_CACHE_BYTES", 4 << 20, "upper bound on one thread's cache")  \
+  X(kThreadCacheBytes, "THREAD_CACHE_BYTES", 8 << 20, "upper bound on one thread's cache")  \
   X(kTotalThreadCacheBytes, "TOTAL_THREAD_CACHE_BYTES", 32 << 20,                           \
     "all threads' caches together: each gets an equal share, at least 1 MiB")               \
   X(kHeapReserve, "HEAP_RESERVE", int64_t{1} << 40, "address space reserved for the heap")  \

@@ -133,7 +133,7 @@ Span* PageHeap::Allocate(size_t npages, size_t align_pages, uint8_t cls) {
   s->next = s->prev = nullptr;
   // Exactly which pages read as zero: a merged free span says only that some may not.
   HeapRegion::MapSpanInUse(s, cls);
-  (cls == kPageLarge ? large_pages_ : small_pages_) += s->npages;
+  CountInUse(cls == kPageLarge, static_cast<long>(s->npages));
   ++spans_allocated_;
   return s;
 }
@@ -170,11 +170,16 @@ Span* PageHeap::Coalesce(Span* s) {
   return s;
 }
 
+void PageHeap::CountInUse(bool large, long npages) {
+  (large ? large_pages_ : small_pages_) += static_cast<size_t>(npages);
+  __atomic_store_n(&in_use_pages_, small_pages_ + large_pages_, __ATOMIC_RELAXED);
+}
+
 void PageHeap::Deallocate(Span* s) {
   JS_ASSERT(s->state != Span::State::kFree);
   uint64_t now = os::NowNanos();
   LockGuard g(lock_);
-  (s->state == Span::State::kLarge ? large_pages_ : small_pages_) -= s->npages;
+  CountInUse(s->state == Span::State::kLarge, -static_cast<long>(s->npages));
   s->committed = true;
   s->free_since_ns = now;
   s->freelist = nullptr;
@@ -201,7 +206,7 @@ bool PageHeap::TryExtend(Span* s, size_t npages) {
   right = Carve(right, need, 1);
   if (right == nullptr) return false;
   s->npages += right->npages;
-  large_pages_ += right->npages;
+  CountInUse(true, static_cast<long>(right->npages));
   g_span_pool.Delete(right);
   HeapRegion::MapWholeSpan(s, kPageLarge);
   return true;
@@ -218,7 +223,7 @@ void PageHeap::Shrink(Span* s, size_t npages) {
   tail->committed = true;
   tail->free_since_ns = now;
   s->npages = static_cast<uint32_t>(npages);
-  large_pages_ -= tail->npages;
+  CountInUse(true, -static_cast<long>(tail->npages));
   HeapRegion::MarkPagesFree(tail);
   Insert(Coalesce(tail));
 }

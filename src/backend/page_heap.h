@@ -42,6 +42,10 @@ class PageHeap {
   Stats GetStats();
 
   Mutex& lock() { return lock_; }
+  // Bytes in spans handed out (small and large), without the lock: a moment's value.
+  size_t InUseBytes() const {
+    return __atomic_load_n(&in_use_pages_, __ATOMIC_RELAXED) << kPageShift;
+  }
   void set_decay_ns(uint64_t ns) { __atomic_store_n(&decay_ns_, ns, __ATOMIC_RELAXED); }
   // The decay clock, for memory kept out of the page heap that should age alike.
   uint64_t decay_ns() const { return __atomic_load_n(&decay_ns_, __ATOMIC_RELAXED); }
@@ -63,6 +67,7 @@ class PageHeap {
   void MaybeReleaseOld(uint64_t now);  // with lock_ held
   void Release(Span* s);
   void AccountFree(Span* s, long sign);
+  void CountInUse(bool large, long npages);  // with lock_ held
 
   Mutex lock_;
   SpanList bins_[kMaxBin + 1];    // bins_[0]: spans larger than kMaxBin pages
@@ -73,6 +78,7 @@ class PageHeap {
   size_t free_released_pages_ = 0;
   size_t small_pages_ = 0;
   size_t large_pages_ = 0;
+  size_t in_use_pages_ = 0;  // small_pages_ + large_pages_, read without the lock
   size_t spans_allocated_ = 0;
   size_t free_spans_ = 0;
 };

@@ -82,10 +82,11 @@ void ThreadCacheFlushCurrent();
 void ThreadCacheGlobalInit();
 // Sum of what all live caches hold (published on their slow paths).
 size_t ThreadCacheBytes();
-// Updates the calling thread's published figure now.
+// Updates the calling thread's published figure, and the cache limit, now.
 void ThreadCachePublishCurrent();
 size_t ThreadCacheCount();
-// What one thread's cache may hold now: its share of TOTAL_THREAD_CACHE_BYTES.
+// What one thread's cache may hold now: its share of TOTAL_THREAD_CACHE_BYTES, and at
+// most a quarter of the heap the caches do not hold (at least 2 MiB).
 size_t ThreadCacheLimit();
 // fork(): the child keeps only the forking thread; other threads' caches are flushed.
 void ThreadCachesAfterForkChild();

@@ -44,6 +44,10 @@ void ReleaseIdleMemory() {
   g_page_heap.ReleaseOldIfDue(now);
 }
 
+size_t SpansInUseBytes() {
+  return g_page_heap.InUseBytes();
+}
+
 size_t ReleaseRetainedSpans() {
   return ReleaseRetainedBefore(UINT64_MAX);
 }

@@ -34,4 +34,8 @@ void SpansRetained(uint64_t now);
 // paths so that such a program still gets its freed memory back to the OS.
 void ReleaseIdleMemory();
 
+// Bytes in spans the page heap has handed out: what the size classes hold (their objects
+// in use or cached anywhere, retained spans) and large blocks. Huge blocks are not in it.
+size_t SpansInUseBytes();
+
 }  // namespace jsmalloc

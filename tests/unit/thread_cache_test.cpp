@@ -29,6 +29,24 @@ size_t ObjectsOut(size_t cls) {
   return g_central[cls].GetStats().objects_out - g_transfer[cls].count();
 }
 
+// For tests written for a 4 MiB cache: THREAD_CACHE_BYTES is 4 MiB, and a 48 MiB block
+// (never touched, so never resident) is held so that the heap's bound on the limit, a
+// quarter of the heap, stays above that.
+class FourMiBCacheLimit {
+ public:
+  FourMiBCacheLimit() : block_(js_malloc(size_t{48} << 20)) {
+    g_option_values[static_cast<int>(Option::kThreadCacheBytes)] = 4 << 20;
+    ThreadCachePublishCurrent();  // the limit follows now, not at the next 64th slow call
+    EXPECT_EQ(ThreadCacheLimit(), size_t{4} << 20);
+  }
+  ~FourMiBCacheLimit() { js_free(block_); }
+  FourMiBCacheLimit(const FourMiBCacheLimit&) = delete;
+  FourMiBCacheLimit& operator=(const FourMiBCacheLimit&) = delete;
+
+ private:
+  void* block_;
+};
+
 // Whether the OS page holding byte p is resident.
 bool Resident(const void* p) {
   const uintptr_t page = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{4095};
@@ -119,6 +137,7 @@ TEST(ThreadCache, CrossThreadFreesFlowBack) {
 // stop at what the idle one leaves of the cache limit.
 TEST(ThreadCache, IdleListsMakeRoomForAGrowingOne) {
   testing::EnsureAllocator();
+  FourMiBCacheLimit four;
   std::thread([] {
     const size_t idle = SizeToClass(2048), busy = SizeToClass(1024);
     std::vector<void*> v;
@@ -168,6 +187,7 @@ TEST(ThreadCache, FullCacheOverflowsABatchAtATime) {
 // at most.
 TEST(ThreadCache, FullCacheStillTakesASpansWholeFreeList) {
   testing::EnsureAllocator();
+  FourMiBCacheLimit four;
   const size_t cls = SizeToClass(96);
   const size_t size = kClasses[cls].size;
   const uint32_t objects = kClasses[cls].objects;
@@ -440,7 +460,7 @@ class CacheHolders {
 // THREAD_CACHE_BYTES, as threads come and go.
 TEST(ThreadCache, CachesShareTheTotalEqually) {
   testing::EnsureAllocator();
-  g_option_values[static_cast<int>(Option::kThreadCacheBytes)] = 4 << 20;
+  FourMiBCacheLimit four;
   g_option_values[static_cast<int>(Option::kTotalThreadCacheBytes)] = 8 << 20;
   ASSERT_EQ(ThreadCacheCount(), 1u);
   CacheHolders seven(7);
@@ -460,8 +480,8 @@ TEST(ThreadCache, CachesShareTheTotalEqually) {
 // to, so no growth steals capacity for it: the periodic check on slow calls must.
 TEST(ThreadCache, CacheComesBackUnderASmallerShare) {
   testing::EnsureAllocator();
-  g_option_values[static_cast<int>(Option::kThreadCacheBytes)] = 4 << 20;
   g_option_values[static_cast<int>(Option::kTotalThreadCacheBytes)] = 8 << 20;
+  FourMiBCacheLimit four;
   ThreadCache* tc = tl_cache;
   // 3 MiB of 100-byte blocks: the list grows to hold them all.
   std::vector<void*> objs((3 << 20) / 112);
@@ -482,6 +502,40 @@ TEST(ThreadCache, CacheComesBackUnderASmallerShare) {
   EXPECT_GT(tc->slow_calls - start, 128u);
   EXPECT_LE(tc->capacity_bytes, ThreadCacheLimit());
   seven.Release();
+}
+
+// The limit is also at most a quarter of the heap the caches do not hold themselves, and
+// at least 2 MiB: a cache does not grow far beyond what the program keeps live.
+TEST(ThreadCache, CacheLimitFollowsTheHeap) {
+  testing::EnsureAllocator();
+  g_option_values[static_cast<int>(Option::kThreadCacheBytes)] = 8 << 20;
+  g_option_values[static_cast<int>(Option::kTotalThreadCacheBytes)] = 64 << 20;
+  constexpr size_t kMiB = size_t{1} << 20;
+  ThreadCachePublishCurrent();
+  EXPECT_EQ(ThreadCacheLimit(), 2 * kMiB) << "a small heap";
+  void* a = js_malloc(24 * kMiB);  // large blocks, never touched
+  ThreadCachePublishCurrent();
+  const size_t with_a = ThreadCacheLimit();
+  EXPECT_GE(with_a, 6 * kMiB);
+  EXPECT_LT(with_a, 6 * kMiB + kMiB / 2);
+  // 8 MiB of 1 KiB objects, freed: the cache keeps what its limit allows. What it holds
+  // is not heap for its bound (else the limit would reach the 8 MiB cap).
+  std::vector<void*> v(8 * kMiB / 1024);
+  for (int round = 0; round < 3; ++round) {
+    for (void*& p : v) p = js_malloc(1024);
+    for (void* p : v) js_free(p);
+  }
+  ThreadCachePublishCurrent();
+  EXPECT_GT(ThreadCacheBytes(), 4 * kMiB);
+  EXPECT_LT(ThreadCacheLimit(), 7 * kMiB);
+  void* b = js_malloc(24 * kMiB);
+  ThreadCachePublishCurrent();
+  EXPECT_EQ(ThreadCacheLimit(), 8 * kMiB) << "at most THREAD_CACHE_BYTES";
+  js_free(a);
+  js_free(b);
+  js_release_free_memory();  // the cache too
+  ThreadCachePublishCurrent();
+  EXPECT_EQ(ThreadCacheLimit(), 2 * kMiB) << "the heap shrank";
 }
 
 }  // namespace
