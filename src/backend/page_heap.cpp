@@ -171,8 +171,8 @@ Span* PageHeap::Coalesce(Span* s) {
 }
 
 void PageHeap::CountInUse(bool large, long npages) {
-  (large ? large_pages_ : small_pages_) += static_cast<size_t>(npages);
-  __atomic_store_n(&in_use_pages_, small_pages_ + large_pages_, __ATOMIC_RELAXED);
+  size_t& pages = large ? large_pages_ : small_pages_;
+  __atomic_store_n(&pages, pages + static_cast<size_t>(npages), __ATOMIC_RELAXED);
 }
 
 void PageHeap::Deallocate(Span* s) {

@@ -44,7 +44,9 @@ class PageHeap {
   Mutex& lock() { return lock_; }
   // Bytes in spans handed out (small and large), without the lock: a moment's value.
   size_t InUseBytes() const {
-    return __atomic_load_n(&in_use_pages_, __ATOMIC_RELAXED) << kPageShift;
+    return (__atomic_load_n(&small_pages_, __ATOMIC_RELAXED) +
+            __atomic_load_n(&large_pages_, __ATOMIC_RELAXED))
+           << kPageShift;
   }
   void set_decay_ns(uint64_t ns) { __atomic_store_n(&decay_ns_, ns, __ATOMIC_RELAXED); }
   // The decay clock, for memory kept out of the page heap that should age alike.
@@ -76,9 +78,8 @@ class PageHeap {
   uint64_t next_release_check_ns_ = 0;
   size_t free_committed_pages_ = 0;
   size_t free_released_pages_ = 0;
-  size_t small_pages_ = 0;
-  size_t large_pages_ = 0;
-  size_t in_use_pages_ = 0;  // small_pages_ + large_pages_, read without the lock
+  size_t small_pages_ = 0;  // both written under lock_ (CountInUse), read without it
+  size_t large_pages_ = 0;  // by InUseBytes
   size_t spans_allocated_ = 0;
   size_t free_spans_ = 0;
 };
