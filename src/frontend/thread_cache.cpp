@@ -463,8 +463,7 @@ void ThreadCacheGlobalInit() {
 void ThreadCachePublishCurrent() {
   ThreadCache* tc = tl_cache;
   if (tc != &g_empty_cache) Publish(tc, CachedBytes(tc));
-  LockGuard g(g_list_lock);
-  UpdateCacheLimit();
+  RefreshCacheLimit();
 }
 
 size_t ThreadCacheBytes() {

@@ -82,7 +82,7 @@ void ThreadCacheFlushCurrent();
 void ThreadCacheGlobalInit();
 // Sum of what all live caches hold (published on their slow paths).
 size_t ThreadCacheBytes();
-// Updates the calling thread's published figure, and the cache limit, now.
+// Updates the calling thread's published figure, and the cache limit's heap bound, now.
 void ThreadCachePublishCurrent();
 size_t ThreadCacheCount();
 // What one thread's cache may hold now: its share of TOTAL_THREAD_CACHE_BYTES, and at

@@ -29,6 +29,36 @@ size_t ObjectsOut(size_t cls) {
   return g_central[cls].GetStats().objects_out - g_transfer[cls].count();
 }
 
+// Threads that hold caches, each until Release: they come and go at the test's word.
+class CacheHolders {
+ public:
+  explicit CacheHolders(int n) : ready_(n + 1), done_(n + 1) {
+    for (int i = 0; i < n; ++i) {
+      threads_.emplace_back([this] {
+        js_free(js_malloc(64));  // creates this thread's cache
+        ready_.arrive_and_wait();
+        done_.arrive_and_wait();
+      });
+    }
+    ready_.arrive_and_wait();
+  }
+  void Release() {
+    done_.arrive_and_wait();
+    for (auto& t : threads_) t.join();  // each cache is gone before its join returns
+  }
+
+ private:
+  std::barrier<> ready_, done_;
+  std::vector<std::thread> threads_;
+};
+
+// The share by threads is recomputed as caches come and go: after the test changed the
+// cache options, one comes and goes.
+void ApplyCacheOptions() {
+  CacheHolders one(1);
+  one.Release();
+}
+
 // For tests written for a 4 MiB cache: THREAD_CACHE_BYTES is 4 MiB, and a 48 MiB block
 // (never touched, so never resident) is held so that the heap's bound on the limit, a
 // quarter of the heap, stays above that.
@@ -36,7 +66,7 @@ class FourMiBCacheLimit {
  public:
   FourMiBCacheLimit() : block_(js_malloc(size_t{48} << 20)) {
     g_option_values[static_cast<int>(Option::kThreadCacheBytes)] = 4 << 20;
-    ThreadCachePublishCurrent();  // the limit follows now, not at the next 64th slow call
+    ApplyCacheOptions();  // with the block held: the heap bound follows too
     EXPECT_EQ(ThreadCacheLimit(), size_t{4} << 20);
   }
   ~FourMiBCacheLimit() { js_free(block_); }
@@ -433,29 +463,6 @@ TEST(ThreadCache, AllocationClockGivesIdleFreePagesBackToTheOs) {
   EXPECT_EQ(ExpectBurstReleasedDuringRounds(kRound), 0u) << "the rounds made slow calls";
 }
 
-// Threads that hold caches, each until Release: they come and go at the test's word.
-class CacheHolders {
- public:
-  explicit CacheHolders(int n) : ready_(n + 1), done_(n + 1) {
-    for (int i = 0; i < n; ++i) {
-      threads_.emplace_back([this] {
-        js_free(js_malloc(64));  // creates this thread's cache
-        ready_.arrive_and_wait();
-        done_.arrive_and_wait();
-      });
-    }
-    ready_.arrive_and_wait();
-  }
-  void Release() {
-    done_.arrive_and_wait();
-    for (auto& t : threads_) t.join();  // each cache is gone before its join returns
-  }
-
- private:
-  std::barrier<> ready_, done_;
-  std::vector<std::thread> threads_;
-};
-
 // The caches share TOTAL_THREAD_CACHE_BYTES equally, each at least 1 MiB and at most
 // THREAD_CACHE_BYTES, as threads come and go.
 TEST(ThreadCache, CachesShareTheTotalEqually) {
@@ -511,7 +518,7 @@ TEST(ThreadCache, CacheLimitFollowsTheHeap) {
   g_option_values[static_cast<int>(Option::kThreadCacheBytes)] = 8 << 20;
   g_option_values[static_cast<int>(Option::kTotalThreadCacheBytes)] = 64 << 20;
   constexpr size_t kMiB = size_t{1} << 20;
-  ThreadCachePublishCurrent();
+  ApplyCacheOptions();
   EXPECT_EQ(ThreadCacheLimit(), 2 * kMiB) << "a small heap";
   void* a = js_malloc(24 * kMiB);  // large blocks, never touched
   ThreadCachePublishCurrent();
