@@ -26,18 +26,22 @@ void FreeSlow(void* p);         // not a small object in the heap
 // noreturn function costs clang a stack-aligning push and pop on every free.
 JS_SLOW_PATH void ReportDoubleFree(void* p);
 
-// budget <= 0, tested on memory (cmpl $0, mem) so the compiler does not load the
-// value into a register only to store it back decremented.
-JS_FAST_PATH bool BudgetExhausted(const int32_t& budget) {
-  bool exhausted;
-  __asm__("cmpl $0, %1" : "=@ccle"(exhausted) : "m"(budget));
-  return exhausted;
+// Takes one from budget and says whether it went below 0, in one instruction on memory
+// (subl $1, mem; js). In asm because the empty cache's budgets are shared by every
+// thread that has no cache: they may race here, and that is harmless (a budget there
+// is only ever 0 or below, and the slow path puts it back to 0), but not something to
+// write in C++. ThreadCacheOverflow gives the unit back.
+JS_FAST_PATH bool TakeBudget(int32_t& budget) {
+  bool overdrawn;
+  __asm__("subl $1, %0" : "+m"(budget), "=@ccs"(overdrawn));
+  return overdrawn;
 }
 
 JS_FAST_PATH void* PopOrRefill(size_t cls, size_t size) {
   ThreadCache* tc = tl_cache;
   void* p = tc->head[cls];
-  if (JS_UNLIKELY(p == nullptr)) return ThreadCacheRefill(tc, cls);
+  __asm__("" : "+a"(p));  // where it is returned: GCC would load it elsewhere and copy
+  if (JS_UNLIKELY(p == nullptr)) return ThreadCacheRefillCurrent(size, cls);
   JS_ASSERT(static_cast<uintptr_t*>(p)[1] == FreeMarker(p));
   tc->head[cls] = ListNext(p);
   tc->budget[cls] += 1;
@@ -54,14 +58,12 @@ JS_FAST_PATH void Free(void* p) {
   if (JS_UNLIKELY(offset >= g_pagemap.size)) return FreeSlow(p);  // NULL, huge, foreign
   const uint8_t* classes = g_pagemap.classes;
   size_t cls = classes[offset >> kPageShift];
-  uint64_t magic = ClassMagic(classes, cls);
-  if (JS_UNLIKELY(offset * magic >= magic)) return FreeSlow(p);  // large, bad pointer
+  if (JS_UNLIKELY(!StartsObject(classes, cls, offset))) return FreeSlow(p);  // large, bad
   uintptr_t* obj = static_cast<uintptr_t*>(p);
   uintptr_t marker = FreeMarker(p);
   if (JS_UNLIKELY(obj[1] == marker)) return ReportDoubleFree(p);
   ThreadCache* tc = tl_cache;
-  if (JS_UNLIKELY(BudgetExhausted(tc->budget[cls]))) return ThreadCacheOverflow(tc, p, cls);
-  tc->budget[cls] -= 1;
+  if (JS_UNLIKELY(TakeBudget(tc->budget[cls]))) return ThreadCacheOverflow(tc, p, cls);
   SetListNext(obj, tc->head[cls]);
   CompilerBarrier();  // two plain stores, not an SSE pack of them
   obj[1] = marker;

@@ -18,6 +18,7 @@ namespace jsmalloc {
 constinit int g_init_done = 0;
 #if defined(JSMALLOC_SECURE)
 constinit uintptr_t g_list_key = 0;
+constinit uintptr_t g_free_marker = 0;
 #endif
 
 extern RecordPool<Span> g_span_pool;
@@ -79,9 +80,8 @@ void EnsureGlobalInitSlow() {
   }
   tl_initializing = true;
   LoadOptions();
-  uintptr_t marker = os::RandomSeed();
-  g_free_marker = marker | (uintptr_t{1} << 63) | 1;  // never 0, never a small integer
 #if defined(JSMALLOC_SECURE)
+  g_free_marker = os::RandomSeed() | (uintptr_t{1} << 63) | 1;  // never 0 nor small
   g_list_key = os::RandomSeed();
 #endif
   MiddleInit();

@@ -83,8 +83,7 @@ BlockInfo Classify(const void* p, const char* invalid_what) {
     uintptr_t page = offset >> kPageShift;
     uint8_t cls = HeapRegion::ClassAt(page);
     if (cls > 0 && cls < kNumClasses) {
-      uint64_t magic = ClassMagic(g_pagemap.classes, cls);
-      if (offset * magic < magic) {
+      if (StartsObject(g_pagemap.classes, cls, offset)) {
         if (static_cast<const uintptr_t*>(p)[1] == FreeMarker(p))
           ReportBadPointer("double free", p);
         return BlockInfo{Kind::kSmall, kClasses[cls].size, nullptr};

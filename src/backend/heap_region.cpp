@@ -27,7 +27,7 @@ bool HeapRegion::Init(size_t want) {
   size_t size = FloorPow2(want < kMinHeap ? kMinHeap : want);
   for (; size >= kMinHeap; size /= 2) {
     size_t pages = size >> kPageShift;
-    // One page more than the class bytes: its second half holds the class magics.
+    // One page more than the class bytes, for the class magics and their limits.
     size_t class_bytes = RoundUp(pages, 4096) + 4096;
     size_t span_bytes = RoundUp(pages * sizeof(Span*), 4096);
     void* classes = os::Reserve(class_bytes, 4096);
@@ -48,8 +48,8 @@ bool HeapRegion::Init(size_t want) {
     }
     pagemap_bytes_ = class_bytes + span_bytes;
     partition_size_ = size < (size_t{1} << 30) ? size : (size_t{1} << 30);
-    auto* magic = reinterpret_cast<uint64_t*>(static_cast<char*>(classes) + 4096 - 2048);
-    for (size_t i = 0; i < 256; ++i) magic[i] = kClassMagic[i];
+    auto* limit = static_cast<uint64_t*>(classes);
+    for (size_t i = 0; i < 256; ++i) limit[i] = limit[256 + i] = kClassMagic[i];
     g_pagemap.classes = static_cast<uint8_t*>(classes) + 4096;
     g_pagemap.spans = static_cast<Span**>(spans);
     g_pagemap.base = reinterpret_cast<uintptr_t>(base);

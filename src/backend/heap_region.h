@@ -18,9 +18,12 @@
 namespace jsmalloc {
 
 // What the free fast path reads, in one cache line. size is 0 until the heap exists,
-// which sends every pointer (and NULL) to the slow path. The 256 divisibility magics
-// (kClassMagic) sit in the 2 KiB just before classes[0], so the free path reaches them
-// from the register that already holds `classes`: ClassMagic(classes, cls).
+// which sends every pointer (and NULL) to the slow path. The page just before
+// classes[0] holds the divisibility test's 256 magics (kClassMagic) in its second half
+// and the same values again, as the test's limits, in its first: the free path reaches
+// both from the register that already holds `classes`, and since they are two loads
+// the compiler multiplies and compares straight from memory (one instruction fewer
+// than loading the magic once into a register).
 struct alignas(64) PageMapView {
   uintptr_t base;
   uintptr_t size;
@@ -29,6 +32,14 @@ struct alignas(64) PageMapView {
 };
 JS_FAST_PATH uint64_t ClassMagic(const uint8_t* classes, size_t cls) {
   return reinterpret_cast<const uint64_t*>(classes)[static_cast<ptrdiff_t>(cls) - 256];
+}
+JS_FAST_PATH uint64_t ClassMagicLimit(const uint8_t* classes, size_t cls) {
+  return reinterpret_cast<const uint64_t*>(classes)[static_cast<ptrdiff_t>(cls) - 512];
+}
+// offset (from the heap base) is the first byte of an object of class cls; false for
+// every page that is not a small span's (their magic is 0).
+JS_FAST_PATH bool StartsObject(const uint8_t* classes, size_t cls, uintptr_t offset) {
+  return offset * ClassMagic(classes, cls) < ClassMagicLimit(classes, cls);
 }
 extern constinit PageMapView g_pagemap JS_HIDDEN;
 

@@ -17,7 +17,6 @@ namespace jsmalloc {
 constinit thread_local ThreadCache* tl_cache JS_TLS_MODEL = &g_empty_cache;
 constinit thread_local ThreadState tl_state JS_TLS_MODEL = ThreadState::kNone;
 constinit ThreadCache g_empty_cache = {};
-constinit uintptr_t g_free_marker = 0;
 
 namespace {
 
@@ -316,6 +315,10 @@ void* ThreadCacheRefill(ThreadCache* tc, size_t cls) {
   return ThreadCacheRefillSlow(tc, cls);
 }
 
+void* ThreadCacheRefillCurrent(size_t /*size*/, size_t cls) {
+  return ThreadCacheRefill(tl_cache, cls);
+}
+
 JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
   if (tc == &g_empty_cache) {
     tc = CreateForThisThread();
@@ -401,8 +404,13 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
 void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {
   static_cast<uintptr_t*>(p)[1] = FreeMarker(p);
   if (tc == &g_empty_cache) {
+    // Threads without a cache may have taken this budget below 0 at once; whatever
+    // they wrote, 0 is right.
+    __atomic_store_n(&g_empty_cache.budget[cls], 0, __ATOMIC_RELAXED);
     tc = CreateForThisThread();
     if (tc == nullptr) return MiddleInsert(cls, &p, 1);
+  } else {
+    tc->budget[cls] += 1;  // the fast path took it before finding the list full
   }
   NoteSlowCall(tc, cls);
   // Passive false sharing: the first object of a class this thread frees before it
@@ -442,7 +450,7 @@ void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {
 // The countdown also serves as a clock of allocation: every couple of MiB a thread
 // allocates, idle memory may go back to the OS, even while every allocation is served
 // from the cache (no slow call) and the page heap is never used.
-void* ThreadCacheSample(void* p, size_t size) {
+void* ThreadCacheSample(size_t size, void* p) {
   (void)size;
   static_cast<uintptr_t*>(p)[1] = 0;
   ThreadCache* tc = tl_cache;

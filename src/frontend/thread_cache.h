@@ -1,11 +1,14 @@
 // The per-thread cache: for each size class a LIFO list of free objects (last freed,
 // first reused) with a length limit that grows with use, and a run of never-used
 // objects to bump through. A thread reaches its cache through one initial-exec TLS
-// pointer that starts at a shared, empty, read-only-in-practice cache, so the fast
-// path never asks "is this thread set up?": the empty cache sends it to the slow path.
+// pointer that starts at a shared, empty cache, so the fast path never asks "is this
+// thread set up?": the empty cache sends it to the slow path.
 //
 // Invariant for every class c: budget[c] == max_length[c] - (objects on list c).
-// The fast path keeps it with one add (pop) or one compare and subtract (push).
+// The fast path keeps it with one add (pop) or one subtract whose sign it tests (push;
+// ThreadCacheOverflow gives the unit back when it goes below 0). The empty cache's
+// lists stay empty and its budgets 0 or below: the free fast path's subtract is its
+// only write to it.
 #pragma once
 
 #include <atomic>
@@ -54,10 +57,15 @@ extern constinit thread_local ThreadState tl_state JS_TLS_MODEL;
 extern constinit ThreadCache g_empty_cache JS_HIDDEN;
 
 // Slow paths of the front-end. Each returns what the fast path would have.
-void* ThreadCacheRefill(ThreadCache* tc, size_t cls);            // list empty
+void* ThreadCacheRefill(ThreadCache* tc, size_t cls);  // list empty
+// The same for the calling thread's cache; malloc calls this one. It takes malloc's
+// size, unused, as its first argument (as ThreadCacheSample does) so that the size can
+// stay in the register it arrived in: given tc or cls first, clang copies the size
+// elsewhere on every malloc to free that register for the call.
+void* ThreadCacheRefillCurrent(size_t size, size_t cls);
 void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls);        // list and run empty
 void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls);  // list at its limit
-JS_SLOW_PATH void* ThreadCacheSample(void* p, size_t size);      // sampling countdown ran out
+JS_SLOW_PATH void* ThreadCacheSample(size_t size, void* p);      // sampling countdown ran out
 
 // Objects on list cls (from the invariant above).
 inline uint32_t ListLength(const ThreadCache* tc, size_t cls) {
@@ -70,7 +78,7 @@ inline uint32_t ListLength(const ThreadCache* tc, size_t cls) {
 // 1.3x slower with its objects in L2 (bench-micro --test rounds; docs/design.md).
 JS_FAST_PATH void* HandOut(ThreadCache* tc, void* p, size_t size) {
   tc->sample_countdown -= static_cast<int64_t>(size);
-  if (JS_UNLIKELY(tc->sample_countdown < 0)) return ThreadCacheSample(p, size);
+  if (JS_UNLIKELY(tc->sample_countdown < 0)) return ThreadCacheSample(size, p);
   CompilerBarrier();
   static_cast<uintptr_t*>(p)[1] = 0;
   return p;

@@ -262,6 +262,30 @@ TEST(Malloc, UnwrittenRecycledBlocksFreeCleanly) {
   }
 }
 
+// Live blocks whose words hold their own address, or small numbers, or pointers to
+// their neighbours (an empty circular list head, a counter, a linked node) are freed
+// without a report: no such value may look like the double-free marker. Every small
+// class, and blocks freed in both orders so each lands on lists in both directions.
+TEST(Malloc, SelfReferencingBlocksAreNotDoubleFrees) {
+  for (size_t n = 16; n <= jstest::kMaxSmall; n += n < 256 ? 16 : n / 8) {
+    std::vector<uintptr_t*> ps;
+    for (int i = 0; i < 64; ++i) {
+      auto* p = static_cast<uintptr_t*>(fn::malloc_(n));
+      ASSERT_NE(p, nullptr);
+      ps.push_back(p);
+    }
+    for (size_t i = 0; i < ps.size(); ++i) {
+      uintptr_t self = reinterpret_cast<uintptr_t>(ps[i]);
+      uintptr_t next = reinterpret_cast<uintptr_t>(ps[(i + 1) % ps.size()]);
+      uintptr_t words[4][2] = {{self, self}, {next, self}, {0, 1}, {self + 8, self + n}};
+      ps[i][0] = words[i % 4][0];
+      ps[i][1] = words[i % 4][1];
+    }
+    for (size_t i = 0; i < ps.size(); i += 2) fn::free_(ps[i]);
+    for (size_t i = ps.size() - 1; i < ps.size(); i -= 2) fn::free_(ps[i]);
+  }
+}
+
 // Huge blocks are their own mappings, and the kernel hands the same addresses out again:
 // a new huge block at (or overlapping) the address of a freed one must free cleanly.
 TEST(Malloc, HugeAddressReuseFreesCleanly) {

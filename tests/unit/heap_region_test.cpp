@@ -15,7 +15,10 @@ TEST(HeapRegion, ReservedAndAligned) {
   EXPECT_EQ(g_pagemap.base % kHugePageSize, 0u);
   EXPECT_NE(g_pagemap.classes, nullptr);
   EXPECT_NE(g_pagemap.spans, nullptr);
-  for (size_t c = 0; c < 256; ++c) EXPECT_EQ(ClassMagic(g_pagemap.classes, c), kClassMagic[c]);
+  for (size_t c = 0; c < 256; ++c) {
+    EXPECT_EQ(ClassMagic(g_pagemap.classes, c), kClassMagic[c]);
+    EXPECT_EQ(ClassMagicLimit(g_pagemap.classes, c), kClassMagic[c]);
+  }
 }
 
 TEST(HeapRegion, PageAddressRoundTrip) {
