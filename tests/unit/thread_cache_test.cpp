@@ -108,54 +108,6 @@ TEST(ThreadCache, StartsAtTheSharedEmptyCache) {
   }
 }
 
-// Frees made after the thread's cache is gone (in a pthread key destructor that runs
-// after jsmalloc's) go through the shared empty cache. Here several threads make them
-// at once, so its budgets are taken below 0 by racing frees; none may ever be above 0,
-// or a thread would push onto the shared lists. Afterwards the budgets are 0 again, the
-// lists empty, and every object is back in the middle tier.
-struct LateFrees {
-  std::vector<void*> objects;
-  std::atomic<int>* arrived;
-  int threads;
-};
-pthread_key_t g_late_free_key;
-
-void FreeAfterTheCacheIsGone(void* arg) {
-  auto* late = static_cast<LateFrees*>(arg);
-  EXPECT_EQ(tl_cache, &g_empty_cache);
-  late->arrived->fetch_add(1);
-  while (late->arrived->load() < late->threads) std::this_thread::yield();  // all at once
-  for (void* p : late->objects) js_free(p);
-}
-
-TEST(ThreadCache, ThreadsWithoutACacheFreeThroughTheEmptyOneAtOnce) {
-  testing::EnsureAllocator();
-  const size_t cls = SizeToClass(64);
-  const size_t out_before = ObjectsOut(cls);
-  ASSERT_EQ(pthread_key_create(&g_late_free_key, FreeAfterTheCacheIsGone), 0);
-  constexpr int kThreads = 4;
-  std::atomic<int> arrived{0};
-  std::vector<LateFrees> late(kThreads);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    late[t].arrived = &arrived;
-    late[t].threads = kThreads;
-    late[t].objects.reserve(3000);
-    threads.emplace_back([&late, t] {
-      for (int i = 0; i < 3000; ++i) late[t].objects.push_back(js_malloc(64));
-      pthread_setspecific(g_late_free_key, &late[t]);
-    });
-  }
-  for (auto& t : threads) t.join();
-  pthread_key_delete(g_late_free_key);
-  EXPECT_EQ(arrived.load(), kThreads);
-  for (size_t c = 0; c < kNumClasses; ++c) {
-    EXPECT_EQ(g_empty_cache.head[c], nullptr) << "class " << c;
-    EXPECT_EQ(g_empty_cache.budget[c], 0) << "class " << c;
-  }
-  EXPECT_EQ(ObjectsOut(cls), out_before);
-}
-
 TEST(ThreadCache, LifoReuse) {
   testing::EnsureAllocator();
   void* a = js_malloc(100);
@@ -448,6 +400,52 @@ TEST(ThreadCache, AllocationsAfterTheCacheIsGoneDoNotLeak) {
   ThreadCacheFlushCurrent();
   EXPECT_EQ(ObjectsOut(cls), before);
   pthread_key_delete(g_late_key);
+}
+
+// Frees made after the thread's cache is gone (in a key destructor like LateDestructor)
+// go through the shared empty cache. Here several threads make them at once, so its
+// budgets are taken below 0 by racing frees; none may ever be above 0, or a thread would
+// push onto the shared lists. Afterwards the budgets are 0 again, the lists empty, and
+// every object is back in the middle tier.
+struct LateFrees {
+  std::vector<void*> objects;
+  std::atomic<int>* arrived;
+  int threads;
+};
+void FreeAfterTheCacheIsGone(void* arg) {
+  auto* late = static_cast<LateFrees*>(arg);
+  EXPECT_EQ(tl_cache, &g_empty_cache);
+  late->arrived->fetch_add(1);
+  while (late->arrived->load() < late->threads) std::this_thread::yield();  // all at once
+  for (void* p : late->objects) js_free(p);
+}
+
+TEST(ThreadCache, ThreadsWithoutACacheFreeThroughTheEmptyOneAtOnce) {
+  testing::EnsureAllocator();
+  const size_t cls = SizeToClass(64);
+  const size_t out_before = ObjectsOut(cls);
+  ASSERT_EQ(pthread_key_create(&g_late_key, FreeAfterTheCacheIsGone), 0);
+  constexpr int kThreads = 4;
+  std::atomic<int> arrived{0};
+  std::vector<LateFrees> late(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    late[t].arrived = &arrived;
+    late[t].threads = kThreads;
+    late[t].objects.reserve(3000);
+    threads.emplace_back([&late, t] {
+      for (int i = 0; i < 3000; ++i) late[t].objects.push_back(js_malloc(64));
+      pthread_setspecific(g_late_key, &late[t]);
+    });
+  }
+  for (auto& t : threads) t.join();
+  pthread_key_delete(g_late_key);
+  EXPECT_EQ(arrived.load(), kThreads);
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    EXPECT_EQ(g_empty_cache.head[c], nullptr) << "class " << c;
+    EXPECT_EQ(g_empty_cache.budget[c], 0) << "class " << c;
+  }
+  EXPECT_EQ(ObjectsOut(cls), out_before);
 }
 
 // A program past a burst of large blocks that goes on with small objects only (served
