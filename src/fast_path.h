@@ -41,7 +41,7 @@ JS_FAST_PATH void* PopOrRefill(size_t cls, size_t size) {
   ThreadCache* tc = tl_cache;
   void* p = tc->head[cls];
   __asm__("" : "+a"(p));  // where it is returned: GCC would load it elsewhere and copy
-  if (JS_UNLIKELY(p == nullptr)) return ThreadCacheRefillCurrent(size, cls);
+  if (JS_UNLIKELY(p == nullptr)) return ThreadCacheRefill(size, cls);
   JS_ASSERT(static_cast<uintptr_t*>(p)[1] == FreeMarker(p));
   tc->head[cls] = ListNext(p);
   tc->budget[cls] += 1;

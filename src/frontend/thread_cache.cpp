@@ -299,7 +299,8 @@ void* DirectAllocate(size_t cls) {
 
 // The list is empty: bump through the run of never-used objects if there is one (the
 // shared empty cache has none, so it never gets here), else refill.
-void* ThreadCacheRefill(ThreadCache* tc, size_t cls) {
+void* ThreadCacheRefill(size_t /*requested*/, size_t cls) {
+  ThreadCache* tc = tl_cache;
   uintptr_t next = tc->run_next[cls];
   if (JS_LIKELY(next < tc->run_end[cls])) {
     size_t size = kClasses[cls].size;
@@ -313,10 +314,6 @@ void* ThreadCacheRefill(ThreadCache* tc, size_t cls) {
     return HandOut(tc, reinterpret_cast<void*>(next), size);
   }
   return ThreadCacheRefillSlow(tc, cls);
-}
-
-void* ThreadCacheRefillCurrent(size_t /*size*/, size_t cls) {
-  return ThreadCacheRefill(tl_cache, cls);
 }
 
 JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
@@ -390,7 +387,7 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
     ++tc->runs_taken[cls];
     tc->run_next[cls] = run;
     tc->run_end[cls] = run + size * static_cast<size_t>(run_count);
-    return ThreadCacheRefill(tc, cls);
+    return ThreadCacheRefill(size, cls);  // tc is this thread's (tl_cache)
   }
   // objs[0] goes to the caller; the rest onto the (empty) list.
   for (int i = 1; i < got; ++i) {

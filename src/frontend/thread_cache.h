@@ -57,12 +57,11 @@ extern constinit thread_local ThreadState tl_state JS_TLS_MODEL;
 extern constinit ThreadCache g_empty_cache JS_HIDDEN;
 
 // Slow paths of the front-end. Each returns what the fast path would have.
-void* ThreadCacheRefill(ThreadCache* tc, size_t cls);  // list empty
-// The same for the calling thread's cache; malloc calls this one. It takes malloc's
-// size, unused, as its first argument (as ThreadCacheSample does) so that the size can
-// stay in the register it arrived in: given tc or cls first, clang copies the size
-// elsewhere on every malloc to free that register for the call.
-void* ThreadCacheRefillCurrent(size_t size, size_t cls);
+// List empty, in the calling thread's cache. It takes malloc's size, unused, as its
+// first argument (as ThreadCacheSample does) so that the size can stay in the register
+// it arrived in: given tc or cls first, clang copies the size elsewhere on every malloc
+// to free that register for the call.
+void* ThreadCacheRefill(size_t size, size_t cls);
 void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls);        // list and run empty
 void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls);  // list at its limit
 JS_SLOW_PATH void* ThreadCacheSample(size_t size, void* p);      // sampling countdown ran out
