@@ -1,8 +1,9 @@
 // The whole malloc and free fast paths. Everything they do not handle is an
 // out-of-line call into slow_path.cpp or the front-end's slow paths.
 //
-// malloc(n), n <= 1 KiB:  class = table[(n + 15) / 16]; pop the thread cache's list;
-//                         count down the sampling counter; clear the free marker.
+// malloc(n):              count n down from the thread's countdown (running out, or n
+//                         above kMaxFastSize, takes the slow path); class = table[n];
+//                         pop the thread cache's list; clear the free marker.
 // free(p):                offset = p - heap base (one compare says "ours"); class =
 //                         pagemap byte; one multiply checks p starts an object of that
 //                         class (rejecting interior pointers and non-small pages); the
@@ -20,7 +21,7 @@
 
 namespace jsmalloc {
 
-void* MallocSlow(size_t size);  // sizes above 1 KiB
+void* MallocSlow(size_t size);  // the countdown ran out (or size > kMaxFastSize)
 void FreeSlow(void* p);         // not a small object in the heap
 // Never returns. Not declared [[noreturn]], so that free jumps to it: a call to a
 // noreturn function costs clang a stack-aligning push and pop on every free.
@@ -37,19 +38,28 @@ JS_FAST_PATH bool TakeBudget(int32_t& budget) {
   return overdrawn;
 }
 
+// Takes size from the countdown and says whether it ran out, in one subtract on memory
+// whose borrow is the answer (subq reg, mem; jb): compilers load, subtract and store.
+JS_FAST_PATH bool TakeFromCountdown(uint64_t& countdown, size_t size) {
+  bool ran_out;
+  __asm__("subq %2, %0" : "+m"(countdown), "=@ccc"(ran_out) : "r"(size));
+  return ran_out;
+}
+
 JS_FAST_PATH void* PopOrRefill(size_t cls, size_t size) {
-  ThreadCache* tc = tl_cache;
+  ThreadCache* tc = tl_thread.cache;
   void* p = tc->head[cls];
   __asm__("" : "+a"(p));  // where it is returned: GCC would load it elsewhere and copy
   if (JS_UNLIKELY(p == nullptr)) return ThreadCacheRefill(size, cls);
   JS_ASSERT(static_cast<uintptr_t*>(p)[1] == FreeMarker(p));
   tc->head[cls] = ListNext(p);
   tc->budget[cls] += 1;
-  return HandOut(tc, p, size);
+  return HandOut(p);
 }
 
+// Every size: one above kMaxFastSize is above the countdown too.
 JS_FAST_PATH void* Malloc(size_t size) {
-  if (JS_UNLIKELY(size > kMaxFastSize)) return MallocSlow(size);
+  if (JS_UNLIKELY(TakeFromCountdown(tl_thread.countdown, size))) return MallocSlow(size);
   return PopOrRefill(SizeToClassFast(size), size);
 }
 
@@ -62,7 +72,7 @@ JS_FAST_PATH void Free(void* p) {
   uintptr_t* obj = static_cast<uintptr_t*>(p);
   uintptr_t marker = FreeMarker(p);
   if (JS_UNLIKELY(obj[1] == marker)) return ReportDoubleFree(p);
-  ThreadCache* tc = tl_cache;
+  ThreadCache* tc = tl_thread.cache;
   if (JS_UNLIKELY(TakeBudget(tc->budget[cls]))) return ThreadCacheOverflow(tc, p, cls);
   SetListNext(obj, tc->head[cls]);
   CompilerBarrier();  // two plain stores, not an SSE pack of them

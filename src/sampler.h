@@ -1,6 +1,7 @@
-// The allocation sampler's countdown: the fast path subtracts each allocation's size,
-// and when it runs below zero that allocation is sampled. Intervals are drawn from an
-// exponential distribution (geometric sampling) with mean JSMALLOC_SAMPLE_INTERVAL.
+// The allocation sampler's intervals: a thread's cache counts the bytes malloc was asked
+// for down from one (ThreadCache::sample_bytes_left, fed by malloc's countdown), and the
+// allocation that takes it below zero is sampled. Intervals are drawn from an exponential
+// distribution (geometric sampling) with mean JSMALLOC_SAMPLE_INTERVAL.
 #pragma once
 
 #include <cstdint>

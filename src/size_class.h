@@ -22,8 +22,9 @@ namespace jsmalloc {
 
 inline constexpr int kNumClasses = 89;  // 1..88 are classes
 inline constexpr size_t kMaxSmallSize = 128 * 1024;
-inline constexpr size_t kMaxFastSize = 1024;  // sizes the inline malloc path maps itself
-inline constexpr uint32_t kMaxBatch = 32;     // most objects moved between tiers at once
+// The most malloc's countdown covers, so the largest size its inline path maps itself.
+inline constexpr size_t kMaxFastSize = 16 * 1024;
+inline constexpr uint32_t kMaxBatch = 32;  // most objects moved between tiers at once
 
 // Page states in the pagemap's class byte beside the small classes.
 inline constexpr uint8_t kPageUnused = 0;       // never handed out by the page heap
@@ -94,9 +95,9 @@ constexpr std::array<uint64_t, 256> MakeMagic(const std::array<SizeClassInfo, kN
 template <size_t N, size_t Shift>
 constexpr std::array<uint8_t, N> MakeIndex(const std::array<SizeClassInfo, kNumClasses>& c) {
   std::array<uint8_t, N> t{};
+  int cls = 1;  // sizes only grow, so the class does (one pass: a long table is cheap)
   for (size_t i = 0; i < N; ++i) {
     size_t size = i << Shift;
-    int cls = 1;
     while (cls < kNumClasses - 1 && c[cls].size < size) ++cls;
     t[i] = static_cast<uint8_t>(cls);
   }
@@ -107,7 +108,7 @@ constexpr std::array<uint8_t, N> MakeIndex(const std::array<SizeClassInfo, kNumC
 
 inline constexpr std::array<SizeClassInfo, kNumClasses> kClasses = internal::MakeClasses();
 alignas(64) inline constexpr std::array<uint64_t, 256> kClassMagic = internal::MakeMagic(kClasses);
-// Index by the size itself up to 1 KiB (no arithmetic on the malloc fast path), by
+// Index by the size itself up to 16 KiB (no arithmetic on the malloc fast path), by
 // (size + 127) >> 7 up to 128 KiB.
 alignas(64) inline constexpr std::array<uint8_t, kMaxFastSize + 1> kSmallIndex =
     internal::MakeIndex<kMaxFastSize + 1, 0>(kClasses);

@@ -108,6 +108,7 @@ BlockInfo Classify(const void* p, const char* invalid_what) {
 }  // namespace
 
 void* MallocSlow(size_t size) {
+  ThreadCacheCountdownRanOut();  // (a sampled allocation would be recorded here)
   if (size <= kMaxSmallSize) return SmallAlloc(SizeToClass(size), size);
   bool dirty;
   return LargeAlloc(size, 1, &dirty);
@@ -132,7 +133,7 @@ void* Calloc(size_t count, size_t size) {
   size_t bytes;
   if (__builtin_mul_overflow(count, size, &bytes)) return OutOfMemory();
   if (bytes <= kMaxSmallSize) {
-    void* p = bytes <= kMaxFastSize ? Malloc(bytes) : MallocSlow(bytes);
+    void* p = Malloc(bytes);
     if (p != nullptr) memset(p, 0, bytes);
     return p;
   }
@@ -144,7 +145,7 @@ void* Calloc(size_t count, size_t size) {
 }
 
 void* Realloc(void* p, size_t size) {
-  if (p == nullptr) return size <= kMaxFastSize ? Malloc(size) : MallocSlow(size);
+  if (p == nullptr) return Malloc(size);
   if (size == 0) {
     Free(p);
     return nullptr;
@@ -174,7 +175,7 @@ void* Realloc(void* p, size_t size) {
       }
       break;
   }
-  void* q = size <= kMaxFastSize ? Malloc(size) : MallocSlow(size);
+  void* q = Malloc(size);
   if (q == nullptr) return nullptr;  // errno set; p untouched
   memcpy(q, p, size < info.usable ? size : info.usable);
   Free(p);
@@ -182,7 +183,7 @@ void* Realloc(void* p, size_t size) {
 }
 
 void* AlignedAlloc(size_t align, size_t size) {
-  if (align <= 16) return size <= kMaxFastSize ? Malloc(size) : MallocSlow(size);
+  if (align <= 16) return Malloc(size);
   if (size > kMaxRequest) return OutOfMemory();
   if (align <= kPageSize && size <= kMaxSmallSize) {
     size_t cls = AlignedSizeToClass(size == 0 ? 1 : size, align);

@@ -14,8 +14,7 @@
 
 namespace jsmalloc {
 
-constinit thread_local ThreadCache* tl_cache JS_TLS_MODEL = &g_empty_cache;
-constinit thread_local ThreadState tl_state JS_TLS_MODEL = ThreadState::kNone;
+constinit thread_local ThreadSlots tl_thread JS_TLS_MODEL = {&g_empty_cache, 0, ThreadState::kNone};
 constinit ThreadCache g_empty_cache = {};
 
 namespace {
@@ -246,25 +245,34 @@ void UnlinkAndDelete(ThreadCache* tc) {
 void Destroy(void* arg) {
   auto* tc = static_cast<ThreadCache*>(arg);
   // Anything this thread allocates from now on (other TLS destructors) bypasses caches.
-  tl_state = ThreadState::kDead;
-  tl_cache = &g_empty_cache;
+  tl_thread.state = ThreadState::kDead;
+  tl_thread.cache = &g_empty_cache;
+  tl_thread.countdown = 0;
   FlushAll(tc);
   LockGuard g(g_list_lock);
   UnlinkAndDelete(tc);
 }
 
+// Arms malloc's countdown for the next stretch: up to the next sample, at most
+// kMaxFastSize (see ThreadSlots).
+void SetCountdown(ThreadCache* tc) {
+  uint64_t left = tc->sample_bytes_left > 0 ? static_cast<uint64_t>(tc->sample_bytes_left) : 0;
+  tc->countdown_start = left < kMaxFastSize ? left : kMaxFastSize;
+  tl_thread.countdown = tc->countdown_start;
+}
+
 // The calling thread's cache, created on first use; nullptr while that is impossible
 // (during its own creation, or after the thread's destructors started).
 ThreadCache* CreateForThisThread() {
-  if (tl_state != ThreadState::kNone) return nullptr;
+  if (tl_thread.state != ThreadState::kNone) return nullptr;
   EnsureGlobalInit();
-  tl_state = ThreadState::kBusy;
+  tl_thread.state = ThreadState::kBusy;
   ThreadCache* tc = g_cache_pool.New();
   if (tc == nullptr) {
-    tl_state = ThreadState::kNone;
+    tl_thread.state = ThreadState::kNone;
     return nullptr;
   }
-  tc->sample_countdown = NextSampleCountdown();
+  tc->sample_bytes_left = NextSampleCountdown();
   {
     LockGuard g(g_list_lock);
     if (++g_next_serial == 0) ++g_next_serial;
@@ -275,10 +283,11 @@ ThreadCache* CreateForThisThread() {
     if (++g_live_caches > 1) __atomic_store_n(&g_shared, true, __ATOMIC_RELAXED);
     UpdateCacheLimit();
   }
-  tl_cache = tc;
+  tl_thread.cache = tc;
+  SetCountdown(tc);
   // May allocate (keys past the first 32); the cache is already in place for that.
   pthread_setspecific(g_key, tc);
-  tl_state = ThreadState::kActive;
+  tl_thread.state = ThreadState::kActive;
   return tc;
 }
 
@@ -300,7 +309,7 @@ void* DirectAllocate(size_t cls) {
 // The list is empty: bump through the run of never-used objects if there is one (the
 // shared empty cache has none, so it never gets here), else refill.
 void* ThreadCacheRefill(size_t /*requested*/, size_t cls) {
-  ThreadCache* tc = tl_cache;
+  ThreadCache* tc = tl_thread.cache;
   uintptr_t next = tc->run_next[cls];
   if (JS_LIKELY(next < tc->run_end[cls])) {
     size_t size = kClasses[cls].size;
@@ -311,7 +320,7 @@ void* ThreadCacheRefill(size_t /*requested*/, size_t cls) {
       MiddleRunDone(tc->run_end[cls], tc->serial);
       tc->run_next[cls] = tc->run_end[cls] = 0;
     }
-    return HandOut(tc, reinterpret_cast<void*>(next), size);
+    return HandOut(reinterpret_cast<void*>(next));
   }
   return ThreadCacheRefillSlow(tc, cls);
 }
@@ -324,7 +333,7 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
       void* p = tc->head[cls];
       tc->head[cls] = ListNext(p);
       tc->budget[cls] += 1;
-      return HandOut(tc, p, kClasses[cls].size);
+      return HandOut(p);
     }
   }
   size_t size = kClasses[cls].size;
@@ -380,14 +389,14 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
     tc->head[cls] = ListNext(chain);
     tc->budget[cls] -= rest;
     if (tc->capacity_bytes > ThreadCacheLimit()) StealCapacity(tc, cls, 0, true);
-    return HandOut(tc, chain, size);
+    return HandOut(chain);
   }
   if (got == 0) {
     if (run_count == 0) return OutOfMemory();
     ++tc->runs_taken[cls];
     tc->run_next[cls] = run;
     tc->run_end[cls] = run + size * static_cast<size_t>(run_count);
-    return ThreadCacheRefill(size, cls);  // tc is this thread's (tl_cache)
+    return ThreadCacheRefill(size, cls);  // tc is this thread's (tl_thread.cache)
   }
   // objs[0] goes to the caller; the rest onto the (empty) list.
   for (int i = 1; i < got; ++i) {
@@ -395,7 +404,7 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
   }
   if (got > 1) tc->head[cls] = objs[1];
   tc->budget[cls] -= got - 1;
-  return HandOut(tc, objs[0], size);
+  return HandOut(objs[0]);
 }
 
 void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {
@@ -444,20 +453,27 @@ void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {
   tc->head[cls] = p;
 }
 
-// The countdown also serves as a clock of allocation: every couple of MiB a thread
-// allocates, idle memory may go back to the OS, even while every allocation is served
-// from the cache (no slow call) and the page heap is never used.
-void* ThreadCacheSample(size_t size, void* p) {
-  (void)size;
-  static_cast<uintptr_t*>(p)[1] = 0;
-  ThreadCache* tc = tl_cache;
-  tc->sample_countdown = NextSampleCountdown();
-  ReleaseIdleMemory();
-  return p;
+bool ThreadCacheCountdownRanOut() {
+  ThreadCache* tc = tl_thread.cache;
+  if (tc == &g_empty_cache) {
+    tl_thread.countdown = 0;
+    return false;
+  }
+  // Modulo 2^64: the bytes taken since it was set, the one that ran it out included.
+  auto taken = static_cast<int64_t>(tc->countdown_start - tl_thread.countdown);
+  tc->sample_bytes_left -= taken;
+  bool sampled = tc->sample_bytes_left < 0;
+  if (sampled) tc->sample_bytes_left = NextSampleCountdown();
+  SetCountdown(tc);
+  // The sampler also serves as a clock of allocation: every couple of MiB a thread
+  // allocates, idle memory may go back to the OS, even while every allocation is served
+  // from the cache (no slow call) and the page heap is never used.
+  if (sampled) ReleaseIdleMemory();
+  return sampled;
 }
 
 void ThreadCacheFlushCurrent() {
-  ThreadCache* tc = tl_cache;
+  ThreadCache* tc = tl_thread.cache;
   if (tc != &g_empty_cache) FlushAll(tc);
 }
 
@@ -466,7 +482,7 @@ void ThreadCacheGlobalInit() {
 }
 
 void ThreadCachePublishCurrent() {
-  ThreadCache* tc = tl_cache;
+  ThreadCache* tc = tl_thread.cache;
   if (tc != &g_empty_cache) Publish(tc, CachedBytes(tc));
   RefreshCacheLimit();
 }
@@ -492,7 +508,7 @@ Mutex& ThreadCachePoolLock() {
 }
 
 void ThreadCachesAfterForkChild() {
-  ThreadCache* mine = tl_cache;
+  ThreadCache* mine = tl_thread.cache;
   ThreadCache* tc = g_list;
   while (tc != nullptr) {
     ThreadCache* next = tc->next_cache;

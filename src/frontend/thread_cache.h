@@ -25,7 +25,6 @@ struct alignas(kCacheLine) ThreadCache {
   // ---- read and written by the fast path ----
   void* head[kNumClasses];
   int32_t budget[kNumClasses];
-  int64_t sample_countdown;  // bytes until the next sampled allocation
 
   // ---- slow path only ----
   uint32_t max_length[kNumClasses];
@@ -43,6 +42,8 @@ struct alignas(kCacheLine) ThreadCache {
   uint32_t runs_taken[kNumClasses];     // runs of never-used objects fetched for list c
                                         // in a row (since it last got given-back ones)
   uint32_t idle_scan_after;             // slow_calls before which no list can be idle
+  uint64_t countdown_start;             // what tl_thread.countdown was last set to
+  int64_t sample_bytes_left;            // bytes until the next sampled allocation
   std::atomic<size_t> published_bytes;  // what this cache holds, for statistics
   ThreadCache* next_cache;
   ThreadCache* prev_cache;
@@ -50,34 +51,42 @@ struct alignas(kCacheLine) ThreadCache {
 
 enum class ThreadState : uint8_t { kNone = 0, kActive, kBusy, kDead };
 
-// The TLS slots: one pointer and one byte, initial-exec (or global-dynamic with
-// JSMALLOC_DLOPEN_TLS), constant-initialised, no constructors.
-extern constinit thread_local ThreadCache* tl_cache JS_TLS_MODEL;
-extern constinit thread_local ThreadState tl_state JS_TLS_MODEL;
+// The thread's slots, in one TLS block so that the fast path finds all of them from one
+// offset: initial-exec (or global-dynamic with JSMALLOC_DLOPEN_TLS), constant-initialised,
+// no constructors. Aligned so that cache and countdown share a cache line.
+struct alignas(16) ThreadSlots {
+  ThreadCache* cache;  // &g_empty_cache until the thread has a cache, and after
+  // Bytes malloc may hand out before it takes its slow path: at most kMaxFastSize, so a
+  // size it covers indexes the class table, and 0 for a thread without a cache. The
+  // slow path counts what was taken for the sampler (and the allocation clock) and
+  // sets it again. Per thread, not in the cache: the empty cache is shared.
+  uint64_t countdown;
+  ThreadState state;
+};
+extern constinit thread_local ThreadSlots tl_thread JS_TLS_MODEL;
 extern constinit ThreadCache g_empty_cache JS_HIDDEN;
 
 // Slow paths of the front-end. Each returns what the fast path would have.
 // List empty, in the calling thread's cache. It takes malloc's size, unused, as its
-// first argument (as ThreadCacheSample does) so that the size can stay in the register
-// it arrived in: given tc or cls first, clang copies the size elsewhere on every malloc
-// to free that register for the call.
+// first argument so that the size can stay in the register it arrived in: given tc or
+// cls first, clang copies the size elsewhere on every malloc to free that register for
+// the call.
 void* ThreadCacheRefill(size_t size, size_t cls);
 void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls);        // list and run empty
 void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls);  // list at its limit
-JS_SLOW_PATH void* ThreadCacheSample(size_t size, void* p);      // sampling countdown ran out
+// malloc's countdown ran out: counts what it covered and sets it again, before anything
+// that may allocate. Returns whether the allocation that ran it out is sampled.
+bool ThreadCacheCountdownRanOut();
 
 // Objects on list cls (from the invariant above).
 inline uint32_t ListLength(const ThreadCache* tc, size_t cls) {
   return tc->max_length[cls] - static_cast<uint32_t>(tc->budget[cls]);
 }
 
-// Hands object p of `size` bytes to the program: counts the allocation down against
-// the sampling interval and clears the free marker (word 1). The clear is the last
+// Hands object p to the program: clears the free marker (word 1). The clear is the last
 // store: right after the pop, a program writing the object's first word at once ran
 // 1.3x slower with its objects in L2 (bench-micro --test rounds; docs/design.md).
-JS_FAST_PATH void* HandOut(ThreadCache* tc, void* p, size_t size) {
-  tc->sample_countdown -= static_cast<int64_t>(size);
-  if (JS_UNLIKELY(tc->sample_countdown < 0)) return ThreadCacheSample(size, p);
+JS_FAST_PATH void* HandOut(void* p) {
   CompilerBarrier();
   static_cast<uintptr_t*>(p)[1] = 0;
   return p;

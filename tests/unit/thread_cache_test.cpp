@@ -97,9 +97,9 @@ bool KernelCanPrefault() {
 TEST(ThreadCache, StartsAtTheSharedEmptyCache) {
   testing::EnsureAllocator();
   std::thread([] {
-    EXPECT_EQ(tl_cache, &g_empty_cache);
+    EXPECT_EQ(tl_thread.cache, &g_empty_cache);
     void* p = js_malloc(40);
-    EXPECT_NE(tl_cache, &g_empty_cache);
+    EXPECT_NE(tl_thread.cache, &g_empty_cache);
     js_free(p);
   }).join();
   for (size_t c = 0; c < kNumClasses; ++c) {
@@ -126,7 +126,7 @@ TEST(ThreadCache, BudgetInvariantHolds) {
   std::vector<void*> v;
   for (int i = 0; i < 5000; ++i) v.push_back(js_malloc(64));
   for (void* p : v) js_free(p);
-  ThreadCache* tc = tl_cache;
+  ThreadCache* tc = tl_thread.cache;
   size_t len = 0;
   for (void* p = tc->head[cls]; p != nullptr; p = ListNext(p)) ++len;
   EXPECT_EQ(ListLength(tc, cls), len);
@@ -174,7 +174,7 @@ TEST(ThreadCache, IdleListsMakeRoomForAGrowingOne) {
     std::vector<void*> v;
     for (int i = 0; i < 1000; ++i) v.push_back(js_malloc(2048));
     for (void* p : v) js_free(p);
-    ThreadCache* tc = tl_cache;
+    ThreadCache* tc = tl_thread.cache;
     const uint32_t idle_before = ListLength(tc, idle);
     ASSERT_GE(idle_before, 900u);  // about 2 MiB of the 4 MiB cache
     // 2.4 MiB of 1 KiB objects, allocated and freed a few times: only fits if the idle
@@ -202,7 +202,7 @@ TEST(ThreadCache, FullCacheOverflowsABatchAtATime) {
     for (int round = 0; round < 3; ++round) {
       v.clear();
       for (size_t i = 0; i < kObjects; ++i) v.push_back(js_malloc(size_t{8} << (i % 8)));
-      ThreadCache* tc = tl_cache;
+      ThreadCache* tc = tl_thread.cache;
       const uint32_t before = tc->slow_calls;
       for (void* p : v) js_free(p);
       // One slow call per batch of 32 frees, give or take the lists' growth (capacity
@@ -237,7 +237,7 @@ TEST(ThreadCache, FullCacheStillTakesASpansWholeFreeList) {
     std::vector<void*> v;
     for (int i = 0; i < 2200; ++i) v.push_back(js_malloc(2048));
     for (void* p : v) js_free(p);
-    ThreadCache* tc = tl_cache;
+    ThreadCache* tc = tl_thread.cache;
     ASSERT_GE(tc->capacity_bytes + (64 << 10), size_t{4} << 20) << "the cache is not full";
     void* p = js_malloc(size);
     EXPECT_GE(reinterpret_cast<uintptr_t>(p) - run, size);
@@ -257,14 +257,74 @@ TEST(ThreadCache, SampledAllocationClearsTheFreeMarker) {
   std::thread([] {
     void* p = js_malloc(64);
     js_free(p);  // p is on the list, marked free
-    ThreadCache* tc = tl_cache;
-    tc->sample_countdown = 0;  // the next allocation is sampled
+    ThreadCache* tc = tl_thread.cache;
+    tc->sample_bytes_left = 0;  // the next allocation is sampled
+    tl_thread.countdown = 0;
     void* q = js_malloc(64);
     ASSERT_EQ(q, p);
     EXPECT_EQ(static_cast<uintptr_t*>(q)[1], 0u) << "the free marker was left in place";
-    EXPECT_GT(tc->sample_countdown, 0) << "the allocation was not sampled";
+    EXPECT_GT(tc->sample_bytes_left, 0) << "the allocation was not sampled";
     static_cast<uintptr_t*>(q)[1] = 0;  // (so the free below tests nothing else)
     js_free(q);
+  }).join();
+}
+
+// malloc's countdown is what bounds the class-table index on its fast path: it must
+// never cover more than kMaxFastSize, whatever the sizes asked for (one above it, or one
+// whose subtraction would wrap, runs it out), and the slow path sets it again.
+TEST(ThreadCache, CountdownNeverCoversASizeBeyondTheClassTable) {
+  testing::EnsureAllocator();
+  std::thread([] {
+    js_free(js_malloc(64));  // creates this thread's cache
+    const size_t sizes[] = {0,
+                            1,
+                            kMaxFastSize - 1,
+                            kMaxFastSize,
+                            kMaxFastSize + 1,
+                            kMaxSmallSize,
+                            size_t{1} << 20,
+                            size_t{1} << 62,
+                            (size_t{1} << 63) + 64,
+                            SIZE_MAX - 64,
+                            SIZE_MAX};
+    for (int round = 0; round < 3; ++round) {
+      for (size_t size : sizes) {
+        void* p = js_malloc(size);
+        EXPECT_LE(tl_thread.countdown, kMaxFastSize) << "after malloc(" << size << ")";
+        if (size > (size_t{1} << 40)) {
+          EXPECT_EQ(p, nullptr) << size;
+        } else {
+          ASSERT_NE(p, nullptr) << size;
+          EXPECT_GE(js_usable_size(p), size);
+          js_free(p);
+        }
+      }
+    }
+  }).join();
+}
+
+// The sampler sees every byte malloc was asked for: the slow path adds up what the
+// countdown covered since it was last set, the allocation that ran it out included.
+TEST(ThreadCache, CountdownCountsEveryRequestedByte) {
+  testing::EnsureAllocator();
+  std::thread([] {
+    static void* blocks[100];
+    js_free(js_malloc(64));  // creates this thread's cache
+    ThreadCache* tc = tl_thread.cache;
+    tc->sample_bytes_left = int64_t{1} << 40;  // no sample in this test
+    tl_thread.countdown = 0;
+    js_free(js_malloc(64));  // runs it out: 64 + what it covered before (its start)
+    int64_t left = (int64_t{1} << 40) - 64 - static_cast<int64_t>(tc->countdown_start);
+    EXPECT_EQ(tc->sample_bytes_left, left);
+    ASSERT_EQ(tl_thread.countdown, kMaxFastSize);
+    for (void*& p : blocks) p = js_malloc(100);  // 10,000 bytes: within the countdown
+    EXPECT_EQ(tl_thread.countdown, kMaxFastSize - 10000);
+    EXPECT_EQ(tc->sample_bytes_left, left) << "the fast path took the slow one";
+    void* big = js_malloc(10000);  // runs it out
+    EXPECT_EQ(tc->sample_bytes_left, left - 20000);
+    EXPECT_EQ(tl_thread.countdown, kMaxFastSize);
+    js_free(big);
+    for (void* p : blocks) js_free(p);
   }).join();
 }
 
@@ -378,6 +438,7 @@ void* g_late_block = nullptr;
 // Runs after jsmalloc's own key destructor (keys run in creation order), when the
 // thread has no cache any more: allocations go straight to the middle tier.
 void LateDestructor(void*) {
+  EXPECT_EQ(tl_thread.countdown, 0u) << "a thread without a cache has a countdown";
   void* p = js_malloc(3000);
   memset(p, 1, 3000);
   g_late_block = p;
@@ -414,7 +475,7 @@ struct LateFrees {
 };
 void FreeAfterTheCacheIsGone(void* arg) {
   auto* late = static_cast<LateFrees*>(arg);
-  EXPECT_EQ(tl_cache, &g_empty_cache);
+  EXPECT_EQ(tl_thread.cache, &g_empty_cache);
   late->arrived->fetch_add(1);
   while (late->arrived->load() < late->threads) std::this_thread::yield();  // all at once
   for (void* p : late->objects) js_free(p);
@@ -473,7 +534,7 @@ uint32_t ExpectBurstReleasedDuringRounds(size_t round) {
   };
   for (void* b : blocks) js_free(b);
   const uint64_t freed_at = PageHeap::Now();
-  const uint32_t slow_calls_before = tl_cache->slow_calls;
+  const uint32_t slow_calls_before = tl_thread.cache->slow_calls;
   std::vector<void*> objs(round);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (released() < kHalf && std::chrono::steady_clock::now() < deadline) {
@@ -484,7 +545,7 @@ uint32_t ExpectBurstReleasedDuringRounds(size_t round) {
     }
   }
   EXPECT_GE(released(), kHalf) << "the burst's free pages stayed committed for 5 s";
-  return tl_cache->slow_calls - slow_calls_before;
+  return tl_thread.cache->slow_calls - slow_calls_before;
 }
 
 // With more small blocks per round than a thread cache holds, its slow paths run every
@@ -492,7 +553,7 @@ uint32_t ExpectBurstReleasedDuringRounds(size_t round) {
 TEST(ThreadCache, SlowPathsGiveIdleFreePagesBackToTheOs) {
   testing::EnsureAllocator();
   g_option_values[static_cast<int>(Option::kSampleInterval)] = 0;
-  tl_cache->sample_countdown = INT64_MAX;
+  tl_thread.cache->sample_bytes_left = INT64_MAX;
   EXPECT_GT(ExpectBurstReleasedDuringRounds(60000), 0u);
 }
 
@@ -536,7 +597,7 @@ TEST(ThreadCache, CacheComesBackUnderASmallerShare) {
   testing::EnsureAllocator();
   g_option_values[static_cast<int>(Option::kTotalThreadCacheBytes)] = 8 << 20;
   FourMiBCacheLimit four;
-  ThreadCache* tc = tl_cache;
+  ThreadCache* tc = tl_thread.cache;
   // 3 MiB of 100-byte blocks: the list grows to hold them all.
   std::vector<void*> objs((3 << 20) / 112);
   for (int round = 0; round < 3; ++round) {
