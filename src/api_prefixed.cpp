@@ -10,10 +10,10 @@ using namespace jsmalloc;
 
 extern "C" {
 
-JS_EXPORT void* js_malloc(size_t size) {
+JS_FAST_ENTRY JS_EXPORT void* js_malloc(size_t size) {
   return Malloc(size);
 }
-JS_EXPORT void js_free(void* p) {
+JS_FAST_ENTRY JS_EXPORT void js_free(void* p) {
   Free(p);
 }
 JS_EXPORT void* js_calloc(size_t count, size_t size) {

@@ -15,6 +15,11 @@
 // fast path keeps its registers (and is a tail call away from them).
 #define JS_FAST_PATH inline __attribute__((always_inline))
 #define JS_SLOW_PATH __attribute__((noinline, cold))
+// An entry point whose body is a fast path starts a cache line: its code (about 60
+// bytes) then sits in one fetch block wherever the rest of the library moves. With
+// malloc at 48 mod 64, seed-immediate's malloc/free loop ran 4 % slower (73 vs 76 ms,
+// 9 interleaved runs), the same instructions only placed differently.
+#define JS_FAST_ENTRY __attribute__((aligned(64)))
 #define JS_NOINLINE __attribute__((noinline))
 #define JS_EXPORT __attribute__((visibility("default")))
 // Globals the fast paths read are hidden: one rip-relative access, no GOT load.

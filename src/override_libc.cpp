@@ -82,10 +82,10 @@ int ClampInt(size_t v) {
 
 extern "C" {
 
-JS_EXPORT void* malloc(size_t size) noexcept {
+JS_FAST_ENTRY JS_EXPORT void* malloc(size_t size) noexcept {
   return Malloc(size);
 }
-JS_EXPORT void free(void* p) noexcept {
+JS_FAST_ENTRY JS_EXPORT void free(void* p) noexcept {
   Free(p);
 }
 // C23. glibc 2.36 has neither; programs built against a libc that has them find them here.

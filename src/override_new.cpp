@@ -68,7 +68,7 @@ void* NewAligned(size_t size, std::align_val_t align, bool nothrow) {
 
 }  // namespace
 
-JS_EXPORT void* operator new(size_t size) {
+JS_FAST_ENTRY JS_EXPORT void* operator new(size_t size) {
   return New(size);
 }
 JS_EXPORT void* operator new[](size_t size) {
@@ -93,7 +93,7 @@ JS_EXPORT void* operator new[](size_t size, std::align_val_t a, const std::nothr
   return NewAligned(size, a, true);
 }
 
-JS_EXPORT void operator delete(void* p) noexcept {
+JS_FAST_ENTRY JS_EXPORT void operator delete(void* p) noexcept {
   Free(p);
 }
 JS_EXPORT void operator delete[](void* p) noexcept {
@@ -105,7 +105,7 @@ JS_EXPORT void operator delete(void* p, const std::nothrow_t&) noexcept {
 JS_EXPORT void operator delete[](void* p, const std::nothrow_t&) noexcept {
   Free(p);
 }
-JS_EXPORT void operator delete(void* p, size_t size) noexcept {
+JS_FAST_ENTRY JS_EXPORT void operator delete(void* p, size_t size) noexcept {
   FreeSized(p, size);
 }
 JS_EXPORT void operator delete[](void* p, size_t size) noexcept {
