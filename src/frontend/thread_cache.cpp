@@ -454,13 +454,15 @@ void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {
 }
 
 bool ThreadCacheCountdownRanOut() {
+  // The subtract that ran it out wrapped it around: until it is set again it covers any
+  // size. A signal handler that calls malloc (which POSIX does not allow) could land in
+  // that window, so it is closed first thing.
+  uint64_t countdown = tl_thread.countdown;
+  tl_thread.countdown = 0;
   ThreadCache* tc = tl_thread.cache;
-  if (tc == &g_empty_cache) {
-    tl_thread.countdown = 0;
-    return false;
-  }
+  if (tc == &g_empty_cache) return false;
   // Modulo 2^64: the bytes taken since it was set, the one that ran it out included.
-  auto taken = static_cast<int64_t>(tc->countdown_start - tl_thread.countdown);
+  auto taken = static_cast<int64_t>(tc->countdown_start - countdown);
   tc->sample_bytes_left -= taken;
   bool sampled = tc->sample_bytes_left < 0;
   if (sampled) tc->sample_bytes_left = NextSampleCountdown();
