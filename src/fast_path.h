@@ -46,6 +46,12 @@ JS_FAST_PATH bool TakeFromCountdown(uint64_t& countdown, size_t size) {
   return ran_out;
 }
 
+// Counts an allocation that does not pass through Malloc (aligned, or a large calloc)
+// toward the sampler, as Malloc does. Returns whether it is sampled.
+JS_FAST_PATH bool CountAllocation(size_t size) {
+  return TakeFromCountdown(tl_thread.countdown, size) && ThreadCacheCountdownRanOut();
+}
+
 JS_FAST_PATH void* PopOrRefill(size_t cls, size_t size) {
   ThreadCache* tc = tl_thread.cache;
   void* p = tc->head[cls];

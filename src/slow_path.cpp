@@ -137,6 +137,7 @@ void* Calloc(size_t count, size_t size) {
     if (p != nullptr) memset(p, 0, bytes);
     return p;
   }
+  CountAllocation(bytes);
   bool dirty;
   void* p = LargeAlloc(bytes, 1, &dirty);
   // Fresh or released pages already read as zero: do not touch (and commit) them.
@@ -185,6 +186,7 @@ void* Realloc(void* p, size_t size) {
 void* AlignedAlloc(size_t align, size_t size) {
   if (align <= 16) return Malloc(size);
   if (size > kMaxRequest) return OutOfMemory();
+  CountAllocation(size);
   if (align <= kPageSize && size <= kMaxSmallSize) {
     size_t cls = AlignedSizeToClass(size == 0 ? 1 : size, align);
     if (cls != 0) return SmallAlloc(cls, size);

@@ -461,9 +461,12 @@ bool ThreadCacheCountdownRanOut() {
   tl_thread.countdown = 0;
   ThreadCache* tc = tl_thread.cache;
   if (tc == &g_empty_cache) return false;
-  // Modulo 2^64: the bytes taken since it was set, the one that ran it out included.
-  auto taken = static_cast<int64_t>(tc->countdown_start - countdown);
-  tc->sample_bytes_left -= taken;
+  // Modulo 2^64: the bytes taken since it was set, the one that ran it out included; at
+  // most INT64_MAX (a request that large fails), so sample_bytes_left, never below 0
+  // here, cannot overflow.
+  uint64_t taken = tc->countdown_start - countdown;
+  if (taken > uint64_t{INT64_MAX}) taken = INT64_MAX;
+  tc->sample_bytes_left -= static_cast<int64_t>(taken);
   bool sampled = tc->sample_bytes_left < 0;
   if (sampled) tc->sample_bytes_left = NextSampleCountdown();
   SetCountdown(tc);

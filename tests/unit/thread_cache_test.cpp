@@ -303,8 +303,9 @@ TEST(ThreadCache, CountdownNeverCoversASizeBeyondTheClassTable) {
   }).join();
 }
 
-// The sampler sees every byte malloc was asked for: the slow path adds up what the
-// countdown covered since it was last set, the allocation that ran it out included.
+// The sampler sees every byte asked for (malloc, aligned_alloc, calloc): the slow path
+// adds up what the countdown covered since it was last set, the allocation that ran it
+// out included.
 TEST(ThreadCache, CountdownCountsEveryRequestedByte) {
   testing::EnsureAllocator();
   std::thread([] {
@@ -323,6 +324,20 @@ TEST(ThreadCache, CountdownCountsEveryRequestedByte) {
     void* big = js_malloc(10000);  // runs it out
     EXPECT_EQ(tc->sample_bytes_left, left - 20000);
     EXPECT_EQ(tl_thread.countdown, kMaxFastSize);
+    // Allocations that do not go through malloc's fast path count too.
+    void* aligned = js_aligned_alloc(64, 1000);
+    EXPECT_EQ(tl_thread.countdown, kMaxFastSize - 1000);
+    void* zeroed = js_calloc(1, 200000);  // large: runs it out
+    EXPECT_EQ(tc->sample_bytes_left, left - 20000 - 201000);
+    // An impossible size fails; it counts as INT64_MAX bytes at most, which uses up even
+    // the longest interval without overflowing it (it would wrap below 0 and be redrawn).
+    tc->sample_bytes_left = INT64_MAX;
+    volatile size_t impossible = (size_t{1} << 63) + 64;  // (no compile-time warning)
+    EXPECT_EQ(js_malloc(impossible), nullptr);
+    EXPECT_EQ(tc->sample_bytes_left, 0);
+    EXPECT_EQ(tl_thread.countdown, 0u);
+    js_free(zeroed);
+    js_free(aligned);
     js_free(big);
     for (void* p : blocks) js_free(p);
   }).join();
