@@ -314,8 +314,9 @@ TEST(ThreadCache, CountdownCountsEveryRequestedByte) {
     ThreadCache* tc = tl_thread.cache;
     tc->sample_bytes_left = int64_t{1} << 40;  // no sample in this test
     tl_thread.countdown = 0;
+    const auto start = static_cast<int64_t>(tc->countdown_start);  // what it had covered
     js_free(js_malloc(64));  // runs it out: 64 + what it covered before (its start)
-    int64_t left = (int64_t{1} << 40) - 64 - static_cast<int64_t>(tc->countdown_start);
+    int64_t left = (int64_t{1} << 40) - 64 - start;
     EXPECT_EQ(tc->sample_bytes_left, left);
     ASSERT_EQ(tl_thread.countdown, kMaxFastSize);
     for (void*& p : blocks) p = js_malloc(100);  // 10,000 bytes: within the countdown
