@@ -67,6 +67,12 @@ typedef struct js_stats_s {
   size_t huge;            /* bytes in huge allocations (own mappings) */
   size_t metadata;        /* bytes used by the allocator's own bookkeeping */
   size_t spans_allocated; /* spans ever taken from the page heap */
+  size_t hugepage_backed; /* bytes of the heap in hugepages the kernel most likely backs
+                             as transparent hugepages (the heap's own accounting) */
+  size_t pending_release; /* free bytes still resident that the decay will give back:
+                             free pages of the page heap and spans the classes retain */
+  size_t released_total;  /* bytes given back to the OS over the run */
+  size_t refaulted_total; /* of those, bytes handed out again (faulted back in on use) */
 } js_stats_t;
 
 JS_API void js_get_stats(js_stats_t* stats);

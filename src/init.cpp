@@ -4,6 +4,7 @@
 
 #include "backend/heap_region.h"
 #include "backend/huge.h"
+#include "backend/hugepage_filler.h"
 #include "backend/meta_arena.h"
 #include "backend/page_heap.h"
 #include "fast_path.h"
@@ -86,6 +87,7 @@ void EnsureGlobalInitSlow() {
 #endif
   MiddleInit();
   g_page_heap.set_decay_ns(static_cast<uint64_t>(GetOption(Option::kDecayMs)) * 1000000u);
+  SetHugepageMode(static_cast<HugepageMode>(GetOption(Option::kHugepages)));
   g_region.Init(static_cast<size_t>(GetOption(Option::kHeapReserve)));
   __atomic_store_n(&g_init_done, 1, __ATOMIC_RELEASE);
   // These may call malloc; the allocator is ready for that now.

@@ -8,21 +8,30 @@
 
 namespace jsmalloc {
 
-// X(enum name, env name, default, meaning)
-#define JSMALLOC_OPTIONS(X)                                                                 \
-  X(kVerbose, "VERBOSE", 0, "print the options in force at start-up (1 = on)")              \
-  X(kShowStats, "SHOW_STATS", 0, "print statistics to stderr at exit (1 = text, 2 = JSON)") \
-  X(kDecayMs, "DECAY_MS", 500, "free pages go back to the OS after this many ms")           \
-  X(kThreadCacheBytes, "THREAD_CACHE_BYTES", 8 << 20, "upper bound on one thread's cache")  \
-  X(kTotalThreadCacheBytes, "TOTAL_THREAD_CACHE_BYTES", 32 << 20,                           \
-    "all threads' caches together: each gets an equal share, at least 1 MiB")               \
-  X(kHeapReserve, "HEAP_RESERVE", int64_t{1} << 40, "address space reserved for the heap")  \
-  X(kHugeThreshold, "HUGE_THRESHOLD", 64 << 20, "blocks this large get their own mapping")  \
-  X(kSampleInterval, "SAMPLE_INTERVAL", 2 << 20, "mean bytes between sampled allocations")  \
-  X(kCheckSizedFree, "CHECK_SIZED_FREE", 1, "debug/secure builds: abort on a wrong sized free")
+// X(enum name, env name, default, words, meaning). `words`: nullptr for a number, else
+// the values the option takes by name, "|"-separated: the first is 0, the next 1, ...
+#define JSMALLOC_OPTIONS(X)                                                                \
+  X(kVerbose, "VERBOSE", 0, nullptr, "print the options in force at start-up (1 = on)")    \
+  X(kShowStats, "SHOW_STATS", 0, nullptr,                                                  \
+    "print statistics to stderr at exit (1 = text, 2 = JSON)")                             \
+  X(kDecayMs, "DECAY_MS", 500, nullptr, "free pages go back to the OS after this many ms") \
+  X(kThreadCacheBytes, "THREAD_CACHE_BYTES", 8 << 20, nullptr,                             \
+    "upper bound on one thread's cache")                                                   \
+  X(kTotalThreadCacheBytes, "TOTAL_THREAD_CACHE_BYTES", 32 << 20, nullptr,                 \
+    "all threads' caches together: each gets an equal share, at least 1 MiB")              \
+  X(kHeapReserve, "HEAP_RESERVE", int64_t{1} << 40, nullptr,                               \
+    "address space reserved for the heap")                                                 \
+  X(kHugeThreshold, "HUGE_THRESHOLD", 64 << 20, nullptr,                                   \
+    "blocks this large get their own mapping")                                             \
+  X(kHugepages, "HUGEPAGES", 0, "auto|always|never",                                       \
+    "transparent hugepages for the heap: auto = where the system's mode is madvise")       \
+  X(kSampleInterval, "SAMPLE_INTERVAL", 2 << 20, nullptr,                                  \
+    "mean bytes between sampled allocations")                                              \
+  X(kCheckSizedFree, "CHECK_SIZED_FREE", 1, nullptr,                                       \
+    "debug/secure builds: abort on a wrong sized free")
 
 enum class Option : int {
-#define JS_OPTION_ENUM(name, env, def, doc) name,
+#define JS_OPTION_ENUM(name, env, def, words, doc) name,
   JSMALLOC_OPTIONS(JS_OPTION_ENUM)
 #undef JS_OPTION_ENUM
       kCount

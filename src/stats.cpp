@@ -34,11 +34,12 @@ void CollectStats(js_stats_t* s) {
   EnsureGlobalInit();
   *s = js_stats_t{};
   PageHeap::Stats ph = g_page_heap.GetStats();
-  size_t small_out = 0, transfer = 0, central_free = 0;
+  size_t small_out = 0, transfer = 0, central_free = 0, retained = 0;
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     ClassStats c;
     CollectClass(cls, &c);
     size_t size = kClasses[cls].size;
+    retained += g_central[cls].retained() * size_t{kClasses[cls].span_pages} * kPageSize;
     small_out += c.objects_out * size;
     transfer += c.transfer * size;
     central_free += c.spans * size_t{kClasses[cls].span_pages} * kPageSize - c.objects_out * size;
@@ -58,6 +59,10 @@ void CollectStats(js_stats_t* s) {
   s->huge = g_huge.bytes();
   s->metadata = g_meta.bytes_mapped();
   s->spans_allocated = ph.spans_allocated;
+  s->hugepage_backed = ph.hugepage_bytes;
+  s->pending_release = ph.free_committed_bytes + retained;
+  s->released_total = ph.released_total_bytes;
+  s->refaulted_total = ph.refaulted_bytes;
 }
 
 size_t FormatStats(char* buf, size_t size, bool json) {
@@ -79,6 +84,10 @@ size_t FormatStats(char* buf, size_t size, bool json) {
       {"released to OS", "released", s.released},
       {"huge", "huge", s.huge},
       {"metadata", "metadata", s.metadata},
+      {"on hugepages", "hugepage_backed", s.hugepage_backed},
+      {"pending release", "pending_release", s.pending_release},
+      {"released (total)", "released_total", s.released_total},
+      {"faulted back", "refaulted_total", s.refaulted_total},
   };
   if (json) {
     b.Add("{");

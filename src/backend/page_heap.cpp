@@ -17,8 +17,7 @@ size_t BinOf(size_t npages) {
 }  // namespace
 
 void PageHeap::AccountFree(Span* s, long sign) {
-  size_t& counter = s->committed ? free_committed_pages_ : free_released_pages_;
-  counter += static_cast<size_t>(sign) * s->npages;
+  free_pages_ += static_cast<size_t>(sign) * s->npages;
   free_spans_ += static_cast<size_t>(sign);
 }
 
@@ -39,43 +38,72 @@ void PageHeap::Unlink(Span* s) {
   AccountFree(s, -1);
 }
 
-// A free span holding `npages` at a page index that is a multiple of `align_pages`.
-Span* PageHeap::FindFit(size_t npages, size_t align_pages) {
-  auto fits = [&](const Span* s) {
-    uintptr_t start = RoundUp(s->first_page, align_pages);
-    return start + npages <= s->first_page + s->npages;
-  };
-  if (npages <= kMaxBin) {
-    for (size_t bin = nonempty_.NextFrom(npages); bin <= kMaxBin;
-         bin = nonempty_.NextFrom(bin + 1)) {
-      for (Span* s = bins_[bin].first(); s != nullptr; s = s->next) {
-        if (fits(s)) return s;
-      }
-    }
-  }
-  // Best fit among the big free spans; lower address on ties keeps the heap compact.
-  Span* best = nullptr;
-  for (Span* s = bins_[0].first(); s != nullptr; s = s->next) {
-    if (!fits(s)) continue;
-    if (best == nullptr || s->npages < best->npages ||
-        (s->npages == best->npages && s->first_page < best->first_page)) {
-      best = s;
-    }
-  }
-  return best;
+// Free spans that fit a small span, looked at for the fullest hugepage: enough to find a
+// fuller one in a heap whose hugepages drain unevenly, few enough to keep Allocate short.
+constexpr int kFitCandidates = 8;
+constexpr int kMaxExamined = 64;
+constexpr uintptr_t kNoFit = UINTPTR_MAX;
+constexpr size_t kHugePages = HugePageFiller::kPagesPerHugePage;
+
+// Where in free span s a span of npages (of `family`) may start: its first page that is
+// a multiple of align_pages, or, when a hugepage of another family holds that, the first
+// such page past the next hugepage boundary. kNoFit when neither fits.
+uintptr_t PageHeap::Place(const Span* s, size_t npages, size_t align_pages, uint8_t family) const {
+  const uintptr_t end = s->first_page + s->npages;
+  uintptr_t start = RoundUp(s->first_page, align_pages);
+  if (start + npages > end) return kNoFit;
+  if (filler_.Accepts(start, npages, family)) return start;
+  start = RoundUp(RoundUp(start + 1, kHugePages), align_pages);
+  if (start + npages > end || !filler_.Accepts(start, npages, family)) return kNoFit;
+  return start;
 }
 
-// Cuts [aligned start, + npages) out of free span `s` (already unlinked); the pieces
-// before and after go back on the free lists.
-Span* PageHeap::Carve(Span* s, size_t npages, size_t align_pages) {
-  uintptr_t start = RoundUp(s->first_page, align_pages);
+// A free span holding `npages` at a page index that is a multiple of `align_pages`, in
+// a hugepage that takes spans of `family`. For a small span, the one whose hugepage is
+// the fullest among the first few that fit (the filler's order: the others drain, to go
+// back to the OS whole); among the big free spans, the smallest.
+PageHeap::Fit PageHeap::FindFit(size_t npages, size_t align_pages, uint8_t family) {
+  Fit fit{nullptr, kNoFit};
+  if (npages <= kMaxBin) {
+    uint32_t fullest_used = 0;
+    int seen = 0, examined = 0;
+    for (size_t bin = nonempty_.NextFrom(npages); bin <= kMaxBin && examined < kMaxExamined;
+         bin = nonempty_.NextFrom(bin + 1)) {
+      for (Span* s = bins_[bin].first(); s != nullptr && examined < kMaxExamined; s = s->next) {
+        ++examined;
+        const uintptr_t start = Place(s, npages, align_pages, family);
+        if (start == kNoFit) continue;
+        const uint32_t used = filler_.Fullness(start);
+        if (fit.span == nullptr || used > fullest_used) {
+          fit = Fit{s, start};
+          fullest_used = used;
+        }
+        if (++seen == kFitCandidates) return fit;
+      }
+    }
+    if (fit.span != nullptr) return fit;
+  }
+  // Best fit among the big free spans; lower address on ties keeps the heap compact.
+  for (Span* s = bins_[0].first(); s != nullptr; s = s->next) {
+    const uintptr_t start = Place(s, npages, align_pages, family);
+    if (start == kNoFit) continue;
+    Span* best = fit.span;
+    if (best == nullptr || s->npages < best->npages ||
+        (s->npages == best->npages && s->first_page < best->first_page)) {
+      fit = Fit{s, start};
+    }
+  }
+  return fit;
+}
+
+// Cuts [start, + npages) out of free span `s` (already unlinked); the pieces before and
+// after go back on the free lists.
+Span* PageHeap::Carve(Span* s, size_t npages, uintptr_t start) {
   if (start > s->first_page) {
     Span* front = g_span_pool.New();
     if (front == nullptr) return nullptr;
     front->first_page = s->first_page;
     front->npages = static_cast<uint32_t>(start - s->first_page);
-    front->committed = s->committed;
-    front->free_since_ns = s->free_since_ns;
     s->first_page = start;
     s->npages -= front->npages;
     Insert(front);
@@ -88,8 +116,6 @@ Span* PageHeap::Carve(Span* s, size_t npages, size_t align_pages) {
     }
     back->first_page = s->first_page + npages;
     back->npages = static_cast<uint32_t>(s->npages - npages);
-    back->committed = s->committed;
-    back->free_since_ns = s->free_since_ns;
     s->npages = static_cast<uint32_t>(npages);
     Insert(back);
   }
@@ -104,8 +130,7 @@ bool PageHeap::GrowHeap(size_t npages) {
   if (s == nullptr) return false;
   s->first_page = first;
   s->npages = static_cast<uint32_t>(granted);
-  s->committed = false;  // fresh pages read as zero
-  s->free_since_ns = 0;
+  filler_.Attach(first, granted, small_pages_ + large_pages_);
   Insert(Coalesce(s));
   return true;
 }
@@ -114,24 +139,64 @@ uint64_t PageHeap::Now() {
   return os::NowNanos();
 }
 
+// The free span starting where the family's last span ended, if the next span fits
+// there: spans of one family follow each other in a hugepage with no gap between them
+// (their lengths are multiples of the family's alignment), and a scan of the free lists
+// might not reach that span before those of other families.
+PageHeap::Fit PageHeap::FitAtHint(size_t npages, size_t align_pages, uint8_t family) {
+  if (family >= sizeof(fill_hint_) / sizeof(fill_hint_[0])) return Fit{nullptr, kNoFit};
+  const uintptr_t page = fill_hint_[family];
+  if (page == 0 || page >= (g_region.used() >> kPageShift) ||
+      !IsFreePage(HeapRegion::ClassAt(page)))
+    return Fit{nullptr, kNoFit};
+  Span* s = HeapRegion::SpanAt(page);
+  if (s == nullptr || s->heap != this || s->state != Span::State::kFree || s->first_page != page)
+    return Fit{nullptr, kNoFit};
+  const uintptr_t start = Place(s, npages, align_pages, family);
+  return start == kNoFit ? Fit{nullptr, kNoFit} : Fit{s, start};
+}
+
+// FindFit, growing the heap when nothing fits. Spans of a family share hugepages with
+// others only when the heap cannot grow.
+PageHeap::Fit PageHeap::FindFitOrGrow(size_t npages, size_t align_pages, uint8_t family) {
+  Fit fit = FitAtHint(npages, align_pages, family);
+  if (fit.span == nullptr) fit = FindFit(npages, align_pages, family);
+  if (fit.span != nullptr) return fit;
+  // The heap grows in whole hugepages, so an alignment that divides one needs no slack.
+  const size_t slack = kHugePages % align_pages == 0 ? 0 : align_pages - 1;
+  if (GrowHeap(npages + slack)) fit = FindFit(npages, align_pages, family);
+  if (fit.span == nullptr && family != HugePageFiller::kFamilyAny)
+    fit = FindFit(npages, align_pages, HugePageFiller::kFamilyAny);
+  return fit;
+}
+
 Span* PageHeap::Allocate(size_t npages, size_t align_pages, uint8_t cls) {
   if (npages == 0 || npages > UINT32_MAX || align_pages == 0) return nullptr;
   uint64_t now = os::NowNanos();
   LockGuard g(lock_);
   MaybeReleaseOld(now);
-  Span* s = FindFit(npages, align_pages);
-  if (s == nullptr) {
-    if (!GrowHeap(npages + align_pages - 1)) return nullptr;
-    s = FindFit(npages, align_pages);
-    if (s == nullptr) return nullptr;
+  const uint8_t family = cls == kPageLarge || align_pages >= HugePageFiller::kFamilyAny
+                             ? HugePageFiller::kFamilyAny
+                             : static_cast<uint8_t>(align_pages);
+  Fit fit{nullptr, kNoFit};
+  if (npages >= kHugePages && kHugePages % align_pages == 0) {
+    // A hugepage or more starts on a hugepage, so that its whole hugepages can be backed
+    // as such; its tail's hugepage is left for small spans to fill.
+    fit = FindFit(npages, kHugePages, family);
   }
+  if (fit.span == nullptr) fit = FindFitOrGrow(npages, align_pages, family);
+  if (fit.span == nullptr) return nullptr;
+  Span* s = fit.span;
   Unlink(s);
-  s = Carve(s, npages, align_pages);
+  s = Carve(s, npages, fit.start);
   if (s == nullptr) return nullptr;
   s->state = cls == kPageLarge ? Span::State::kLarge : Span::State::kSmall;
   s->size_class = cls == kPageLarge ? 0 : cls;
   s->next = s->prev = nullptr;
   // Exactly which pages read as zero: a merged free span says only that some may not.
+  filler_.OnAllocate(s->first_page, s->npages, family);
+  if (family < sizeof(fill_hint_) / sizeof(fill_hint_[0]))
+    fill_hint_[family] = s->first_page + npages;
   HeapRegion::MapSpanInUse(s, cls);
   CountInUse(cls == kPageLarge, static_cast<long>(s->npages));
   ++spans_allocated_;
@@ -149,8 +214,6 @@ Span* PageHeap::Coalesce(Span* s) {
     JS_ASSERT(left->state == Span::State::kFree && left->last_page() == s->first_page - 1);
     Unlink(left);
     left->npages += s->npages;
-    left->committed = left->committed || s->committed;
-    if (s->free_since_ns > left->free_since_ns) left->free_since_ns = s->free_since_ns;
     g_span_pool.Delete(s);
     s = left;
   }
@@ -163,8 +226,6 @@ Span* PageHeap::Coalesce(Span* s) {
     JS_ASSERT(right->state == Span::State::kFree && right->first_page == right_page);
     Unlink(right);
     s->npages += right->npages;
-    s->committed = s->committed || right->committed;
-    if (right->free_since_ns > s->free_since_ns) s->free_since_ns = right->free_since_ns;
     g_span_pool.Delete(right);
   }
   return s;
@@ -180,12 +241,11 @@ void PageHeap::Deallocate(Span* s) {
   uint64_t now = os::NowNanos();
   LockGuard g(lock_);
   CountInUse(s->state == Span::State::kLarge, -static_cast<long>(s->npages));
-  s->committed = true;
-  s->free_since_ns = now;
   s->freelist = nullptr;
   s->allocated = 0;
   s->in_nonempty = false;
   HeapRegion::MarkPagesFree(s);
+  filler_.OnFree(s->first_page, s->npages, now);
   Insert(Coalesce(s));
   MaybeReleaseOld(now);
 }
@@ -203,10 +263,11 @@ bool PageHeap::TryExtend(Span* s, size_t npages) {
   size_t need = npages - s->npages;
   if (right->npages < need) return false;
   Unlink(right);
-  right = Carve(right, need, 1);
+  right = Carve(right, need, right->first_page);
   if (right == nullptr) return false;
   s->npages += right->npages;
   CountInUse(true, static_cast<long>(right->npages));
+  filler_.OnAllocate(right->first_page, right->npages, HugePageFiller::kFamilyAny);
   g_span_pool.Delete(right);
   HeapRegion::MapWholeSpan(s, kPageLarge);
   return true;
@@ -220,33 +281,17 @@ void PageHeap::Shrink(Span* s, size_t npages) {
   LockGuard g(lock_);
   tail->first_page = s->first_page + npages;
   tail->npages = static_cast<uint32_t>(s->npages - npages);
-  tail->committed = true;
-  tail->free_since_ns = now;
   s->npages = static_cast<uint32_t>(npages);
   CountInUse(true, -static_cast<long>(tail->npages));
   HeapRegion::MarkPagesFree(tail);
+  filler_.OnFree(tail->first_page, tail->npages, now);
   Insert(Coalesce(tail));
-}
-
-void PageHeap::Release(Span* s) {
-  if (!s->committed) return;
-  // If the OS refused, the pages still hold their data: they stay committed.
-  if (!os::Decommit(HeapRegion::AddressOf(s->first_page), size_t{s->npages} << kPageShift)) return;
-  free_committed_pages_ -= s->npages;
-  free_released_pages_ += s->npages;
-  s->committed = false;
-  HeapRegion::MarkPagesFree(s, true);
 }
 
 void PageHeap::MaybeReleaseOld(uint64_t now) {
   if (now < __atomic_load_n(&next_release_check_ns_, __ATOMIC_RELAXED)) return;
   __atomic_store_n(&next_release_check_ns_, now + decay_ns() / 4, __ATOMIC_RELAXED);
-  if (free_committed_pages_ == 0) return;
-  for (auto& bin : bins_) {
-    for (Span* s = bin.first(); s != nullptr; s = s->next) {
-      if (s->committed && now - s->free_since_ns >= decay_ns_) Release(s);
-    }
-  }
+  filler_.ReleaseIdle(now, decay_ns_, small_pages_ + large_pages_);
 }
 
 void PageHeap::ReleaseOldIfDue(uint64_t now) {
@@ -257,21 +302,21 @@ void PageHeap::ReleaseOldIfDue(uint64_t now) {
 
 size_t PageHeap::ReleaseAll() {
   LockGuard g(lock_);
-  size_t before = free_committed_pages_;
-  for (auto& bin : bins_) {
-    for (Span* s = bin.first(); s != nullptr; s = s->next) Release(s);
-  }
-  return (before - free_committed_pages_) << kPageShift;
+  return filler_.ReleaseAll() << kPageShift;
 }
 
 PageHeap::Stats PageHeap::GetStats() {
   LockGuard g(lock_);
-  return Stats{free_committed_pages_ << kPageShift,
-               free_released_pages_ << kPageShift,
+  const size_t dirty = filler_.dirty_pages();
+  return Stats{dirty << kPageShift,
+               (free_pages_ - dirty) << kPageShift,
                small_pages_ << kPageShift,
                large_pages_ << kPageShift,
                spans_allocated_,
-               free_spans_};
+               free_spans_,
+               filler_.hugepage_backed_bytes(),
+               filler_.released_total_pages() << kPageShift,
+               filler_.refaulted_total_pages() << kPageShift};
 }
 
 }  // namespace jsmalloc

@@ -1,13 +1,16 @@
 // The page heap: every page of the heap region that is not part of a small span or a
 // large allocation is in one of its free spans. Allocate splits a free span (keeping an
 // alignment), Deallocate coalesces with free neighbours through the pagemap's boundary
-// tags. Free spans go back to the OS after they have been free for the decay time.
+// tags. It is hugepage-aware through its filler (hugepage_filler.h): small spans go to
+// the fullest hugepage that fits them, spans of a hugepage or more start on a hugepage,
+// and free pages go back to the OS by the age of their hugepage, whole hugepages first.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
 #include "backend/heap_region.h"
+#include "backend/hugepage_filler.h"
 #include "backend/span.h"
 #include "bit_set.h"
 #include "lock.h"
@@ -32,12 +35,15 @@ class PageHeap {
   size_t ReleaseAll();
 
   struct Stats {
-    size_t free_committed_bytes;
-    size_t free_released_bytes;
+    size_t free_committed_bytes;  // free pages that may hold data: pending release
+    size_t free_released_bytes;   // free pages that read as zero
     size_t small_bytes;
     size_t large_bytes;
     size_t spans_allocated;
     size_t free_spans;
+    size_t hugepage_bytes;        // in hugepages the kernel most likely backs as such
+    size_t released_total_bytes;  // given back to the OS, over the run
+    size_t refaulted_bytes;       // of those, handed out again (faulted back in on use)
   };
   Stats GetStats();
 
@@ -56,18 +62,27 @@ class PageHeap {
   // quarter of the decay time): one relaxed load when it is not, so that callers off
   // the page heap's own paths may ask often.
   void ReleaseOldIfDue(uint64_t now);
+  // What the filler knows of this heap's hugepages, for statistics and tests.
+  const HugePageFiller& filler() const { return filler_; }
 
  private:
   static constexpr size_t kMaxBin = 128;  // exact free lists for 1..128 pages
 
   void Insert(Span* s);
   void Unlink(Span* s);
-  Span* FindFit(size_t npages, size_t align_pages);
-  Span* Carve(Span* s, size_t npages, size_t align_pages);
+  // A free span and the page in it where a new span starts.
+  struct Fit {
+    Span* span;
+    uintptr_t start;
+  };
+  uintptr_t Place(const Span* s, size_t npages, size_t align_pages, uint8_t family) const;
+  Fit FindFit(size_t npages, size_t align_pages, uint8_t family);
+  Fit FitAtHint(size_t npages, size_t align_pages, uint8_t family);
+  Fit FindFitOrGrow(size_t npages, size_t align_pages, uint8_t family);
+  Span* Carve(Span* s, size_t npages, uintptr_t start);
   Span* Coalesce(Span* s);
   bool GrowHeap(size_t npages);
   void MaybeReleaseOld(uint64_t now);  // with lock_ held
-  void Release(Span* s);
   void AccountFree(Span* s, long sign);
   void CountInUse(bool large, long npages);  // with lock_ held
 
@@ -76,8 +91,11 @@ class PageHeap {
   BitSet<kMaxBin + 1> nonempty_;  // bins with spans
   uint64_t decay_ns_ = 1000000000;
   uint64_t next_release_check_ns_ = 0;
-  size_t free_committed_pages_ = 0;
-  size_t free_released_pages_ = 0;
+  HugePageFiller filler_;
+  // Per family of small spans (their alignment, 1..16): the page after the last span
+  // the family took, where its next one fits with no gap if that page is still free.
+  uintptr_t fill_hint_[17] = {};
+  size_t free_pages_ = 0;
   size_t small_pages_ = 0;  // both written under lock_ (CountInUse), read without it
   size_t large_pages_ = 0;  // by InUseBytes
   size_t spans_allocated_ = 0;

@@ -14,8 +14,8 @@ struct Span {
   uint32_t npages = 0;
   State state = State::kFree;
   uint8_t size_class = 0;
-  // Free span: some of its pages may be resident (or hold old data). A span handed out:
-  // some page held old data then (exact: calloc skips zeroing when it is false).
+  // A span handed out: some page held old data then (exact: calloc skips zeroing when it
+  // is false). Free spans do not keep it: the pagemap says it page by page.
   bool committed = false;
   bool in_nonempty = false;
   uint32_t zero_pages = 0;  // span handed out: bit i set if page i (of the first 32) read
@@ -35,7 +35,7 @@ struct Span {
   uintptr_t end = 0;
   uint32_t allocated = 0;
 
-  uint64_t free_since_ns = 0;  // free or retained span: since when, for decay
+  uint64_t free_since_ns = 0;  // retained span: since when, for decay
   const void* heap = nullptr;  // free span: the page heap whose lists hold it
 
   uintptr_t last_page() const { return first_page + npages - 1; }

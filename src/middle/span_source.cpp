@@ -44,6 +44,14 @@ void ReleaseIdleMemory() {
   g_page_heap.ReleaseOldIfDue(now);
 }
 
+uint64_t DecayClockNow() {
+  return PageHeap::Now();
+}
+
+uint64_t DecayNanos() {
+  return g_page_heap.decay_ns();
+}
+
 size_t SpansInUseBytes() {
   return g_page_heap.InUseBytes();
 }

@@ -34,6 +34,11 @@ void SpansRetained(uint64_t now);
 // paths so that such a program still gets its freed memory back to the OS.
 void ReleaseIdleMemory();
 
+// The decay clock (the time now, and the decay time), for the front-end's caches: what
+// they hold unused for that long goes back too.
+uint64_t DecayClockNow();
+uint64_t DecayNanos();
+
 // Bytes in spans the page heap has handed out: what the size classes hold (their objects
 // in use or cached anywhere, retained spans) and large blocks. Huge blocks are not in it.
 size_t SpansInUseBytes();

@@ -1,0 +1,252 @@
+#include "backend/hugepage_filler.h"
+
+#include "backend/heap_region.h"
+#include "os/thp.h"
+#include "os/vm.h"
+#include "size_class.h"
+
+namespace jsmalloc {
+
+namespace {
+
+constexpr size_t kPages = HugePageFiller::kPagesPerHugePage;
+constexpr size_t kMaxSmallSpanPages = 16;
+constexpr uint8_t kBacked = 1;   // in use since it was last whole and empty, THP applies
+constexpr uint8_t kBroken = 2;   // subreleased since: the kernel maps it in 4 KiB pages
+constexpr uint8_t kAdvised = 4;  // MADV_HUGEPAGE applies (or the system's `always`)
+
+// One record per hugepage of the heap reservation, reserved on first use (8 MiB of
+// address space for a 1 TiB heap; only the records of hugepages grown into are
+// touched). Shared by every filler: each page heap grows into hugepages of its own.
+constinit HugePageFiller::Record* g_records = nullptr;
+constinit uint8_t g_next_id = 0;
+constinit HugepageMode g_mode = HugepageMode::kAuto;
+
+HugePageFiller::Record* Records() {
+  HugePageFiller::Record* r = __atomic_load_n(&g_records, __ATOMIC_ACQUIRE);
+  if (r != nullptr) return r;
+  size_t bytes = RoundUp((g_region.reserved() / kHugePageSize + 1) * sizeof(*r), 4096);
+  auto* fresh = static_cast<HugePageFiller::Record*>(os::Reserve(bytes, 4096));
+  if (fresh == nullptr) return nullptr;
+  // Page heaps with different locks (unit tests make private ones) may race here.
+  if (!__atomic_compare_exchange_n(&g_records, &r, fresh, false, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_ACQUIRE)) {
+    os::Unmap(fresh, bytes);
+    return r;
+  }
+  return fresh;
+}
+
+// The pages of hugepage h that lie in [first, first + n): calls f(record, lo, hi).
+template <typename F>
+void ForEachHugePage(uintptr_t first, size_t n, F f) {
+  HugePageFiller::Record* records = __atomic_load_n(&g_records, __ATOMIC_RELAXED);
+  if (records == nullptr) return;
+  const uintptr_t end = first + n;
+  for (uintptr_t lo = first; lo < end;) {
+    uintptr_t h = lo / kPages;
+    uintptr_t hi = (h + 1) * kPages;
+    if (hi > end) hi = end;
+    f(&records[h], lo, hi);
+    lo = hi;
+  }
+}
+
+void* HugePageAddress(uintptr_t h) {
+  return HeapRegion::AddressOf(h * kPages);
+}
+
+}  // namespace
+
+void SetHugepageMode(HugepageMode mode) {
+  g_mode = mode;
+}
+
+HugepageMode CurrentHugepageMode() {
+  return g_mode;
+}
+
+void HugePageFiller::Attach(uintptr_t first, size_t npages, size_t heap_pages) {
+  Record* records = Records();
+  if (records == nullptr) return;
+  if (id_ == 0) id_ = __atomic_add_fetch(&g_next_id, 1, __ATOMIC_RELAXED);
+  if (thp_ == 0xFF) {
+    const os::ThpSetting sys = os::TransparentHugepageSetting();
+    const bool on = g_mode != HugepageMode::kNever &&
+                    (sys == os::ThpSetting::kAlways || sys == os::ThpSetting::kMadvise ||
+                     (sys == os::ThpSetting::kUnknown && g_mode == HugepageMode::kAlways));
+    thp_ = on ? 1 : 0;
+  }
+  void* begin = HeapRegion::AddressOf(first);
+  const size_t bytes = npages << kPageShift;
+  // Dense hugepages save the TLB misses of a large heap read at random; in `madvise`
+  // mode the kernel backs a range with them only when asked. A small heap is kept off
+  // them, even where the system's mode is `always`.
+  const bool large_heap = (heap_pages << kPageShift) >= kMinHeapForHugepages;
+  const bool advise = thp_ != 0 && large_heap;
+  if (advise) {
+    os::AdviseHugepages(begin, bytes);
+  } else if (g_mode == HugepageMode::kNever || thp_ != 0) {
+    os::AdviseNoHugepages(begin, bytes);
+  }
+  for (uintptr_t h = first / kPages; h < (first + npages) / kPages; ++h) {
+    records[h] = Record{0, 0, 0, 0, id_, advise ? kAdvised : uint8_t{0}, 0};
+    if (h < lowest_) lowest_ = h;
+    if (h + 1 > highest_) highest_ = h + 1;
+  }
+}
+
+void HugePageFiller::SetBacked(Record* r, bool backed) {
+  const bool was = (r->flags & (kBacked | kBroken)) == kBacked;
+  if (backed) {
+    r->flags |= kBacked;
+  } else {
+    r->flags &= static_cast<uint8_t>(~kBacked);
+  }
+  const bool is = (r->flags & (kBacked | kBroken)) == kBacked;
+  backed_ += static_cast<size_t>(is) - static_cast<size_t>(was);
+}
+
+void HugePageFiller::OnAllocate(uintptr_t first, size_t n, uint8_t family) {
+  ForEachHugePage(first, n, [&](Record* r, uintptr_t lo, uintptr_t hi) {
+    const uint8_t* classes = g_pagemap.classes;
+    uint32_t dirty = 0, zero = 0;
+    for (uintptr_t p = lo; p < hi; ++p) {
+      dirty += classes[p] == kPageFree;
+      zero += classes[p] == kPageFreeZero;
+    }
+    // Zero pages are released ones or never used ones (the boundary tags of fresh
+    // spans read the same): at most the released count are faulted back.
+    const uint32_t refaulted = zero < r->released ? zero : r->released;
+    r->released = static_cast<uint16_t>(r->released - refaulted);
+    refaulted_total_ += refaulted;
+    // The first span in a hugepage gives it its family; large blocks take any.
+    if (r->used == 0 || r->family == kFamilyAny) r->family = family;
+    r->used = static_cast<uint16_t>(r->used + (hi - lo));
+    r->dirty = static_cast<uint16_t>(r->dirty - dirty);
+    dirty_pages_ -= dirty;
+    if ((r->flags & (kAdvised | kBacked)) == kAdvised) SetBacked(r, true);
+  });
+}
+
+bool HugePageFiller::Accepts(uintptr_t first, size_t n, uint8_t family) const {
+  if (family == kFamilyAny) return true;
+  const Record* records = __atomic_load_n(&g_records, __ATOMIC_RELAXED);
+  if (records == nullptr) return true;
+  // A span is at most a hugepage here, so it touches its first and last hugepage only.
+  // The tail of a hugepage too short for another span of its own family (small spans
+  // are at most 16 pages) takes any: left empty, it would be as resident, and unused.
+  for (uintptr_t h : {first / kPages, (first + n - 1) / kPages}) {
+    const Record& r = records[h];
+    if ((r.flags & kAdvised) != 0 && r.used != 0 && r.family != family && r.family != kFamilyAny &&
+        kPages - r.used > kMaxSmallSpanPages)
+      return false;
+  }
+  return true;
+}
+
+void HugePageFiller::OnFree(uintptr_t first, size_t n, uint64_t now) {
+  ForEachHugePage(first, n, [&](Record* r, uintptr_t lo, uintptr_t hi) {
+    r->used = static_cast<uint16_t>(r->used - (hi - lo));
+    r->dirty = static_cast<uint16_t>(r->dirty + (hi - lo));
+    dirty_pages_ += hi - lo;
+    r->last_free_ns = now;
+    if (r->used == 0) r->family = 0;
+  });
+}
+
+// Gives back the dirty free pages of hugepage h: in one call when no page of it is in
+// use (and it can be a hugepage again on its next use), else run by run.
+size_t HugePageFiller::Release(uintptr_t h, Record* r) {
+  uint8_t* classes = g_pagemap.classes + h * kPages;
+  const bool whole = r->used == 0;
+  if (whole && !os::Decommit(HugePageAddress(h), kHugePageSize)) return 0;
+  size_t released = 0;
+  for (size_t i = 0; i < kPages;) {
+    if (classes[i] != kPageFree) {
+      ++i;
+      continue;
+    }
+    size_t stop = i;
+    while (stop < kPages && classes[stop] == kPageFree) ++stop;
+    // If the OS refused, the pages still hold their data: they stay dirty.
+    if (whole || os::Decommit(HeapRegion::AddressOf(h * kPages + i), (stop - i) << kPageShift)) {
+      __builtin_memset(classes + i, kPageFreeZero, stop - i);
+      released += stop - i;
+    }
+    i = stop;
+  }
+  r->dirty = static_cast<uint16_t>(r->dirty - released);
+  r->released = static_cast<uint16_t>(r->released + released);
+  dirty_pages_ -= released;
+  released_total_ += released;
+  if (whole) {
+    SetBacked(r, false);
+    r->flags &= kAdvised;
+  } else if (released != 0 && (r->flags & kBroken) == 0) {
+    const bool was = (r->flags & kBacked) != 0;
+    r->flags |= kBroken;
+    backed_ -= static_cast<size_t>(was);
+  }
+  return released;
+}
+
+size_t HugePageFiller::Subrelease(uint64_t now, uint64_t decay_ns, size_t need) {
+  Record* records = __atomic_load_n(&g_records, __ATOMIC_RELAXED);
+  size_t released = 0;
+  // The emptiest first, in eight bands of fullness: their hugepage is mostly wasted
+  // anyway, and they are the likeliest to drain.
+  for (size_t band = 1; band <= 8 && released < need; ++band) {
+    const size_t max_used = band * kPages / 8;
+    for (uintptr_t h = lowest_; h < highest_ && released < need; ++h) {
+      Record* r = &records[h];
+      if (r->owner != id_ || r->dirty == 0 || r->used > max_used) continue;
+      if (now < r->last_free_ns + decay_ns) continue;
+      released += Release(h, r);
+    }
+  }
+  return released;
+}
+
+size_t HugePageFiller::ReleaseIdle(uint64_t now, uint64_t decay_ns, size_t in_use_pages) {
+  if (dirty_pages_ == 0) return 0;
+  Record* records = __atomic_load_n(&g_records, __ATOMIC_RELAXED);
+  size_t released = 0;
+  for (uintptr_t h = lowest_; h < highest_; ++h) {
+    Record* r = &records[h];
+    if (r->owner != id_ || r->dirty == 0) continue;
+    // Whole hugepages after the decay time; the free pages of a partly used one after
+    // twice that, whatever the slack, so that a quiet heap gives everything back on the
+    // decay clock. One in use keeps freeing pages, which keeps it young and whole.
+    if (now < r->last_free_ns + (r->used == 0 ? decay_ns : 2 * decay_ns)) continue;
+    released += Release(h, r);
+  }
+  // Off hugepages there is nothing to keep whole: every idle free page goes back.
+  const size_t min_slack = thp_ != 0 ? (size_t{16} << 20) >> kPageShift : 0;
+  size_t slack = thp_ != 0 ? in_use_pages / 8 : 0;
+  if (slack < min_slack) slack = min_slack;
+  if (dirty_pages_ > slack) released += Subrelease(now, decay_ns, dirty_pages_ - slack);
+  return released;
+}
+
+size_t HugePageFiller::ReleaseAll() {
+  Record* records = __atomic_load_n(&g_records, __ATOMIC_RELAXED);
+  size_t released = 0;
+  for (uintptr_t h = lowest_; h < highest_ && dirty_pages_ != 0; ++h) {
+    Record* r = &records[h];
+    if (r->owner == id_ && r->dirty != 0) released += Release(h, r);
+  }
+  return released;
+}
+
+uint32_t HugePageFiller::Fullness(uintptr_t page) const {
+  Record* records = __atomic_load_n(&g_records, __ATOMIC_RELAXED);
+  return records == nullptr ? 0 : records[page / kPages].used;
+}
+
+const HugePageFiller::Record* HugePageFiller::RecordOf(uintptr_t page) {
+  Record* records = __atomic_load_n(&g_records, __ATOMIC_RELAXED);
+  return records == nullptr ? nullptr : &records[page / kPages];
+}
+
+}  // namespace jsmalloc

@@ -1,0 +1,45 @@
+#include "os/thp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+namespace jsmalloc::os {
+
+ThpSetting TransparentHugepageSetting() {
+  int saved = errno;
+  int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    errno = saved;
+    return ThpSetting::kUnknown;  // no THP support in this kernel
+  }
+  char buf[128];
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  errno = saved;
+  if (n <= 0) return ThpSetting::kUnknown;
+  buf[n] = 0;
+  // The setting in force is the bracketed word: "always [madvise] never".
+  const char* open_bracket = buf;
+  while (*open_bracket != 0 && *open_bracket != '[') ++open_bracket;
+  if (*open_bracket == 0) return ThpSetting::kUnknown;
+  switch (open_bracket[1]) {
+    case 'a':
+      return ThpSetting::kAlways;
+    case 'm':
+      return ThpSetting::kMadvise;
+    case 'n':
+      return ThpSetting::kNever;
+    default:
+      return ThpSetting::kUnknown;
+  }
+}
+
+void AdviseNoHugepages(void* p, size_t size) {
+  int saved = errno;
+  madvise(p, size, MADV_NOHUGEPAGE);
+  errno = saved;
+}
+
+}  // namespace jsmalloc::os

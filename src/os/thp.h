@@ -1,0 +1,17 @@
+// Transparent hugepages: what the system's policy is, and advice on a range. Every call
+// here is a syscall (or a read of the kernel's settings file).
+#pragma once
+
+#include <cstddef>
+
+namespace jsmalloc::os {
+
+// /sys/kernel/mm/transparent_hugepage/enabled: which of its words is in brackets.
+enum class ThpSetting { kNever, kMadvise, kAlways, kUnknown };
+ThpSetting TransparentHugepageSetting();
+
+// MADV_NOHUGEPAGE on [p, p + size): 4 KiB pages even where the system says `always`
+// (a hint; failure is harmless). Its opposite is AdviseHugepages in vm.h.
+void AdviseNoHugepages(void* p, size_t size);
+
+}  // namespace jsmalloc::os

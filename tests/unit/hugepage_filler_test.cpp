@@ -1,0 +1,327 @@
+// The page heap's hugepage-aware parts (backend/hugepage_filler.h): the per-hugepage
+// counts follow the pagemap exactly, idle whole hugepages go back first, partly used
+// ones only past the slack, small spans go to the fullest hugepage, and one family of
+// spans holds a hugepage. Each test uses a private page heap, so its hugepages are its
+// own; release passes are given a time far past the decay instead of waiting for it.
+#include <gtest/gtest.h>
+
+#include <time.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <set>
+#include <vector>
+
+#include "backend/heap_region.h"
+#include "backend/hugepage_filler.h"
+#include "backend/page_heap.h"
+#include "jsmalloc.h"
+#include "options.h"
+#include "os/sys.h"
+#include "size_class.h"
+#include "test_env.h"
+
+namespace jsmalloc {
+namespace {
+
+constexpr size_t kHp = HugePageFiller::kPagesPerHugePage;
+
+// The counts of hugepage h as the pagemap says them.
+struct Counted {
+  uint32_t used = 0, dirty = 0, zero = 0;
+};
+Counted CountFromPagemap(uintptr_t h) {
+  Counted c;
+  for (uintptr_t p = h * kHp; p < (h + 1) * kHp; ++p) {
+    uint8_t cls = HeapRegion::ClassAt(p);
+    if (cls == kPageFree) {
+      ++c.dirty;
+    } else if (IsZeroPage(cls)) {
+      ++c.zero;
+    } else {
+      ++c.used;
+    }
+  }
+  return c;
+}
+
+void ExpectRecordsMatchPagemap(const std::set<uintptr_t>& hugepages) {
+  for (uintptr_t h : hugepages) {
+    const HugePageFiller::Record* r = HugePageFiller::RecordOf(h * kHp);
+    ASSERT_NE(r, nullptr);
+    Counted c = CountFromPagemap(h);
+    EXPECT_EQ(r->used, c.used) << "hugepage " << h;
+    EXPECT_EQ(r->dirty, c.dirty) << "hugepage " << h;
+    EXPECT_EQ(c.used + c.dirty + c.zero, kHp);
+  }
+}
+
+std::set<uintptr_t> HugePagesOf(const std::vector<Span*>& spans) {
+  std::set<uintptr_t> out;
+  for (Span* s : spans) {
+    out.insert(s->first_page / kHp);
+    out.insert(s->last_page() / kHp);
+  }
+  return out;
+}
+
+// Release passes as if made later: past the decay time, and past twice it (when even
+// partly used hugepages give their idle free pages back).
+uint64_t AfterDecay(const PageHeap& heap) {
+  return PageHeap::Now() + heap.decay_ns() * 3 / 2;
+}
+uint64_t AfterTwiceTheDecay(const PageHeap& heap) {
+  return PageHeap::Now() + heap.decay_ns() * 3;
+}
+
+TEST(HugePageFiller, CountsFollowThePagemap) {
+  testing::EnsureAllocator();
+  static constinit PageHeap heap;
+  std::vector<Span*> spans;
+  for (size_t n : {1, 8, 9, 16, 100, 300, 13, 520, 2}) {
+    Span* s = heap.Allocate(n, 1, kPageLarge);
+    ASSERT_NE(s, nullptr);
+    spans.push_back(s);
+  }
+  std::set<uintptr_t> hps = HugePagesOf(spans);
+  ExpectRecordsMatchPagemap(hps);
+  for (size_t i = 0; i < spans.size(); i += 2) heap.Deallocate(spans[i]);
+  ExpectRecordsMatchPagemap(hps);
+  size_t dirty = 0;
+  for (uintptr_t h : hps) dirty += CountFromPagemap(h).dirty;
+  EXPECT_EQ(heap.GetStats().free_committed_bytes, dirty << kPageShift);
+  heap.ReleaseAll();
+  ExpectRecordsMatchPagemap(hps);
+  EXPECT_EQ(heap.GetStats().free_committed_bytes, 0u);
+  for (size_t i = 1; i < spans.size(); i += 2) heap.Deallocate(spans[i]);
+  ExpectRecordsMatchPagemap(hps);
+  heap.ReleaseAll();
+}
+
+// A pass gives back an idle hugepage with nothing in use whole; a partly used one keeps
+// its free pages while they are within the slack (on hugepages), so it stays one.
+TEST(HugePageFiller, WholeIdleHugePagesGoFirst) {
+  testing::EnsureAllocator();
+  static constinit PageHeap heap;
+  // Two hugepages of 16-page blocks.
+  std::vector<Span*> spans;
+  for (size_t i = 0; i < 2 * kHp / 16; ++i) spans.push_back(heap.Allocate(16, 1, kPageLarge));
+  const uintptr_t a = spans.front()->first_page / kHp;
+  const uintptr_t b = spans.back()->first_page / kHp;
+  ASSERT_EQ(b, a + 1);
+  const size_t per = kHp / 16;
+  for (size_t i = 0; i < per; ++i) heap.Deallocate(spans[i]);              // all of a
+  for (size_t i = per; i < per + per / 2; ++i) heap.Deallocate(spans[i]);  // half of b
+  EXPECT_EQ(HugePageFiller::RecordOf(a * kHp)->dirty, kHp);
+  heap.ReleaseOldIfDue(AfterDecay(heap));
+  EXPECT_EQ(HugePageFiller::RecordOf(a * kHp)->dirty, 0u) << "an idle empty hugepage stayed";
+  EXPECT_EQ(CountFromPagemap(a).zero, kHp);
+  const uint32_t b_dirty = HugePageFiller::RecordOf(b * kHp)->dirty;
+  if (heap.filler().on_hugepages()) {
+    EXPECT_EQ(b_dirty, kHp / 2) << "a partly used hugepage was broken up within the slack";
+  } else {
+    EXPECT_EQ(b_dirty, 0u) << "off hugepages every idle free page goes";
+  }
+  ExpectRecordsMatchPagemap({a, b});
+  // Quiet for twice the decay time: the partly used one gives its free pages back too.
+  heap.ReleaseOldIfDue(AfterTwiceTheDecay(heap));
+  EXPECT_EQ(HugePageFiller::RecordOf(b * kHp)->dirty, 0u) << "a quiet heap kept free pages";
+  ExpectRecordsMatchPagemap({a, b});
+  for (size_t i = per + per / 2; i < spans.size(); ++i) heap.Deallocate(spans[i]);
+  heap.ReleaseAll();
+}
+
+// Past the slack (16 MiB of dirty free pages at the least), partly used hugepages idle
+// for the decay time give their free pages back, the emptiest first.
+TEST(HugePageFiller, SubreleaseOnlyPastTheSlack) {
+  testing::EnsureAllocator();
+  static constinit PageHeap heap;
+  constexpr size_t kHugePages = 24;  // 24 * 2 MiB = 48 MiB, a quarter to three in use
+  std::vector<Span*> spans;
+  for (size_t i = 0; i < kHugePages * kHp / 16; ++i)
+    spans.push_back(heap.Allocate(16, 1, kPageLarge));
+  const uintptr_t first = spans.front()->first_page / kHp;
+  // Hugepage k keeps (k % 3 + 1) quarters in use.
+  std::vector<Span*> kept;
+  for (size_t i = 0; i < spans.size(); ++i) {
+    const size_t k = i / (kHp / 16), in_hp = i % (kHp / 16);
+    if (in_hp < (k % 3 + 1) * (kHp / 16) / 4) {
+      kept.push_back(spans[i]);
+    } else {
+      heap.Deallocate(spans[i]);
+    }
+  }
+  const size_t dirty_before = heap.GetStats().free_committed_bytes;
+  ASSERT_GT(dirty_before, size_t{16} << 20);
+  heap.ReleaseOldIfDue(AfterDecay(heap));
+  const size_t dirty_after = heap.GetStats().free_committed_bytes;
+  std::set<uintptr_t> hps;
+  for (size_t k = 0; k < kHugePages; ++k) hps.insert(first + k);
+  ExpectRecordsMatchPagemap(hps);
+  if (!heap.filler().on_hugepages()) {
+    EXPECT_EQ(dirty_after, 0u);
+  } else {
+    const size_t in_use = kept.size() * 16 * kPageSize;
+    const size_t slack = std::max(size_t{16} << 20, in_use / 8);
+    EXPECT_LE(dirty_after, slack) << "the pass left more than the slack";
+    EXPECT_GT(dirty_after, slack - (kHp << kPageShift)) << "it released more than it needed";
+    // The emptiest (a quarter in use) went first: none of the fullest was touched
+    // while an emptier one kept dirty pages.
+    bool emptier_left = false, fuller_released = false;
+    for (size_t k = 0; k < kHugePages; ++k) {
+      const HugePageFiller::Record* r = HugePageFiller::RecordOf((first + k) * kHp);
+      if (k % 3 == 0 && r->dirty != 0) emptier_left = true;
+      if (k % 3 == 2 && r->dirty != kHp / 4) fuller_released = true;
+    }
+    EXPECT_FALSE(emptier_left && fuller_released) << "a fuller hugepage went before an emptier";
+  }
+  for (Span* s : kept) heap.Deallocate(s);
+  heap.ReleaseAll();
+}
+
+// A small span goes to the fullest of the hugepages that have room, not to the first
+// free span that fits.
+TEST(HugePageFiller, SmallSpansGoToTheFullestHugePage) {
+  testing::EnsureAllocator();
+  static constinit PageHeap heap;
+  // Hugepage x: 240 pages in use, a 16-page hole. Hugepage y: 220 in use, three holes of
+  // 12 pages, which the free lists reach first for a 12-page span.
+  Span* x_big = heap.Allocate(kHp - 16, 1, kPageLarge);
+  Span* x_hole = heap.Allocate(16, 1, kPageLarge);
+  Span* y_big = heap.Allocate(100, 1, kPageLarge);
+  std::vector<Span*> holes, sep;
+  for (int i = 0; i < 3; ++i) {
+    holes.push_back(heap.Allocate(12, 1, kPageLarge));
+    sep.push_back(heap.Allocate(4, 1, kPageLarge));
+  }
+  Span* y_rest = heap.Allocate(kHp - 100 - 48, 1, kPageLarge);
+  ASSERT_TRUE(x_big && x_hole && y_big && y_rest);
+  const uintptr_t x = x_big->first_page / kHp, y = y_big->first_page / kHp;
+  ASSERT_EQ(x_hole->first_page / kHp, x);
+  ASSERT_EQ(y_rest->last_page() / kHp, y);
+  heap.Deallocate(x_hole);
+  for (Span* h : holes) heap.Deallocate(h);
+  ASSERT_EQ(HugePageFiller::RecordOf(x * kHp)->used, kHp - 16);
+  ASSERT_EQ(HugePageFiller::RecordOf(y * kHp)->used, kHp - 36);
+  Span* s = heap.Allocate(12, 1, kPageLarge);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->first_page / kHp, x) << "went to the emptier hugepage";
+  for (Span* t : {s, x_big, y_big, y_rest}) heap.Deallocate(t);
+  for (Span* t : sep) heap.Deallocate(t);
+  heap.ReleaseAll();
+}
+
+// On hugepages, spans of two families (alignments 3 and 5, taken in turn) do not share a
+// hugepage beyond its last pages: the gaps between them would be resident.
+TEST(HugePageFiller, OneFamilyToAHugePage) {
+  testing::EnsureAllocator();
+  static constinit PageHeap heap;
+  // A heap past the size where hugepages start (never touched: no memory).
+  Span* big =
+      heap.Allocate((HugePageFiller::kMinHeapForHugepages >> kPageShift) + kHp, 1, kPageLarge);
+  ASSERT_NE(big, nullptr);
+  std::map<size_t, std::vector<Span*>> by_family;  // alignment -> spans
+  for (int i = 0; i < 200; ++i) {
+    by_family[3].push_back(heap.Allocate(9, 3, 3));
+    by_family[5].push_back(heap.Allocate(10, 5, 5));
+  }
+  std::map<uintptr_t, std::map<size_t, size_t>> pages;  // hugepage -> alignment -> pages
+  for (auto& [family, spans] : by_family) {
+    for (Span* s : spans) {
+      ASSERT_NE(s, nullptr);
+      for (uintptr_t p = s->first_page; p <= s->last_page(); ++p) pages[p / kHp][family]++;
+    }
+  }
+  size_t free_pages = 0;
+  for (auto& [h, families] : pages) {
+    const Counted c = CountFromPagemap(h);
+    free_pages += c.dirty + c.zero;
+    if (heap.filler().on_hugepages() && families.size() > 1) {
+      EXPECT_LE(std::min(families[3], families[5]), 16u) << "hugepage " << h << " mixes families";
+    }
+  }
+  if (heap.filler().on_hugepages()) {
+    // A gap and a tail shorter than a span per hugepage, and each family's last one.
+    EXPECT_LE(free_pages, pages.size() * 24 + 2 * kHp) << "gaps between families";
+  }
+  for (auto& [family, spans] : by_family) {
+    for (Span* s : spans) heap.Deallocate(s);
+  }
+  heap.Deallocate(big);
+  heap.ReleaseAll();
+}
+
+// Issue 15's case, small: a burst of small objects of random sizes is freed, then the
+// program stays lightly busy (a small, a mid-sized and a 2 MiB block every millisecond).
+// The burst's memory goes back to the OS within a few decay times, and
+// js_release_free_memory returns what is left.
+TEST(MemoryBackToTheOs, SmallObjectsFreedUnderLightActivity) {
+  testing::EnsureAllocator();
+  const uint64_t saved_decay = g_page_heap.decay_ns();
+  g_page_heap.set_decay_ns(100 * 1000 * 1000);  // 100 ms
+  js_release_free_memory();
+  const size_t before = os::ResidentBytes();
+  constexpr size_t kBurst = size_t{96} << 20;
+  std::vector<void*> objs;
+  uint32_t seed = 12345;
+  for (size_t bytes = 0; bytes < kBurst;) {
+    seed = seed * 1103515245u + 12345u;
+    size_t size = 16 + (seed >> 8) % (4096 - 16 + 1);
+    void* p = js_malloc(size);
+    ASSERT_NE(p, nullptr);
+    memset(p, 1, size);
+    objs.push_back(p);
+    bytes += size;
+  }
+  // Freed in a shuffled order: the spans empty at random times.
+  for (size_t i = objs.size() - 1; i > 0; --i) {
+    seed = seed * 1103515245u + 12345u;
+    std::swap(objs[i], objs[(seed >> 4) % (i + 1)]);
+  }
+  const size_t peak = os::ResidentBytes();
+  ASSERT_GT(peak, before + kBurst * 9 / 10);
+  for (void* p : objs) js_free(p);
+  const size_t goal = before + kBurst / 5;  // at most a fifth of the burst left
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  size_t rss = os::ResidentBytes();
+  while (rss > goal && std::chrono::steady_clock::now() < deadline) {
+    for (size_t size : {size_t{100}, size_t{70000}, size_t{2} << 20}) {
+      void* p = js_malloc(size);
+      ASSERT_NE(p, nullptr);
+      static_cast<volatile char*>(p)[0] = 1;
+      js_free(p);
+    }
+    struct timespec ms = {0, 1000 * 1000};
+    nanosleep(&ms, nullptr);  // light activity: about one round a millisecond
+    rss = os::ResidentBytes();
+  }
+  EXPECT_LE(rss, goal) << "resident " << (rss >> 20) << " MiB of a " << (kBurst >> 20)
+                       << " MiB burst, " << (before >> 20) << " MiB before it";
+  js_release_free_memory();
+  EXPECT_LE(os::ResidentBytes(), before + kBurst / 20) << "js_release_free_memory kept it";
+  g_page_heap.set_decay_ns(saved_decay);
+}
+
+TEST(HugePageFiller, HugepagesOptionTakesWords) {
+  int64_t saved = g_option_values[static_cast<int>(Option::kHugepages)];
+  setenv("JSMALLOC_HUGEPAGES", "never", 1);
+  LoadOptions();
+  EXPECT_EQ(GetOption(Option::kHugepages), static_cast<int64_t>(HugepageMode::kNever));
+  setenv("JSMALLOC_HUGEPAGES", "always", 1);
+  LoadOptions();
+  EXPECT_EQ(GetOption(Option::kHugepages), static_cast<int64_t>(HugepageMode::kAlways));
+  // A bad value is reported by name and leaves the option as it was.
+  setenv("JSMALLOC_HUGEPAGES", "sometimes", 1);
+  ::testing::internal::CaptureStderr();
+  LoadOptions();
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(GetOption(Option::kHugepages), static_cast<int64_t>(HugepageMode::kAlways));
+  EXPECT_NE(err.find("JSMALLOC_HUGEPAGES=sometimes"), std::string::npos) << err;
+  EXPECT_NE(err.find("auto|always|never"), std::string::npos) << err;
+  unsetenv("JSMALLOC_HUGEPAGES");
+  g_option_values[static_cast<int>(Option::kHugepages)] = saved;
+}
+
+}  // namespace
+}  // namespace jsmalloc
