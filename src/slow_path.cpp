@@ -40,6 +40,7 @@ void* LargeAlloc(size_t size, size_t align, bool* maybe_dirty) {
   EnsureGlobalInit();
   *maybe_dirty = false;
   if (size > kMaxRequest) return OutOfMemory();
+  ThreadCacheDrainIdleCurrent();
   if (size < HugeThreshold() && align <= (size_t{1} << 30)) {
     size_t npages = (size + kPageSize - 1) >> kPageShift;
     size_t align_pages = align > kPageSize ? align >> kPageShift : 1;

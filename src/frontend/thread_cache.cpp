@@ -214,6 +214,41 @@ void FlushAll(ThreadCache* tc) {
   Publish(tc, 0);
 }
 
+// Lists and runs left alone for the decay time go back to the middle tier, so that their
+// spans can empty and reach the OS on the same clock as the page heap's free pages (a
+// program past a burst otherwise pins up to its cache limit of the burst's spans, each
+// cached object holding one). Looked at on every 64th slow call and on each large
+// allocation, not at sampling points: a thread served by its cache alone is using it.
+// Alone: no slow call for the class, and the same head and length as at the last look,
+// twice in a row. A list the fast path keeps busy seldom shows the same state twice
+// (rounds of the same objects can, at the same point of a round: then one refill per
+// decay time).
+uint32_t DrainMark(const ThreadCache* tc, size_t cls) {
+  return static_cast<uint32_t>(reinterpret_cast<uintptr_t>(tc->head[cls]) >> 4) ^
+         (static_cast<uint32_t>(tc->budget[cls]) << 24);
+}
+
+void DrainIdleLists(ThreadCache* tc) {
+  const uint64_t now = DecayClockNow();
+  if (tc->drain_check_ns != 0 && now - tc->drain_check_ns < DecayNanos()) return;
+  for (size_t cls = tc->limited.NextFrom(1); cls != kNumClasses;
+       cls = tc->limited.NextFrom(cls + 1)) {
+    const bool alone = tc->drain_check_ns != 0 &&
+                       static_cast<int32_t>(tc->last_active[cls] - tc->drain_check_calls) <= 0 &&
+                       DrainMark(tc, cls) == tc->drain_mark[cls];
+    if (alone && tc->quiet.Contains(cls)) {
+      ReleaseFromList(tc, cls, ListLength(tc, cls));
+      ReleaseRun(tc, cls);
+      tc->quiet.Assign(cls, false);
+    } else {
+      tc->quiet.Assign(cls, alone);
+    }
+    tc->drain_mark[cls] = DrainMark(tc, cls);
+  }
+  tc->drain_check_ns = now;
+  tc->drain_check_calls = tc->slow_calls;
+}
+
 // Every 64th slow call also publishes what the cache holds, recomputes the limit (the
 // heap changed), lets idle memory go back to the OS (see ReleaseIdleMemory), and brings
 // a cache whose limit shrank (more threads came, or the heap shrank) back under it: no
@@ -225,6 +260,7 @@ void NoteSlowCall(ThreadCache* tc, size_t cls) {
   Publish(tc, CachedBytes(tc));
   RefreshCacheLimit();
   if (tc->capacity_bytes > ThreadCacheLimit()) StealCapacity(tc, kNumClasses, 0, true);
+  DrainIdleLists(tc);
   ReleaseIdleMemory();
 }
 
@@ -475,6 +511,11 @@ bool ThreadCacheCountdownRanOut() {
   // from the cache (no slow call) and the page heap is never used.
   if (sampled) ReleaseIdleMemory();
   return sampled;
+}
+
+void ThreadCacheDrainIdleCurrent() {
+  ThreadCache* tc = tl_thread.cache;
+  if (tc != &g_empty_cache) DrainIdleLists(tc);
 }
 
 void ThreadCacheFlushCurrent() {

@@ -42,6 +42,10 @@ struct alignas(kCacheLine) ThreadCache {
   uint32_t runs_taken[kNumClasses];     // runs of never-used objects fetched for list c
                                         // in a row (since it last got given-back ones)
   uint32_t idle_scan_after;             // slow_calls before which no list can be idle
+  uint32_t drain_check_calls;           // slow_calls at the last look for lists idle
+  uint64_t drain_check_ns;              // for the decay time, and when it was (0: never)
+  uint32_t drain_mark[kNumClasses];     // list c's head and length then (DrainMark)
+  BitSet<kNumClasses> quiet;            // lists found alone at the last look
   uint64_t countdown_start;             // what tl_thread.countdown was last set to
   int64_t sample_bytes_left;            // bytes until the next sampled allocation
   std::atomic<size_t> published_bytes;  // what this cache holds, for statistics
@@ -93,6 +97,10 @@ JS_FAST_PATH void* HandOut(void* p) {
 }
 
 // Every object the calling thread's cache holds goes back to the middle tier.
+// Lists of this thread's cache left alone for the decay time go back to the middle tier
+// (see DrainIdleLists); the large-block slow path calls it, since a thread whose small
+// objects all come from its cache may take no other slow call.
+void ThreadCacheDrainIdleCurrent();
 void ThreadCacheFlushCurrent();
 // Called once at start-up (creates the pthread key whose destructor frees caches).
 void ThreadCacheGlobalInit();
