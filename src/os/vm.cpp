@@ -28,6 +28,19 @@ void* Reserve(size_t size, size_t align) {
   return reinterpret_cast<void*>(aligned);
 }
 
+bool MapFixed(void* p, size_t size) {
+#ifndef MAP_FIXED_NOREPLACE
+  constexpr int MAP_FIXED_NOREPLACE = 0x100000;
+#endif
+  int saved = errno;
+  void* q = mmap(p, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+  // Kernels before 4.17 take the flag for a hint and may map elsewhere.
+  if (q != MAP_FAILED && q != p) munmap(q, size);
+  errno = saved;
+  return q == p;
+}
+
 void Unmap(void* p, size_t size) {
   int saved = errno;
   munmap(p, size);

@@ -11,6 +11,11 @@ namespace jsmalloc::os {
 // pages are backed on first touch (MAP_NORESERVE). Returns nullptr on failure.
 void* Reserve(size_t size, size_t align);
 
+// Maps [p, p + size) (page-aligned) as Reserve would, but only if none of it is mapped
+// yet: a reservation given back with Unmap grows again in place. False when something
+// else lives there now or the kernel refuses (RLIMIT_AS: the limit is checked here).
+bool MapFixed(void* p, size_t size);
+
 // Unmaps [p, p + size).
 void Unmap(void* p, size_t size);
 
