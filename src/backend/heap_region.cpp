@@ -57,6 +57,9 @@ bool HeapRegion::Init(size_t want) {
     g_pagemap.base = reinterpret_cast<uintptr_t>(base);
     // Publish the size last: the fast path treats size 0 as "no heap yet".
     __atomic_store_n(&g_pagemap.size, size, __ATOMIC_RELEASE);
+    // A limit lowered before the heap next grows would otherwise fail the program's
+    // other mappings (the allocator's own huge blocks and metadata among them).
+    os::SetAddressSpaceReclaimer(&HeapRegion::ReclaimForOthers);
     return true;
   }
   return false;
@@ -66,6 +69,7 @@ uintptr_t HeapRegion::Grow(size_t npages, size_t* granted) {
   size_t unit_pages = kGrowUnit >> kPageShift;
   if (unit_pages == 0) unit_pages = 1;
   size_t grow = RoundUp(npages, unit_pages);
+  LockGuard g(lock_);
   if (grow > reservation_pages_ - frontier_pages_) return UINTPTR_MAX;
   if (!MapThrough(frontier_pages_ + grow)) return UINTPTR_MAX;
   uintptr_t first = frontier_pages_;
@@ -144,6 +148,15 @@ void HeapRegion::GiveBackUnused() {
   // Nothing reads the pagemap past the range check or the frontier.
   UnmapPast(g_pagemap.classes - 4096, &class_mapped_, ClassBytesFor(keep, class_bytes_));
   UnmapPast(g_pagemap.spans, &span_mapped_, SpanBytesFor(keep, span_bytes_));
+}
+
+bool HeapRegion::ReclaimForOthers() {
+  HeapRegion& r = g_region;
+  LockGuard g(r.lock_);
+  if (os::AddressSpaceLimit() == SIZE_MAX) return false;  // the refusal was not the limit's
+  size_t before = (r.mapped_pages_ << kPageShift) + r.class_mapped_ + r.span_mapped_;
+  r.GiveBackUnused();
+  return (r.mapped_pages_ << kPageShift) + r.class_mapped_ + r.span_mapped_ < before;
 }
 
 void HeapRegion::MapWholeSpan(Span* s, uint8_t cls) {

@@ -97,6 +97,9 @@ class HeapRegion {
   size_t used() const { return frontier_pages_ << kPageShift; }
   size_t pagemap_bytes() const { return class_mapped_ + span_mapped_; }
   size_t partition_size() const { return partition_size_; }
+  // Taken last of the allocator's locks (Grow takes it under the page heap's; the
+  // reclaimer, under whatever lock the failed mapping was made under).
+  Mutex& lock() { return lock_; }
   // Sub-regions of partition `i` that the page heap has grown into.
   uint64_t partition_mask(size_t i) const {
     return i < kMaxPartitions ? partitions_[i].load(std::memory_order_relaxed) : 0;
@@ -108,6 +111,11 @@ class HeapRegion {
   // under a finite RLIMIT_AS gives back everything past the frontier first.
   bool MapThrough(uintptr_t end_page);
   void GiveBackUnused();
+  // The reclaimer os::Reserve calls when refused address space: under a finite
+  // RLIMIT_AS, gives back the unused reservation; true if that unmapped anything.
+  static bool ReclaimForOthers();
+
+  Mutex lock_;  // the mapping state below; frontier_pages_ is written under it too
 
   uintptr_t frontier_pages_ = 0;
   uintptr_t reservation_pages_ = 0;  // what Init reserved

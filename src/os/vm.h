@@ -38,6 +38,11 @@ void* Remap(void* p, size_t old_size, size_t new_size);
 // Shrinks a mapping in place by unmapping its tail.
 void Shrink(void* p, size_t old_size, size_t new_size);
 
+// A function Reserve and Remap call when the kernel refuses them address space
+// (ENOMEM); if it returns true, it has unmapped some, and they try once more. Set once,
+// at initialisation.
+void SetAddressSpaceReclaimer(bool (*reclaim)());
+
 // The current RLIMIT_AS soft limit (SIZE_MAX when unlimited).
 size_t AddressSpaceLimit();
 

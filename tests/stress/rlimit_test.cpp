@@ -3,6 +3,7 @@
 // test that must exit 0), so the lowered limit never reaches the other tests; the
 // child describes what went wrong on stderr.
 #include <errno.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -141,6 +142,35 @@ void OperatorNewThrowsBadAllocPastTheLimit() {
   if (!threw) Fail("operator new never threw: MiB", n);
   for (size_t i = 0; i < n; ++i) ::operator delete(g_blocks[i]);
   _exit(0);
+}
+
+void* TouchArgument(void* arg) {
+  static_cast<char*>(arg)[0] = 2;
+  return nullptr;
+}
+
+// A limit far below the VM size the reservation makes (1 TiB and more), but far above
+// what the program maps: the first mapping the allocator is refused makes the heap give
+// its unused reservation back, and the mapping succeeds. Threads can start after that.
+void HugeBlockRightAfterALimitBelowTheReservation() {
+  constexpr size_t kLimit = size_t{8} << 30;
+  if (jstest::VmBytes() <= 2 * kLimit) Fail("the heap reserved less than expected");
+  if (!SetLimit(kLimit)) Fail("setrlimit failed");
+  char* p = static_cast<char*>(js_malloc(100 * kMiB));
+  if (p == nullptr) Fail("no 100 MiB block under an 8 GiB limit");
+  p[0] = 1;
+  p[100 * kMiB - 1] = 1;
+  if (jstest::VmBytes() >= kLimit) Fail("VM size still above the limit", jstest::VmBytes());
+  pthread_t t;
+  if (pthread_create(&t, nullptr, TouchArgument, p) != 0) Fail("no thread under the limit");
+  pthread_join(t, nullptr);
+  if (p[0] != 2) Fail("the thread did not run");
+  js_free(p);
+  _exit(0);
+}
+
+TEST(Rlimit, HugeBlockRightAfterALimitBelowTheReservation) {
+  EXPECT_EXIT(HugeBlockRightAfterALimitBelowTheReservation(), testing::ExitedWithCode(0), "");
 }
 
 TEST(Rlimit, HeapBlocksFailWithEnomemThenReuseFreedPages) {
