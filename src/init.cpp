@@ -32,7 +32,7 @@ constinit thread_local bool tl_initializing JS_TLS_MODEL = false;
 // fork(): every lock is taken in one order before fork and released (or reset, in
 // the child) after it, so the child never inherits a lock held by a vanished thread.
 // Order: thread-cache list, thread-cache pool, transfer caches, central free lists,
-// page heap, span pool, huge table, metadata arena — the order they nest in.
+// page heap, span pool, huge table, metadata arena, heap region — the order they nest in.
 void ForkPrepare() {
   ThreadCacheListLock().Lock();
   ThreadCachePoolLock().Lock();
@@ -42,9 +42,11 @@ void ForkPrepare() {
   g_span_pool.lock().Lock();
   g_huge.lock().Lock();
   g_meta.lock().Lock();
+  g_region.lock().Lock();
 }
 
 void ForkParent() {
+  g_region.lock().Unlock();
   g_meta.lock().Unlock();
   g_huge.lock().Unlock();
   g_span_pool.lock().Unlock();
@@ -56,6 +58,7 @@ void ForkParent() {
 }
 
 void ForkChild() {
+  g_region.lock().ResetAfterFork();
   g_meta.lock().ResetAfterFork();
   g_huge.lock().ResetAfterFork();
   g_span_pool.lock().ResetAfterFork();

@@ -46,7 +46,9 @@ bool HeapRegion::Init(size_t want) {
       os::Unmap(spans, span_bytes);
       continue;
     }
-    pagemap_bytes_ = class_bytes + span_bytes;
+    reservation_pages_ = mapped_pages_ = pages;
+    class_bytes_ = class_mapped_ = class_bytes;
+    span_bytes_ = span_mapped_ = span_bytes;
     partition_size_ = size < (size_t{1} << 30) ? size : (size_t{1} << 30);
     auto* limit = static_cast<uint64_t*>(classes);
     for (size_t i = 0; i < 256; ++i) limit[i] = limit[256 + i] = kClassMagic[i];
@@ -55,6 +57,9 @@ bool HeapRegion::Init(size_t want) {
     g_pagemap.base = reinterpret_cast<uintptr_t>(base);
     // Publish the size last: the fast path treats size 0 as "no heap yet".
     __atomic_store_n(&g_pagemap.size, size, __ATOMIC_RELEASE);
+    // A limit lowered before the heap next grows would otherwise fail the program's
+    // other mappings (the allocator's own huge blocks and metadata among them).
+    os::SetAddressSpaceReclaimer(&HeapRegion::ReclaimForOthers);
     return true;
   }
   return false;
@@ -64,8 +69,9 @@ uintptr_t HeapRegion::Grow(size_t npages, size_t* granted) {
   size_t unit_pages = kGrowUnit >> kPageShift;
   if (unit_pages == 0) unit_pages = 1;
   size_t grow = RoundUp(npages, unit_pages);
-  size_t total_pages = g_pagemap.size >> kPageShift;
-  if (grow > total_pages - frontier_pages_) return UINTPTR_MAX;
+  LockGuard g(lock_);
+  if (grow > reservation_pages_ - frontier_pages_) return UINTPTR_MAX;
+  if (!MapThrough(frontier_pages_ + grow)) return UINTPTR_MAX;
   uintptr_t first = frontier_pages_;
   frontier_pages_ += grow;
   *granted = grow;
@@ -79,6 +85,78 @@ uintptr_t HeapRegion::Grow(size_t npages, size_t* granted) {
       partitions_[part].fetch_or(uint64_t{1} << sub, std::memory_order_relaxed);
   }
   return first;
+}
+
+namespace {
+// The first `bytes` of the array at p are mapped: `*mapped` of them were already.
+bool MapPrefix(void* p, size_t* mapped, size_t bytes) {
+  if (bytes <= *mapped) return true;
+  if (!os::MapFixed(static_cast<char*>(p) + *mapped, bytes - *mapped)) return false;
+  *mapped = bytes;
+  return true;
+}
+void UnmapPast(void* p, size_t* mapped, size_t bytes) {
+  if (bytes >= *mapped) return;
+  os::Unmap(static_cast<char*>(p) + bytes, *mapped - bytes);
+  *mapped = bytes;
+}
+// How much of the pagemap arrays is mapped for pages [0, pages): their entries, rounded
+// up so that a growth under RLIMIT_AS maps a pagemap piece only every 32 hugepages or so
+// (64 KiB of `spans` is 8192 pages), capped at the array's reservation.
+constexpr size_t kPagemapStep = size_t{64} << 10;
+size_t ClassBytesFor(uintptr_t pages, size_t reserved) {
+  size_t bytes = RoundUp(4096 + pages, kPagemapStep);  // the magics' page first
+  return bytes < reserved ? bytes : reserved;
+}
+size_t SpanBytesFor(uintptr_t pages, size_t reserved) {
+  size_t bytes = RoundUp(pages * sizeof(Span*), kPagemapStep);
+  return bytes < reserved ? bytes : reserved;
+}
+}  // namespace
+
+bool HeapRegion::MapThrough(uintptr_t end_page) {
+  // The kernel counts all of the reservation against RLIMIT_AS, handed out or not, so
+  // a limit lowered at run time would fail every other mapping of the program and never
+  // the heap's growth. One getrlimit per growth (a hugepage) notices the limit.
+  bool limited = os::AddressSpaceLimit() != SIZE_MAX;
+  if (!limited && end_page <= mapped_pages_) return true;
+  if (limited) GiveBackUnused();
+  // From here the reservation grows a piece at a time, each piece mapped where it was
+  // before: the kernel checks the limit then, and a refusal is the heap's ENOMEM.
+  uint8_t* class_array = g_pagemap.classes - 4096;
+  if (!MapPrefix(class_array, &class_mapped_, ClassBytesFor(end_page, class_bytes_)) ||
+      !MapPrefix(g_pagemap.spans, &span_mapped_, SpanBytesFor(end_page, span_bytes_)))
+    return false;
+  if (end_page > mapped_pages_) {
+    if (!os::MapFixed(AddressOf(mapped_pages_), (end_page - mapped_pages_) << kPageShift))
+      return false;
+    mapped_pages_ = end_page;
+    __atomic_store_n(&g_pagemap.size, mapped_pages_ << kPageShift, __ATOMIC_RELEASE);
+  }
+  return true;
+}
+
+void HeapRegion::GiveBackUnused() {
+  uintptr_t keep = frontier_pages_;
+  if (mapped_pages_ > keep) {
+    // Narrow the pointer-range check first: once unmapped, the tail may hold another
+    // mapping (a huge block, a thread stack), whose pointers must not look like ours.
+    __atomic_store_n(&g_pagemap.size, keep << kPageShift, __ATOMIC_RELEASE);
+    os::Unmap(AddressOf(keep), (mapped_pages_ - keep) << kPageShift);
+    mapped_pages_ = keep;
+  }
+  // Nothing reads the pagemap past the range check or the frontier.
+  UnmapPast(g_pagemap.classes - 4096, &class_mapped_, ClassBytesFor(keep, class_bytes_));
+  UnmapPast(g_pagemap.spans, &span_mapped_, SpanBytesFor(keep, span_bytes_));
+}
+
+bool HeapRegion::ReclaimForOthers() {
+  HeapRegion& r = g_region;
+  LockGuard g(r.lock_);
+  if (os::AddressSpaceLimit() == SIZE_MAX) return false;  // the refusal was not the limit's
+  size_t before = (r.mapped_pages_ << kPageShift) + r.class_mapped_ + r.span_mapped_;
+  r.GiveBackUnused();
+  return (r.mapped_pages_ << kPageShift) + r.class_mapped_ + r.span_mapped_ < before;
 }
 
 void HeapRegion::MapWholeSpan(Span* s, uint8_t cls) {

@@ -53,7 +53,10 @@ class HeapRegion {
 
   // Takes at least `npages` fresh pages at the frontier (never used, so zero), a
   // hugepage at a time. Returns the first page index and sets *granted to the count,
-  // or returns UINTPTR_MAX when the reservation is exhausted.
+  // or returns UINTPTR_MAX when the reservation is exhausted or RLIMIT_AS leaves no
+  // room. Under a finite RLIMIT_AS (however late it was set) the unused part of the
+  // reservation is given back to the OS first, and the heap grows by mapping its next
+  // piece again, within the limit. Called with the page heap's lock held.
   uintptr_t Grow(size_t npages, size_t* granted);
 
   static uintptr_t PageOf(const void* p) {
@@ -88,10 +91,15 @@ class HeapRegion {
   // are resident already, or hold nothing the caller needs faulted in).
   static void PrefaultZeroPages(const Span* s, uintptr_t begin, uintptr_t end);
 
+  // The heap's address space still held (all of the reservation until a finite
+  // RLIMIT_AS made Grow give some back), of it the part handed out, and the pagemap's.
   size_t reserved() const { return g_pagemap.size; }
   size_t used() const { return frontier_pages_ << kPageShift; }
-  size_t pagemap_bytes() const { return pagemap_bytes_; }
+  size_t pagemap_bytes() const { return class_mapped_ + span_mapped_; }
   size_t partition_size() const { return partition_size_; }
+  // Taken last of the allocator's locks (Grow takes it under the page heap's; the
+  // reclaimer, under whatever lock the failed mapping was made under).
+  Mutex& lock() { return lock_; }
   // Sub-regions of partition `i` that the page heap has grown into.
   uint64_t partition_mask(size_t i) const {
     return i < kMaxPartitions ? partitions_[i].load(std::memory_order_relaxed) : 0;
@@ -99,8 +107,23 @@ class HeapRegion {
 
  private:
   static constexpr size_t kMaxPartitions = 1024;
+  // Maps whatever of heap pages [0, end_page) and their pagemap entries is not mapped;
+  // under a finite RLIMIT_AS gives back everything past the frontier first.
+  bool MapThrough(uintptr_t end_page);
+  void GiveBackUnused();
+  // The reclaimer os::Reserve calls when refused address space: under a finite
+  // RLIMIT_AS, gives back the unused reservation; true if that unmapped anything.
+  static bool ReclaimForOthers();
+
+  Mutex lock_;  // the mapping state below; frontier_pages_ is written under it too
+
   uintptr_t frontier_pages_ = 0;
-  size_t pagemap_bytes_ = 0;
+  uintptr_t reservation_pages_ = 0;  // what Init reserved
+  uintptr_t mapped_pages_ = 0;       // [0, mapped_pages_) mapped; g_pagemap.size agrees
+  size_t class_bytes_ = 0;           // the class array's reservation (magics' page first)
+  size_t class_mapped_ = 0;          // of it, the bytes mapped at its start
+  size_t span_bytes_ = 0;            // the same for the span array
+  size_t span_mapped_ = 0;
   size_t partition_size_ = 0;
   std::atomic<uint64_t> partitions_[kMaxPartitions] = {};
 };

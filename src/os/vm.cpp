@@ -11,6 +11,22 @@
 
 namespace jsmalloc::os {
 
+namespace {
+using Reclaimer = bool (*)();
+constinit Reclaimer g_reclaim = nullptr;
+
+// Whether a call the kernel just refused is worth repeating: it lacked address space
+// and the reclaimer gave some back.
+bool Reclaimed() {
+  Reclaimer reclaim = __atomic_load_n(&g_reclaim, __ATOMIC_ACQUIRE);
+  return errno == ENOMEM && reclaim != nullptr && reclaim();
+}
+}  // namespace
+
+void SetAddressSpaceReclaimer(bool (*reclaim)()) {
+  __atomic_store_n(&g_reclaim, reclaim, __ATOMIC_RELEASE);
+}
+
 void* Reserve(size_t size, size_t align) {
   if (align < 4096) align = 4096;
   size_t padded = size + align - 4096;
@@ -18,6 +34,9 @@ void* Reserve(size_t size, size_t align) {
   int saved = errno;
   void* raw = mmap(nullptr, padded, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED && Reclaimed())
+    raw = mmap(nullptr, padded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+               -1, 0);
   errno = saved;  // a failed reservation is reported by the caller as ENOMEM
   if (raw == MAP_FAILED) return nullptr;
   uintptr_t start = reinterpret_cast<uintptr_t>(raw);
@@ -26,6 +45,19 @@ void* Reserve(size_t size, size_t align) {
   uintptr_t end = start + padded;
   if (end > aligned + size) munmap(reinterpret_cast<void*>(aligned + size), end - aligned - size);
   return reinterpret_cast<void*>(aligned);
+}
+
+bool MapFixed(void* p, size_t size) {
+#ifndef MAP_FIXED_NOREPLACE
+  constexpr int MAP_FIXED_NOREPLACE = 0x100000;
+#endif
+  int saved = errno;
+  void* q = mmap(p, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+  // Kernels before 4.17 take the flag for a hint and may map elsewhere.
+  if (q != MAP_FAILED && q != p) munmap(q, size);
+  errno = saved;
+  return q == p;
 }
 
 void Unmap(void* p, size_t size) {
@@ -64,6 +96,7 @@ void AdviseHugepages(void* p, size_t size) {
 void* Remap(void* p, size_t old_size, size_t new_size) {
   int saved = errno;
   void* q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
+  if (q == MAP_FAILED && Reclaimed()) q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
   errno = saved;
   return q == MAP_FAILED ? nullptr : q;
 }

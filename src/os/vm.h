@@ -11,6 +11,11 @@ namespace jsmalloc::os {
 // pages are backed on first touch (MAP_NORESERVE). Returns nullptr on failure.
 void* Reserve(size_t size, size_t align);
 
+// Maps [p, p + size) (page-aligned) as Reserve would, but only if none of it is mapped
+// yet: a reservation given back with Unmap grows again in place. False when something
+// else lives there now or the kernel refuses (RLIMIT_AS: the limit is checked here).
+bool MapFixed(void* p, size_t size);
+
 // Unmaps [p, p + size).
 void Unmap(void* p, size_t size);
 
@@ -32,6 +37,11 @@ void* Remap(void* p, size_t old_size, size_t new_size);
 
 // Shrinks a mapping in place by unmapping its tail.
 void Shrink(void* p, size_t old_size, size_t new_size);
+
+// A function Reserve and Remap call when the kernel refuses them address space
+// (ENOMEM); if it returns true, it has unmapped some, and they try once more. Set once,
+// at initialisation.
+void SetAddressSpaceReclaimer(bool (*reclaim)());
 
 // The current RLIMIT_AS soft limit (SIZE_MAX when unlimited).
 size_t AddressSpaceLimit();

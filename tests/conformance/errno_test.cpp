@@ -273,8 +273,18 @@ namespace {
   };
   std::vector<void*> held;
   held.reserve(64);
-  const size_t vm = jstest::VmBytes();
+  // Under a finite limit jsmalloc gives back the unused part of its heap reservation
+  // (1 TiB) when a mapping is refused: have that happen first, so that "what the process
+  // has" is what it maps, not the reservation.
   struct rlimit rl;
+  if (getrlimit(RLIMIT_AS, &rl) != 0) _exit(2);
+  rl.rlim_cur = jstest::VmBytes();
+  if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(2);
+  void* first = fn::malloc_(jstest::kHugeMin);
+  if (first == nullptr)
+    fail("malloc(64 MiB) under a limit at the VM size", jstest::kHugeMin, errno);
+  fn::free_(first);
+  const size_t vm = jstest::VmBytes();
   rl.rlim_cur = vm + 512 * kMiB;
   rl.rlim_max = vm + 512 * kMiB;
   if (setrlimit(RLIMIT_AS, &rl) != 0) {
