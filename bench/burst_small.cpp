@@ -6,7 +6,8 @@
 // running, and how soon; then what malloc_trim(0) gives back on top.
 //
 // Output, besides the usual lines (all RSS from /proc/self/statm, in KiB):
-//   jsbench rss_peak_kb=P                    with every burst block still live
+//   jsbench rss_peak_kb=P live_kb=L          with every burst block still live; L is
+//                                            the bytes the program asked for
 //   jsbench rss_after_free_kb=A              right after the last free
 //   jsbench rss_t1_kb=.. t1_ms=.. rss_t1_pct=..   at S/5, 2S/5 and S after the frees
 //   (t2, t3 likewise; S = 5 s gives 1, 2 and 5 s, the points of the issue)
@@ -147,7 +148,7 @@ int main(int argc, char** argv) {
     trim_kb = jsb::rss_kb();
   }
 
-  std::printf("jsbench rss_peak_kb=%ld\n", peak_kb);
+  std::printf("jsbench rss_peak_kb=%ld live_kb=%zu\n", peak_kb, burst_bytes / 1024);
   jsb::report_ops(burst_count + 3 * steps);
   std::printf("jsbench rss_after_free_kb=%ld rss_after_free_pct=%.1f\n", after_free_kb,
               pct(after_free_kb, peak_kb));

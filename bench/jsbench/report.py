@@ -392,8 +392,13 @@ class Results:
             libs = {os.path.basename(r.info.get("trim_lib", "none")) for r in cell.ok_runs}
             return ", ".join(sorted(libs))
 
+        def peak_over_live(cell):
+            peak, live = cell.info_median("rss_peak_kb"), cell.info_median("live_kb")
+            return f"{peak / live:.2f}×" if peak and live else "–"
+
         rows = [("peak RSS, every block live (MiB)",
                  lambda cell: fmt_mib(cell.info_median("rss_peak_kb"))),
+                ("peak RSS / bytes asked for", peak_over_live),
                 ("right after the frees, % of peak (MiB)", pct_of_peak("after_free"))]
         rows += [(point_label(i), pct_of_peak(f"t{i}")) for i in (1, 2, 3)]
         rows += [("after malloc_trim(0), % of peak (MiB)", pct_of_peak("trim")),
