@@ -58,6 +58,11 @@ class Cell:
     def rss_after_kb(self):
         return self._median([_int(r.info.get("rss_after_free_kb")) for r in self.ok_runs])
 
+    def info_median(self, key):
+        """Median over the verified runs of a numeric `jsbench key=value`; None when no
+        run printed a number for it (absent, or `n/a`)."""
+        return self._median([_float(r.info.get(key)) for r in self.ok_runs])
+
     @property
     def ops(self):
         v = [_int(r.info.get("ops")) for r in self.ok_runs]
@@ -102,6 +107,13 @@ class Cell:
 def _int(v):
     try:
         return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(v):
+    try:
+        return float(v)
     except (TypeError, ValueError):
         return None
 
@@ -339,6 +351,117 @@ class Results:
             return ""
         return md_table(["frag", *names], rows, ["l"] + ["r"] * len(names))
 
+    # ---- per-workload tables: one row per measure, one column per allocator -----------
+
+    def _measure_table(self, workload, corner, rows):
+        """rows: [(label, fn(cell) -> text)]; a cell without a verified run shows why."""
+        names = self.names()
+        out = []
+        for c in self.configs:
+            if c.workload.name != workload:
+                continue
+            for label, fn in rows:
+                row = [label]
+                for a in names:
+                    cell = self.cells[(c.label, a)]
+                    row.append(fn(cell) if cell.has_value else _bad_cell_text(cell))
+                out.append(row)
+        if not out:
+            return ""
+        return md_table([corner, *names], out, ["l"] + ["r"] * len(names))
+
+    def burst_small_table(self):
+        """burst-small: the peak, then the resident set at each point as % of the peak."""
+        def pct_of_peak(key):
+            def fn(cell):
+                pct = cell.info_median(f"rss_{key}_pct")
+                kb = cell.info_median(f"rss_{key}_kb")
+                if pct is None or kb is None:
+                    return "n/a"
+                return f"{pct:.1f} % ({fmt_mib(kb)})"
+            return fn
+
+        def point_label(i):
+            vals = [_float(r.info.get(f"t{i}_ms")) for c in self.cells.values()
+                    if c.workload == "burst-small" for r in c.ok_runs]
+            vals = [v for v in vals if v is not None]
+            when = f"{statistics.median(vals) / 1000:g} s" if vals else f"point {i}"
+            return f"{when} later, % of peak (MiB)"
+
+        def trim_from(cell):
+            libs = {os.path.basename(r.info.get("trim_lib", "none")) for r in cell.ok_runs}
+            return ", ".join(sorted(libs))
+
+        def peak_over_live(cell):
+            peak, live = cell.info_median("rss_peak_kb"), cell.info_median("live_kb")
+            return f"{peak / live:.2f}×" if peak and live else "–"
+
+        rows = [("peak RSS, every block live (MiB)",
+                 lambda cell: fmt_mib(cell.info_median("rss_peak_kb"))),
+                ("peak RSS / bytes asked for", peak_over_live),
+                ("right after the frees, % of peak (MiB)", pct_of_peak("after_free"))]
+        rows += [(point_label(i), pct_of_peak(f"t{i}")) for i in (1, 2, 3)]
+        rows += [("after malloc_trim(0), % of peak (MiB)", pct_of_peak("trim")),
+                 ("malloc_trim resolved in", trim_from)]
+        return self._measure_table("burst-small", "burst-small", rows)
+
+    def hugeread_table(self):
+        """hugeread: read latency and the heap's hugepage coverage."""
+        def ns(cell):
+            v = cell.info_median("ns_per_read")
+            if v is None:
+                return "–"
+            ref = self.ref_cell(cell.label)
+            rv = ref.info_median("ns_per_read") if ref is not None and ref.has_value else None
+            return f"{v:.1f}" + (f" {fmt_ratio(v / rv)}" if rv else "")
+
+        def pct(cell):
+            v = cell.info_median("rss_huge_pct")
+            return "n/a" if v is None else f"{v:.1f} %"
+
+        rows = [("ns per read (median), ratio to " + str(self.reference), ns),
+                ("on hugepages, % of RSS", pct),
+                ("AnonHugePages (MiB)", lambda cell: fmt_mib(cell.info_median("anon_huge_kb"))),
+                ("RSS with the heap built (MiB)",
+                 lambda cell: fmt_mib(cell.info_median("rss_peak_kb"))),
+                ("objects' bytes (MiB)", lambda cell: fmt_mib(cell.info_median("heap_kb")))]
+        return self._measure_table("hugeread", "hugeread", rows)
+
+    def burst_small_series(self):
+        """{label: {alloc: [(seconds after the frees, rss MiB)]}} from each median run."""
+        out = {}
+        for c in self.configs:
+            if c.workload.name != "burst-small":
+                continue
+            series = {}
+            for a in self.names():
+                cell = self.cells[(c.label, a)]
+                r = cell.median_run() if cell.has_value else None
+                if r is None:
+                    continue
+                pts = [(s["t_ms"] / 1000.0, s["rss_kb"] / 1024.0)
+                       for s in r.samples if "t_ms" in s and "rss_kb" in s]
+                if pts:
+                    series[a] = pts
+            if series:
+                out[c.label] = series
+        return out
+
+    def missing_memory_cells(self):
+        """Cells with a verified run but no peak RSS or no RSS after free: every workload
+        must report both for every allocator."""
+        out = []
+        for c in self.configs:
+            for a in self.names():
+                cell = self.cells[(c.label, a)]
+                if not cell.has_value:
+                    continue
+                if not cell.peak_rss_kb:
+                    out.append(f"{c.label} under {a}: no peak RSS")
+                if c.workload.frees_all and cell.rss_after_kb is None:
+                    out.append(f"{c.label} under {a}: no rss_after_free_kb")
+        return out
+
     def failures(self):
         out = []
         for c in self.configs:
@@ -430,6 +553,14 @@ class Results:
                                   subtitle + " · dashed: bytes the program holds", "round",
                                   "MiB", series)
             fname = "frag.svg" if lab == "frag" else f"{lab}.svg"
+            with open(os.path.join(outdir, fname), "w") as f:
+                f.write(text)
+            files.append(fname)
+        for lab, series in self.burst_small_series().items():
+            text = svg.line_chart(f"RSS after a burst of small blocks is freed ({lab})",
+                                  subtitle + " · light activity all along", "seconds after "
+                                  "the last free", "MiB", series)
+            fname = f"{lab}.svg"
             with open(os.path.join(outdir, fname), "w") as f:
                 f.write(text)
             files.append(fname)

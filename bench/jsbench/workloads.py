@@ -103,6 +103,18 @@ WORKLOADS = [
         what="a burst of 64 KiB .. 4 MiB blocks, all freed, then 1.5 s of small objects "
              "only: RSS after free says whether the burst went back to the OS"),
     Workload(
+        name="burst-small", binary="bench-burst-small", args=(), threads=SINGLE,
+        scale=0.25, callgrind_scale=None, smoke_scale=0.002,
+        smoke_args=("--seconds", "0.05"),
+        what="issue 15: 128 MiB of 16 B .. 4 KiB blocks, all freed in order, then 5 s of "
+             "light activity (100 B, 70 KB, 2 MiB every ms): RSS over time as % of the "
+             "peak, and after malloc_trim(0). Its wall time is mostly the fixed 5 s"),
+    Workload(
+        name="hugeread", binary="bench-hugeread", args=(), threads=SINGLE,
+        scale=0.25, callgrind_scale=None, smoke_scale=0.001,
+        what="256 MiB of 64 B objects linked in one random cycle, then chased: ns per "
+             "dependent read, and the share of the heap on transparent hugepages"),
+    Workload(
         name="cpp", binary="bench-cpp", args=(), threads=THREADS,
         scale=0.06, callgrind_scale=0.003, smoke_scale=0.002,
         smoke_args=("--entries", "300"),
