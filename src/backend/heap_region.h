@@ -94,6 +94,9 @@ class HeapRegion {
   // The heap's address space still held (all of the reservation until a finite
   // RLIMIT_AS made Grow give some back), of it the part handed out, and the pagemap's.
   size_t reserved() const { return g_pagemap.size; }
+  // The most the heap may ever span: its reservation as made at start-up, before any
+  // of it was given back under an address-space limit.
+  size_t capacity() const { return (span_bytes_ / sizeof(Span*)) << kPageShift; }
   size_t used() const { return frontier_pages_ << kPageShift; }
   size_t pagemap_bytes() const { return class_mapped_ + span_mapped_; }
   size_t partition_size() const { return partition_size_; }

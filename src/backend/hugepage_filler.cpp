@@ -25,7 +25,7 @@ constinit HugepageMode g_mode = HugepageMode::kAuto;
 HugePageFiller::Record* Records() {
   HugePageFiller::Record* r = __atomic_load_n(&g_records, __ATOMIC_ACQUIRE);
   if (r != nullptr) return r;
-  size_t bytes = RoundUp((g_region.reserved() / kHugePageSize + 1) * sizeof(*r), 4096);
+  size_t bytes = RoundUp((g_region.capacity() / kHugePageSize + 1) * sizeof(*r), 4096);
   auto* fresh = static_cast<HugePageFiller::Record*>(os::Reserve(bytes, 4096));
   if (fresh == nullptr) return nullptr;
   // Page heaps with different locks (unit tests make private ones) may race here.
