@@ -479,7 +479,7 @@ void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {
     if (earned && Grow(tc, cls, false)) {
       if (tc->max_length[cls] > batch) tc->credit[cls] -= batch;
     } else if (tc->max_length[cls] == 0) {
-      return MiddleInsert(cls, &p, 1);  // no room at all in this cache
+      return MiddleInsert(cls, &p, 1, Shared());  // no room at all in this cache
     } else {
       ReleaseFromList(tc, cls, batch);
     }

@@ -12,12 +12,14 @@ void MiddleInit() {
   }
 }
 
-void MiddleDrainTransferCaches() {
+void MiddleDrainTransferCache(size_t cls) {
   void* objs[256];
-  for (size_t cls = 1; cls < kNumClasses; ++cls) {
-    int n;
-    while ((n = g_transfer[cls].Remove(objs, 256)) > 0) g_central[cls].Insert(objs, n);
-  }
+  int n;
+  while ((n = g_transfer[cls].Remove(objs, 256)) > 0) g_central[cls].Insert(objs, n);
+}
+
+void MiddleDrainTransferCaches() {
+  for (size_t cls = 1; cls < kNumClasses; ++cls) MiddleDrainTransferCache(cls);
 }
 
 }  // namespace jsmalloc

@@ -82,5 +82,7 @@ inline uint32_t MiddleInsertList(size_t cls, void* head, uint32_t n, void** rest
 // Everything the transfer caches hold goes back to the central free lists (so empty
 // spans can go back to the page heap).
 void MiddleDrainTransferCaches();
+// The same for one class.
+void MiddleDrainTransferCache(size_t cls);
 
 }  // namespace jsmalloc

@@ -12,6 +12,27 @@ namespace {
 constinit long g_retained = 0;
 // When SpansRetained next looks for idle retained spans.
 constinit uint64_t g_next_sweep_ns = 0;
+// Per class, the transfer cache's moves at the sweep that first saw that count, and when
+// that was: written by the one sweeping thread only.
+constinit uint32_t g_transfer_moves[kNumClasses] = {};
+constinit uint64_t g_transfer_still_since[kNumClasses] = {};
+
+// Objects given back wait in a transfer cache for another thread; one that moved no
+// batch for the decay time would pin their spans for good (objects freed by a thread
+// that then went quiet). It goes to the central free list, where its spans can empty.
+void DrainIdleTransferCaches(uint64_t now, uint64_t decay) {
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    const uint32_t moves = g_transfer[cls].moves();
+    if (moves != g_transfer_moves[cls] || g_transfer_still_since[cls] == 0) {
+      g_transfer_moves[cls] = moves;
+      g_transfer_still_since[cls] = now;
+    } else if (g_transfer[cls].count() != 0 && now - g_transfer_still_since[cls] >= decay) {
+      MiddleDrainTransferCache(cls);
+      g_transfer_moves[cls] = g_transfer[cls].moves();
+      g_transfer_still_since[cls] = now;
+    }
+  }
+}
 
 size_t ReleaseRetainedBefore(uint64_t before_ns) {
   size_t released = 0;
@@ -35,6 +56,7 @@ void SpansRetained(uint64_t now) {
   if (!__atomic_compare_exchange_n(&g_next_sweep_ns, &next, now + (decay / 4), false,
                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
     return;
+  DrainIdleTransferCaches(now, decay);
   if (now >= decay) ReleaseRetainedBefore(now - decay);
 }
 

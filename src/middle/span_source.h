@@ -24,7 +24,8 @@ size_t ReleaseRetainedSpans();
 // spans reused or released (called with their lock held).
 void CountRetained(long delta);
 // A central free list retained spans at time `now` (called without its lock): spans
-// idle for the decay time go back, at most every quarter of it.
+// idle for the decay time go back, and transfer caches that moved nothing for it are
+// drained into the central free lists, at most every quarter of it.
 void SpansRetained(uint64_t now);
 
 // Memory idle for the decay time goes back: retained spans to the page heap, the page

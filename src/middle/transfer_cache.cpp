@@ -13,6 +13,7 @@ bool TransferCache::Insert(void* const* objs, int n) {
   }
   for (int i = 0; i < n; ++i) slots_[count_ + i] = objs[i];
   __atomic_store_n(&count_, count_ + n, __ATOMIC_RELAXED);
+  __atomic_store_n(&moves_, moves_ + 1, __ATOMIC_RELAXED);
   return true;
 }
 
@@ -22,6 +23,7 @@ int TransferCache::Remove(void** out, int n) {
   int base = count_ - n;
   for (int i = 0; i < n; ++i) out[i] = slots_[base + i];
   __atomic_store_n(&count_, base, __ATOMIC_RELAXED);
+  if (n > 0) __atomic_store_n(&moves_, moves_ + 1, __ATOMIC_RELAXED);
   return n;
 }
 

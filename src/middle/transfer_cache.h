@@ -17,6 +17,8 @@ class TransferCache {
   int Remove(void** out, int n);
 
   int count() const { return __atomic_load_n(&count_, __ATOMIC_RELAXED); }
+  // Batches moved in or out so far: unchanged over the decay time, the cache is idle.
+  uint32_t moves() const { return __atomic_load_n(&moves_, __ATOMIC_RELAXED); }
   Mutex& lock() { return lock_; }
   int capacity() const { return capacity_; }
   void set_capacity(int c) { capacity_ = c; }
@@ -26,6 +28,7 @@ class TransferCache {
   void** slots_ = nullptr;  // allocated from the metadata arena on first insert
   int count_ = 0;
   int capacity_ = 0;
+  uint32_t moves_ = 0;
 };
 
 }  // namespace jsmalloc

@@ -282,7 +282,7 @@ TEST(MemoryBackToTheOs, SmallObjectsFreedUnderLightActivity) {
   const size_t peak = os::ResidentBytes();
   ASSERT_GT(peak, before + kBurst * 9 / 10);
   for (void* p : objs) js_free(p);
-  const size_t goal = before + kBurst / 5;  // at most a fifth of the burst left
+  const size_t goal = before + kBurst / 10;  // at most a tenth of the burst left
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
   size_t rss = os::ResidentBytes();
   while (rss > goal && std::chrono::steady_clock::now() < deadline) {

@@ -106,5 +106,25 @@ TEST_F(SpanSource, IdleRetainedSpansGoBackAfterTheDecayTime) {
   EXPECT_GE(PageHeap::Now(), retained_at + decay);
 }
 
+// Objects a thread freed into a transfer cache and that no thread took would pin their
+// spans for good: a transfer cache that moved no batch for the decay time is drained
+// into the central free list on the sweep's clock (times past any real sweep's).
+TEST(TransferCacheSweep, IdleTransferCachesDrainOnTheDecayClock) {
+  testing::EnsureAllocator();
+  const size_t cls = SizeToClass(200);
+  void* objs[8];
+  for (void*& p : objs) p = js_malloc(200);
+  MiddleDrainTransferCache(cls);
+  ASSERT_TRUE(g_transfer[cls].Insert(objs, 8));
+  const uint64_t decay = g_page_heap.decay_ns();
+  const uint64_t t = PageHeap::Now() + 100 * decay;
+  SpansRetained(t);  // the first sweep to see this count
+  EXPECT_EQ(g_transfer[cls].count(), 8);
+  SpansRetained(t + decay / 2);
+  EXPECT_EQ(g_transfer[cls].count(), 8) << "drained before it was idle for the decay time";
+  SpansRetained(t + decay + decay / 4);
+  EXPECT_EQ(g_transfer[cls].count(), 0) << "an idle transfer cache kept its objects";
+}
+
 }  // namespace
 }  // namespace jsmalloc
