@@ -8,7 +8,8 @@
 //            into the allocator, RSS is watched until it falls under a quarter of what
 //            the burst added, or until a deadline
 //   threads  the main thread and four others allocate and free; once the others are
-//            gone, how many tasks are named jsmalloc-bg
+//            gone, how many tasks are named jsmalloc-bg, how many thread caches there
+//            are once it made a release pass, and which signals it blocks
 //   fork     forks while the background thread runs and three threads allocate; each
 //            child checks that it has no background thread before it allocates, then
 //            makes and frees a burst and watches its RSS fall as above, then counts its
@@ -21,6 +22,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -30,6 +32,7 @@
 
 #include <gtest/gtest.h>
 
+#include "frontend/thread_cache.h"
 #include "jsmalloc.h"
 #include "test_main.h"
 #include "test_util.h"
@@ -116,8 +119,9 @@ void SayBurst(const char* prefix, const BurstResult& r) {
 }
 
 struct TaskCount {
-  int background = 0;  // tasks named jsmalloc-bg
-  int others = 0;      // the rest, the main thread not counted
+  int background = 0;       // tasks named jsmalloc-bg
+  int others = 0;           // the rest, the main thread not counted
+  long background_tid = 0;  // the last of the former
 };
 
 // Counts this process's tasks by name (opendir allocates: not for the burst's watch).
@@ -139,12 +143,30 @@ TaskCount CountTasks() {
     if (n > 0 && name[n - 1] == '\n') name[n - 1] = '\0';
     if (strcmp(name, "jsmalloc-bg") == 0) {
       ++c.background;
+      c.background_tid = atol(e->d_name);
     } else {
       ++c.others;
     }
   }
   closedir(dir);
   return c;
+}
+
+// The number on the line "<field>:" of /proc/self/task/<tid>/status, in the given base;
+// 0 when there is none.
+unsigned long long TaskStatusField(long tid, const char* field, int base) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/self/task/%ld/status", tid);
+  char text[4096] = {};
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, text, sizeof(text) - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  char key[64];
+  snprintf(key, sizeof(key), "\n%s:", field);
+  const char* at = strstr(text, key);
+  return at == nullptr ? 0 : strtoull(at + strlen(key), nullptr, base);
 }
 
 // Waits (up to the deadline) until no task but the main thread and background threads
@@ -195,8 +217,20 @@ JSTEST_CHILD_MAIN(background_threads) {
   for (auto& t : threads) t.join();
   Churn(10);
   const TaskCount c = SettledTaskCount(BackgroundWanted());
-  char line[128];
-  snprintf(line, sizeof(line), "background=%d others=%d\n", c.background, c.others);
+  unsigned long long blocked = 0;
+  if (c.background_tid != 0) {
+    // Two sleeps begun: it has made a release pass (it would have a thread cache now if
+    // the pass allocated).
+    const uint64_t start = NowNs();
+    while (TaskStatusField(c.background_tid, "voluntary_ctxt_switches", 10) < 3 &&
+           NowNs() - start < kDeadlineNs) {
+      Nap(kPollNs);
+    }
+    blocked = TaskStatusField(c.background_tid, "SigBlk", 16);
+  }
+  char line[160];
+  snprintf(line, sizeof(line), "background=%d others=%d caches=%zu blocked=%llx\n", c.background,
+           c.others, jsmalloc::ThreadCacheCount(), blocked);
   Say(line);
   return 0;
 }
@@ -331,12 +365,21 @@ TEST(BackgroundThread, ExistsOnlyWhenEnabledAndOnlyOnce) {
   ASSERT_EQ(on_lines.size(), 1u) << on.err;
   EXPECT_EQ(Field(on_lines[0], "background"), 1) << on_lines[0];
   EXPECT_EQ(Field(on_lines[0], "others"), 0) << on_lines[0];
+  // The main thread's cache only: the background thread has none of its own.
+  EXPECT_EQ(Field(on_lines[0], "caches"), 1) << on_lines[0];
+  // Every signal a program could handle is blocked in it.
+  const unsigned long long blocked = strtoull(
+      on_lines[0].substr(on_lines[0].find("blocked=") + strlen("blocked=")).c_str(), nullptr, 16);
+  for (int sig : {SIGINT, SIGTERM, SIGUSR1, SIGUSR2, SIGCHLD, SIGALRM, SIGPIPE, SIGHUP, SIGRTMAX})
+    EXPECT_NE(blocked & (1ull << (sig - 1)), 0u)
+        << "signal " << sig << " not blocked: " << on_lines[0];
 
   const jstest::ChildResult off = RunChild("background_threads", kOff);
   const std::vector<std::string> off_lines = LinesStartingWith(off.err, "background=");
   ASSERT_EQ(off_lines.size(), 1u) << off.err;
   EXPECT_EQ(Field(off_lines[0], "background"), 0) << off_lines[0];
   EXPECT_EQ(Field(off_lines[0], "others"), 0) << off_lines[0];
+  EXPECT_EQ(Field(off_lines[0], "caches"), 1) << off_lines[0];
 }
 
 TEST(BackgroundThread, RestartedInForkChildrenAndStillOneInTheParent) {
