@@ -3,9 +3,9 @@
 // stops calling the allocator still gets its idle memory back to the OS. Without it,
 // memory goes back only from the allocator's own slow paths.
 //
-// It is started lazily from a thread-cache slow path, never from a constructor nor
-// with an allocator lock held, once per process: a fork child has no such thread, and
-// starts its own on its first slow path that looks.
+// It is started lazily from a slow path (a thread cache's, or a large allocation's),
+// never from a constructor nor with an allocator lock held, once per process: a fork
+// child has no such thread, and starts its own on its first slow path that looks.
 #pragma once
 
 #include "common.h"

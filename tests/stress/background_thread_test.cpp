@@ -12,8 +12,9 @@
 //            are once it made a release pass, and which signals it blocks
 //   fork     forks while the background thread runs and three threads allocate; each
 //            child checks that it has no background thread before it allocates, then
-//            makes and frees a burst and watches its RSS fall as above, then counts its
-//            background threads; the parent counts its own at the end
+//            makes and frees a burst (of small blocks, or of large ones only) and watches
+//            its RSS fall as above, then counts its background threads; the parent
+//            counts its own at the end
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -81,17 +82,17 @@ struct BurstResult {
   uint64_t ms = 0;      // how long the watch took
 };
 
-// Allocates and writes kBurstBytes in blocks of 1-4 KiB, frees them, then, calling
-// nothing in the allocator, watches RSS until it is below baseline + a quarter of what
-// the burst added, or kDeadlineNs has passed.
-BurstResult BurstAndWatch(uint64_t seed) {
+// Allocates and writes kBurstBytes in blocks of min_size to max_size bytes, frees them,
+// then, calling nothing in the allocator, watches RSS until it is below baseline + a
+// quarter of what the burst added, or kDeadlineNs has passed.
+BurstResult BurstAndWatch(uint64_t seed, size_t min_size, size_t max_size) {
   BurstResult r;
   memset(g_blocks, 0, sizeof(g_blocks));
   r.baseline = jstest::RssBytes();
   jstest::Rng rng(seed);
   size_t count = 0;
   for (size_t total = 0; total < kBurstBytes && count < kMaxBlocks; ++count) {
-    const size_t size = kKiB + rng.Below(3 * kKiB + 1);
+    const size_t size = min_size + rng.Below(max_size - min_size + 1);
     void* p = js_malloc(size);
     if (p == nullptr) abort();
     memset(p, static_cast<int>(count) | 1, size);
@@ -124,31 +125,39 @@ struct TaskCount {
   long background_tid = 0;  // the last of the former
 };
 
-// Counts this process's tasks by name (opendir allocates: not for the burst's watch).
+// Counts this process's tasks by name. Allocates nothing (getdents64, not opendir), so
+// that it adds no slow call of its own to what a child is watched doing.
 TaskCount CountTasks() {
   TaskCount c;
   const pid_t self = getpid();
-  DIR* dir = opendir("/proc/self/task");
-  if (dir == nullptr) abort();
-  while (dirent* e = readdir(dir)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    if (atoi(e->d_name) == self) continue;
-    char path[320];
-    snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-    char name[32] = {};
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;  // it just exited
-    ssize_t n = read(fd, name, sizeof(name) - 1);
-    close(fd);
-    if (n > 0 && name[n - 1] == '\n') name[n - 1] = '\0';
-    if (strcmp(name, "jsmalloc-bg") == 0) {
-      ++c.background;
-      c.background_tid = atol(e->d_name);
-    } else {
-      ++c.others;
+  const int dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) abort();
+  alignas(8) char entries[8192];
+  for (;;) {
+    const ssize_t len = getdents64(dir, entries, sizeof(entries));
+    if (len <= 0) break;
+    for (ssize_t at = 0; at < len;) {
+      const auto* e = reinterpret_cast<const dirent64*>(entries + at);
+      at += e->d_reclen;
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      if (atoi(e->d_name) == self) continue;
+      char path[320];
+      snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+      char name[32] = {};
+      const int fd = open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;  // it just exited
+      const ssize_t n = read(fd, name, sizeof(name) - 1);
+      close(fd);
+      if (n > 0 && name[n - 1] == '\n') name[n - 1] = '\0';
+      if (strcmp(name, "jsmalloc-bg") == 0) {
+        ++c.background;
+        c.background_tid = atol(e->d_name);
+      } else {
+        ++c.others;
+      }
     }
   }
-  closedir(dir);
+  close(dir);
   return c;
 }
 
@@ -206,7 +215,7 @@ void Churn(uint64_t seed) {
 }  // namespace
 
 JSTEST_CHILD_MAIN(background_release) {
-  SayBurst("", BurstAndWatch(1));
+  SayBurst("", BurstAndWatch(1, kKiB, 4 * kKiB));
   return 0;
 }
 
@@ -254,11 +263,16 @@ void BusyWorker(int id, const std::atomic<bool>* stop, std::atomic<long>* progre
   alarm(30);  // a child deadlocked in the allocator dies instead of hanging the test
   // Before any allocation: the parent's background thread did not come along.
   TaskCount before = CountTasks();
-  BurstResult burst = BurstAndWatch(static_cast<uint64_t>(round) + 50);
+  // Every other child makes large blocks only: no call of its own reaches a thread
+  // cache's slow path, so the large-block path must start the thread.
+  const bool large = round % 2 == 1;
+  BurstResult burst = BurstAndWatch(static_cast<uint64_t>(round) + 50, large ? 256 * kKiB : kKiB,
+                                    large ? kMiB : 4 * kKiB);
   TaskCount after = SettledTaskCount(true);
-  char prefix[128];
-  snprintf(prefix, sizeof(prefix), "child=%d background_before=%d background=%d others=%d ", round,
-           before.background, after.background, after.others);
+  char prefix[160];
+  snprintf(prefix, sizeof(prefix),
+           "child=%d blocks=%s background_before=%d background=%d others=%d ", round,
+           large ? "large" : "small", before.background, after.background, after.others);
   SayBurst(prefix, burst);
   _exit(0);
 }
