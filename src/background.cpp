@@ -27,7 +27,7 @@ constexpr uint64_t kMinPeriodNs = 1000000;
 void* BackgroundMain(void*) {
   os::NameThisThread("jsmalloc-bg");
   for (;;) {
-    // Read each time: the decay time may be changed while the program runs.
+    // Read each time, as the page heap does: set_decay_ns may change it at any time.
     const uint64_t period = g_page_heap.decay_ns() / 4;
     os::SleepNanos(period > kMinPeriodNs ? period : kMinPeriodNs);
     ReleaseIdleMemory();

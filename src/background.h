@@ -19,7 +19,8 @@ extern constinit int g_background_started;
 void StartBackgroundThreadSlow();
 
 // For the slow paths that may start it: the caller holds no allocator lock and its
-// thread cache is consistent, since pthread_create may call malloc and calloc.
+// thread cache, if it has one, is consistent, since pthread_create may call malloc and
+// calloc.
 inline void MaybeStartBackgroundThread() {
   if (JS_UNLIKELY(GetOption(Option::kBackgroundThread) != 0) &&
       __atomic_load_n(&g_background_started, __ATOMIC_RELAXED) == 0) {
