@@ -214,7 +214,9 @@ void Churn(uint64_t seed) {
 
 }  // namespace
 
+// RSS then moves in 4 KiB steps, and hugepages the heap keeps do not hide a release.
 JSTEST_CHILD_MAIN(background_release) {
+  jstest::DisableTransparentHugePages();
   SayBurst("", BurstAndWatch(1, kKiB, 4 * kKiB));
   return 0;
 }
@@ -280,6 +282,7 @@ void BusyWorker(int id, const std::atomic<bool>* stop, std::atomic<long>* progre
 }  // namespace
 
 JSTEST_CHILD_MAIN(background_fork) {
+  jstest::DisableTransparentHugePages();  // inherited by the fork children
   Churn(1);
   const TaskCount started = SettledTaskCount(true);
   std::atomic<bool> stop{false};
