@@ -7,6 +7,7 @@
 #include "backend/hugepage_filler.h"
 #include "backend/meta_arena.h"
 #include "backend/page_heap.h"
+#include "background.h"
 #include "fast_path.h"
 #include "free_list.h"
 #include "frontend/thread_cache.h"
@@ -69,6 +70,8 @@ void ForkChild() {
   ThreadCacheListLock().ResetAfterFork();
   // The other threads are gone; what their caches held belongs to the child now.
   ThreadCachesAfterForkChild();
+  // So is the background thread; the child starts its own if it goes on allocating.
+  BackgroundThreadAfterForkChild();
 }
 
 }  // namespace

@@ -15,6 +15,8 @@ namespace jsmalloc {
   X(kShowStats, "SHOW_STATS", 0, nullptr,                                                  \
     "print statistics to stderr at exit (1 = text, 2 = JSON)")                             \
   X(kDecayMs, "DECAY_MS", 500, nullptr, "free pages go back to the OS after this many ms") \
+  X(kBackgroundThread, "BACKGROUND_THREAD", 0, nullptr,                                    \
+    "1 = a thread releases idle memory every DECAY_MS/4, even while nothing allocates")    \
   X(kThreadCacheBytes, "THREAD_CACHE_BYTES", 8 << 20, nullptr,                             \
     "upper bound on one thread's cache")                                                   \
   X(kTotalThreadCacheBytes, "TOTAL_THREAD_CACHE_BYTES", 32 << 20, nullptr,                 \

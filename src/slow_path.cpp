@@ -7,6 +7,7 @@
 #include "allocator.h"
 #include "backend/huge.h"
 #include "backend/page_heap.h"
+#include "background.h"
 #include "init.h"
 #include "middle/middle.h"
 #include "middle/span_source.h"
@@ -38,6 +39,7 @@ void* HugeAlloc(size_t size, size_t align) {
 // their own mappings. Returns the block and whether it may hold old data.
 void* LargeAlloc(size_t size, size_t align, bool* maybe_dirty) {
   EnsureGlobalInit();
+  MaybeStartBackgroundThread();  // a program of large blocks may never use a thread cache
   *maybe_dirty = false;
   if (size > kMaxRequest) return OutOfMemory();
   ThreadCacheDrainIdleCurrent();

@@ -4,6 +4,7 @@
 #include <pthread.h>
 
 #include "backend/meta_arena.h"
+#include "background.h"
 #include "free_list.h"
 #include "init.h"
 #include "lock.h"
@@ -262,6 +263,7 @@ void NoteSlowCall(ThreadCache* tc, size_t cls) {
   if (tc->capacity_bytes > ThreadCacheLimit()) StealCapacity(tc, kNumClasses, 0, true);
   DrainIdleLists(tc);
   ReleaseIdleMemory();
+  MaybeStartBackgroundThread();  // no lock held, the cache consistent: malloc may re-enter
 }
 
 // Takes an emptied cache off the list of live caches and recycles it. The caller holds

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/random.h>
@@ -86,6 +87,43 @@ void FutexWake(uint32_t* addr, int count) {
 
 void Yield() {
   sched_yield();
+}
+
+void SleepNanos(uint64_t ns) {
+  int saved = errno;
+  struct timespec left;
+  left.tv_sec = static_cast<time_t>(ns / 1000000000u);
+  left.tv_nsec = static_cast<long>(ns % 1000000000u);
+  // On EINTR clock_nanosleep leaves what remains in `left`.
+  while (clock_nanosleep(CLOCK_MONOTONIC, 0, &left, &left) == EINTR) {
+  }
+  errno = saved;
+}
+
+int StartDaemonThread(void* (*fn)(void*)) {
+  int saved = errno;
+  pthread_attr_t attr;
+  int rc = pthread_attr_init(&attr);
+  if (rc != 0) return rc;
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  // The new thread inherits the creator's mask: blocked here, it has no window in which
+  // a signal could reach it. (glibc keeps its own internal signals usable.)
+  sigset_t all;
+  sigset_t old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t thread;
+  rc = pthread_create(&thread, &attr, fn, nullptr);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_attr_destroy(&attr);
+  errno = saved;
+  return rc;
+}
+
+void NameThisThread(const char* name) {
+  int saved = errno;
+  pthread_setname_np(pthread_self(), name);  // prctl(PR_SET_NAME) for the caller
+  errno = saved;
 }
 
 uint64_t NowNanos() {

@@ -1,5 +1,5 @@
 // Everything else jsmalloc needs from the kernel: writing diagnostics, futexes,
-// time, randomness, process identity.
+// time, threads, randomness, process identity.
 #pragma once
 
 #include <cstddef>
@@ -22,6 +22,15 @@ void WriteStderrAtExit(const char* text, size_t len);
 void FutexWait(uint32_t* addr, uint32_t expected);
 void FutexWake(uint32_t* addr, int count);
 void Yield();
+// Sleeps for ns nanoseconds of the monotonic clock (whatever signals arrive).
+void SleepNanos(uint64_t ns);
+
+// Starts fn(nullptr) on a detached thread with every signal blocked (from its first
+// instruction on, so it never runs a handler of the program's). Returns 0 or the
+// pthread_create error. May call malloc and calloc.
+int StartDaemonThread(void* (*fn)(void*));
+// Names the calling thread (at most 15 characters; /proc/self/task/*/comm shows it).
+void NameThisThread(const char* name);
 
 // Monotonic clock in nanoseconds (vDSO, no syscall in practice).
 uint64_t NowNanos();
