@@ -10,26 +10,27 @@ namespace jsmalloc {
 
 // X(enum name, env name, default, words, meaning). `words`: nullptr for a number, else
 // the values the option takes by name, "|"-separated: the first is 0, the next 1, ...
-#define JSMALLOC_OPTIONS(X)                                                                \
-  X(kVerbose, "VERBOSE", 0, nullptr, "print the options in force at start-up (1 = on)")    \
-  X(kShowStats, "SHOW_STATS", 0, nullptr,                                                  \
-    "print statistics to stderr at exit (1 = text, 2 = JSON)")                             \
-  X(kDecayMs, "DECAY_MS", 500, nullptr, "free pages go back to the OS after this many ms") \
-  X(kBackgroundThread, "BACKGROUND_THREAD", 0, nullptr,                                    \
-    "1 = a thread releases idle memory every DECAY_MS/4, even while nothing allocates")    \
-  X(kThreadCacheBytes, "THREAD_CACHE_BYTES", 8 << 20, nullptr,                             \
-    "upper bound on one thread's cache")                                                   \
-  X(kTotalThreadCacheBytes, "TOTAL_THREAD_CACHE_BYTES", 32 << 20, nullptr,                 \
-    "all threads' caches together: each gets an equal share, at least 1 MiB")              \
-  X(kHeapReserve, "HEAP_RESERVE", int64_t{1} << 40, nullptr,                               \
-    "address space reserved for the heap")                                                 \
-  X(kHugeThreshold, "HUGE_THRESHOLD", 64 << 20, nullptr,                                   \
-    "blocks this large get their own mapping")                                             \
-  X(kHugepages, "HUGEPAGES", 0, "auto|always|never",                                       \
-    "transparent hugepages for the heap: auto = where the system's mode is madvise")       \
-  X(kSampleInterval, "SAMPLE_INTERVAL", 2 << 20, nullptr,                                  \
-    "mean bytes between sampled allocations")                                              \
-  X(kCheckSizedFree, "CHECK_SIZED_FREE", 1, nullptr,                                       \
+#define JSMALLOC_OPTIONS(X)                                                                  \
+  X(kVerbose, "VERBOSE", 0, nullptr, "print the options in force at start-up (1 = on)")      \
+  X(kShowStats, "SHOW_STATS", 0, nullptr,                                                    \
+    "print statistics to stderr at exit (1 = text, 2 = JSON)")                               \
+  X(kDecayMs, "DECAY_MS", 500, nullptr, "free pages go back to the OS after this many ms")   \
+  X(kBackgroundThread, "BACKGROUND_THREAD", 0, nullptr,                                      \
+    "1 = a thread releases idle memory every DECAY_MS/4, even while nothing allocates")      \
+  X(kThreadCacheBytes, "THREAD_CACHE_BYTES", 8 << 20, nullptr,                               \
+    "upper bound on one thread's cache")                                                     \
+  X(kTotalThreadCacheBytes, "TOTAL_THREAD_CACHE_BYTES", 32 << 20, nullptr,                   \
+    "all threads' caches together: each gets an equal share, at least 1 MiB")                \
+  X(kHeapReserve, "HEAP_RESERVE", int64_t{1} << 40, nullptr,                                 \
+    "address space reserved for the heap")                                                   \
+  X(kHugeThreshold, "HUGE_THRESHOLD", 64 << 20, nullptr,                                     \
+    "blocks this large get their own mapping")                                               \
+  X(kHugepages, "HUGEPAGES", 0, "auto|always|never",                                         \
+    "transparent hugepages for a heap of 64 MiB or more: auto = where the system's mode is " \
+    "always, always = also where it is madvise")                                             \
+  X(kSampleInterval, "SAMPLE_INTERVAL", 2 << 20, nullptr,                                    \
+    "mean bytes between sampled allocations")                                                \
+  X(kCheckSizedFree, "CHECK_SIZED_FREE", 1, nullptr,                                         \
     "debug/secure builds: abort on a wrong sized free")
 
 enum class Option : int {

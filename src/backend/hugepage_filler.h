@@ -39,8 +39,8 @@ namespace jsmalloc {
 
 // Where the heap asks the kernel for transparent hugepages (JSMALLOC_HUGEPAGES).
 enum class HugepageMode : uint8_t {
-  kAuto = 0,    // MADV_HUGEPAGE where the system's THP mode is `madvise` (or `always`)
-  kAlways = 1,  // MADV_HUGEPAGE whatever the mode says (it cannot override `never`)
+  kAuto = 0,    // as the system's THP mode says: hugepages where it is `always`
+  kAlways = 1,  // MADV_HUGEPAGE also where it is `madvise` (it cannot override `never`)
   kNever = 2,   // MADV_NOHUGEPAGE: 4 KiB pages even where the system says `always`
 };
 

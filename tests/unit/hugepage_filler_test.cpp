@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <set>
@@ -26,6 +27,15 @@ namespace jsmalloc {
 namespace {
 
 constexpr size_t kHp = HugePageFiller::kPagesPerHugePage;
+
+// Private heaps decide on hugepages at their first growth, from the mode then. The tests
+// ask for them (JSMALLOC_HUGEPAGES=always) so that the hugepage paths run wherever the
+// system lets them (its THP mode is not `never`); elsewhere they check the other paths.
+struct AskForHugepages {
+  HugepageMode saved = CurrentHugepageMode();
+  AskForHugepages() { SetHugepageMode(HugepageMode::kAlways); }
+  ~AskForHugepages() { SetHugepageMode(saved); }
+};
 
 // The counts of hugepage h as the pagemap says them.
 struct Counted {
@@ -77,6 +87,7 @@ uint64_t AfterTwiceTheDecay(const PageHeap& heap) {
 
 TEST(HugePageFiller, CountsFollowThePagemap) {
   testing::EnsureAllocator();
+  AskForHugepages ask;
   static constinit PageHeap heap;
   std::vector<Span*> spans;
   for (size_t n : {1, 8, 9, 16, 100, 300, 13, 520, 2}) {
@@ -103,6 +114,7 @@ TEST(HugePageFiller, CountsFollowThePagemap) {
 // its free pages while they are within the slack (on hugepages), so it stays one.
 TEST(HugePageFiller, WholeIdleHugePagesGoFirst) {
   testing::EnsureAllocator();
+  AskForHugepages ask;
   static constinit PageHeap heap;
   // Two hugepages of 16-page blocks.
   std::vector<Span*> spans;
@@ -136,6 +148,7 @@ TEST(HugePageFiller, WholeIdleHugePagesGoFirst) {
 // for the decay time give their free pages back, the emptiest first.
 TEST(HugePageFiller, SubreleaseOnlyPastTheSlack) {
   testing::EnsureAllocator();
+  AskForHugepages ask;
   static constinit PageHeap heap;
   constexpr size_t kHugePages = 24;  // 24 * 2 MiB = 48 MiB, a quarter to three in use
   std::vector<Span*> spans;
@@ -216,6 +229,7 @@ TEST(HugePageFiller, SmallSpansGoToTheFullestHugePage) {
 // hugepage beyond its last pages: the gaps between them would be resident.
 TEST(HugePageFiller, OneFamilyToAHugePage) {
   testing::EnsureAllocator();
+  AskForHugepages ask;
   static constinit PageHeap heap;
   // A heap past the size where hugepages start (never touched: no memory).
   Span* big =
@@ -301,6 +315,56 @@ TEST(MemoryBackToTheOs, SmallObjectsFreedUnderLightActivity) {
   js_release_free_memory();
   EXPECT_LE(os::ResidentBytes(), before + kBurst / 20) << "js_release_free_memory kept it";
   g_page_heap.set_decay_ns(saved_decay);
+}
+
+// AnonHugePages of /proc/self/smaps_rollup, in bytes (0 when the kernel has no such line).
+size_t AnonHugePageBytes() {
+  FILE* f = fopen("/proc/self/smaps_rollup", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  size_t kb = 0;
+  while (fgets(line, sizeof(line), f) != nullptr) {
+    if (sscanf(line, "AnonHugePages: %zu kB", &kb) == 1) break;
+  }
+  fclose(f);
+  return kb << 10;
+}
+
+// The heap's own count of bytes on hugepages agrees with the kernel's: spans of small
+// classes written densely, in a heap past kMinHeapForHugepages, are backed by hugepages
+// where the system lets them be, and counted as such; given back, they are not.
+TEST(HugePageFiller, CoverageMatchesTheKernel) {
+  testing::EnsureAllocator();
+  AskForHugepages ask;
+  static constinit PageHeap heap;
+  // Past the size where hugepages start (never touched: no memory).
+  Span* big = heap.Allocate(HugePageFiller::kMinHeapForHugepages >> kPageShift, 1, kPageLarge);
+  ASSERT_NE(big, nullptr);
+  const size_t kernel_before = AnonHugePageBytes();
+  constexpr size_t kDense = size_t{64} << 20;
+  std::vector<Span*> spans;
+  for (size_t bytes = 0; bytes < kDense; bytes += 16 * kPageSize) {
+    Span* s = heap.Allocate(16, 1, 1);
+    ASSERT_NE(s, nullptr);
+    memset(HeapRegion::AddressOf(s->first_page), 1, 16 * kPageSize);
+    spans.push_back(s);
+  }
+  const size_t counted = heap.filler().hugepage_backed_bytes();
+  const size_t kernel = AnonHugePageBytes() - kernel_before;
+  if (heap.filler().on_hugepages()) {
+    EXPECT_GE(counted, kDense - (size_t{4} << 20)) << "dense hugepages not counted";
+    EXPECT_LE(counted, kDense + (size_t{4} << 20));
+    EXPECT_GE(kernel, counted * 8 / 10) << "the heap counts more than the kernel backs";
+    EXPECT_LE(kernel, counted + (size_t{4} << 20)) << "the kernel backs more than counted";
+  } else {
+    EXPECT_EQ(counted, 0u);
+  }
+  for (Span* s : spans) heap.Deallocate(s);
+  heap.ReleaseAll();
+  EXPECT_EQ(heap.filler().hugepage_backed_bytes(), 0u) << "hugepages given back still counted";
+  EXPECT_LE(AnonHugePageBytes(), kernel_before + (size_t{2} << 20));
+  heap.Deallocate(big);
+  heap.ReleaseAll();
 }
 
 TEST(HugePageFiller, HugepagesOptionTakesWords) {
