@@ -84,7 +84,7 @@ class HugePageFiller {
   size_t released_total_pages() const { return released_total_; }
   size_t refaulted_total_pages() const { return refaulted_total_; }
   // Whether the heap asks for transparent hugepages (after the first Attach).
-  bool on_hugepages() const { return thp_ != 0; }
+  bool on_hugepages() const { return thp_ == 1; }
 
   // What a unit test checks: the record of the hugepage holding `page`.
   struct Record {

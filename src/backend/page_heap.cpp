@@ -59,9 +59,10 @@ uintptr_t PageHeap::Place(const Span* s, size_t npages, size_t align_pages, uint
 }
 
 // A free span holding `npages` at a page index that is a multiple of `align_pages`, in
-// a hugepage that takes spans of `family`. For a small span, the one whose hugepage is
-// the fullest among the first few that fit (the filler's order: the others drain, to go
-// back to the OS whole); among the big free spans, the smallest.
+// a hugepage that takes spans of `family`. For a small span on hugepages, the one whose
+// hugepage is the fullest among the first few that fit (the filler's order: the others
+// drain, to go back to the OS whole), else the first that fits; among the big free
+// spans, the smallest.
 PageHeap::Fit PageHeap::FindFit(size_t npages, size_t align_pages, uint8_t family) {
   Fit fit{nullptr, kNoFit};
   if (npages <= kMaxBin) {
@@ -73,6 +74,8 @@ PageHeap::Fit PageHeap::FindFit(size_t npages, size_t align_pages, uint8_t famil
         ++examined;
         const uintptr_t start = Place(s, npages, align_pages, family);
         if (start == kNoFit) continue;
+        // Off hugepages every idle free page goes back anyway: first fit, as compact.
+        if (!filler_.on_hugepages()) return Fit{s, start};
         const uint32_t used = filler_.Fullness(start);
         if (fit.span == nullptr || used > fullest_used) {
           fit = Fit{s, start};
@@ -144,7 +147,9 @@ uint64_t PageHeap::Now() {
 // (their lengths are multiples of the family's alignment), and a scan of the free lists
 // might not reach that span before those of other families.
 PageHeap::Fit PageHeap::FitAtHint(size_t npages, size_t align_pages, uint8_t family) {
-  if (family >= sizeof(fill_hint_) / sizeof(fill_hint_[0])) return Fit{nullptr, kNoFit};
+  // Off hugepages the first fit is as good, and reuses freed holes first.
+  if (!filler_.on_hugepages() || family >= sizeof(fill_hint_) / sizeof(fill_hint_[0]))
+    return Fit{nullptr, kNoFit};
   const uintptr_t page = fill_hint_[family];
   if (page == 0 || page >= (g_region.used() >> kPageShift) ||
       !IsFreePage(HeapRegion::ClassAt(page)))
@@ -179,7 +184,7 @@ Span* PageHeap::Allocate(size_t npages, size_t align_pages, uint8_t cls) {
                              ? HugePageFiller::kFamilyAny
                              : static_cast<uint8_t>(align_pages);
   Fit fit{nullptr, kNoFit};
-  if (npages >= kHugePages && kHugePages % align_pages == 0) {
+  if (filler_.on_hugepages() && npages >= kHugePages && kHugePages % align_pages == 0) {
     // A hugepage or more starts on a hugepage, so that its whole hugepages can be backed
     // as such; its tail's hugepage is left for small spans to fill.
     fit = FindFit(npages, kHugePages, family);
