@@ -309,25 +309,32 @@ class Results:
             return ""
         return md_table(["test", "size", *names], rows, ["l", "l"] + ["r"] * len(names))
 
-    def frag_series(self):
-        """{label: {alloc: [(round, rss MiB)], 'live': [...]}} from each median run."""
+    def median_run_series(self, workload, points):
+        """{label: {alloc: points(samples)}} from each allocator's median run of
+        `workload`, leaving out runs where `points` gives nothing."""
         out = {}
         for c in self.configs:
-            if c.workload.name != "frag":
+            if c.workload.name != workload:
                 continue
             series = {}
             for a in self.names():
                 cell = self.cells[(c.label, a)]
                 r = cell.median_run() if cell.has_value else None
-                if r is None or not r.samples:
-                    continue
-                series[a] = [(s.get("round", i), s.get("rss_kb", 0) / 1024.0)
-                             for i, s in enumerate(r.samples)]
-                if "live" not in series:
-                    series["live"] = [(s.get("round", i), s.get("live_kb", 0) / 1024.0)
-                                      for i, s in enumerate(r.samples)]
+                pts = points(r.samples) if r is not None and r.samples else []
+                if pts:
+                    series[a] = pts
             if series:
                 out[c.label] = series
+        return out
+
+    def frag_series(self):
+        """{label: {alloc: [(round, rss MiB)], 'live': [...]}} from each median run."""
+        def rounds(samples, key):
+            return [(s.get("round", i), s.get(key, 0) / 1024.0) for i, s in enumerate(samples)]
+        out = self.median_run_series("frag", lambda samples: rounds(samples, "rss_kb"))
+        live = self.median_run_series("frag", lambda samples: rounds(samples, "live_kb"))
+        for label, series in out.items():
+            series["live"] = next(iter(live[label].values()))
         return out
 
     def frag_table(self):
@@ -429,23 +436,9 @@ class Results:
 
     def burst_small_series(self):
         """{label: {alloc: [(seconds after the frees, rss MiB)]}} from each median run."""
-        out = {}
-        for c in self.configs:
-            if c.workload.name != "burst-small":
-                continue
-            series = {}
-            for a in self.names():
-                cell = self.cells[(c.label, a)]
-                r = cell.median_run() if cell.has_value else None
-                if r is None:
-                    continue
-                pts = [(s["t_ms"] / 1000.0, s["rss_kb"] / 1024.0)
-                       for s in r.samples if "t_ms" in s and "rss_kb" in s]
-                if pts:
-                    series[a] = pts
-            if series:
-                out[c.label] = series
-        return out
+        return self.median_run_series(
+            "burst-small", lambda samples: [(s["t_ms"] / 1000.0, s["rss_kb"] / 1024.0)
+                                            for s in samples if "t_ms" in s and "rss_kb" in s])
 
     def missing_memory_cells(self):
         """Cells with a verified run but no peak RSS or no RSS after free: every workload
