@@ -95,6 +95,15 @@ size_t FormatStats(char* buf, size_t size, bool json) {
     b.Add("\"spans_allocated\": ").Udec(s.spans_allocated);
     b.Add(", \"threads\": ").Udec(ThreadCacheCount());
     b.Add(", \"huge_blocks\": ").Udec(g_huge.count());
+    b.Add(", \"sub_region_bytes\": ").Udec(g_region.sub_region_size());
+    b.Add(", \"partitions\": [");
+    for (size_t i = 0; g_region.partition_mask(i) != 0; ++i) {
+      if (i != 0) b.Add(", ");
+      b.Add("{\"grown\": ").Udec(g_region.partition_mask(i));
+      b.Add(", \"committed\": ").Udec(g_region.committed_mask(i));
+      b.Add(", \"pending_release\": ").Udec(g_region.pending_mask(i)).Add("}");
+    }
+    b.Add("]");
     b.Add(", \"classes\": [");
     bool first = true;
     for (size_t cls = 1; cls < kNumClasses; ++cls) {
@@ -122,6 +131,13 @@ size_t FormatStats(char* buf, size_t size, bool json) {
   b.Add("  spans allocated:   ").Udec(s.spans_allocated).Add("\n");
   b.Add("  threads with caches: ").Udec(ThreadCacheCount()).Add("\n");
   b.Add("  huge blocks:       ").Udec(g_huge.count()).Add("\n");
+  // One bit per sub-region of each partition the heap grew into.
+  for (size_t i = 0; g_region.partition_mask(i) != 0; ++i) {
+    b.Add("  partition ").Udec(i).Add(" (").Bytes(g_region.sub_region_size()).Add(" sub-regions):");
+    b.Add(" grown ").Hex(g_region.partition_mask(i));
+    b.Add(" committed ").Hex(g_region.committed_mask(i));
+    b.Add(" pending release ").Hex(g_region.pending_mask(i)).Add("\n");
+  }
   b.Add("  resident (OS):     ").Bytes(os::ResidentBytes()).Add("\n");
   b.Add("  size class       spans  objects out  in transfer\n");
   for (size_t cls = 1; cls < kNumClasses; ++cls) {

@@ -159,6 +159,22 @@ bool HeapRegion::ReclaimForOthers() {
   return (r.mapped_pages_ << kPageShift) + r.class_mapped_ + r.span_mapped_ < before;
 }
 
+void HeapRegion::SetSubRegionState(uintptr_t offset, bool committed, bool pending) {
+  if (partition_size_ == 0) return;
+  const size_t part = offset / partition_size_;
+  if (part >= kMaxPartitions) return;
+  const uint64_t bit = uint64_t{1} << ((offset % partition_size_) / sub_region_size());
+  auto set = [bit](std::atomic<uint64_t>& mask, bool on) {
+    if (on) {
+      mask.fetch_or(bit, std::memory_order_relaxed);
+    } else {
+      mask.fetch_and(~bit, std::memory_order_relaxed);
+    }
+  };
+  set(committed_[part], committed);
+  set(pending_[part], pending);
+}
+
 void HeapRegion::MapWholeSpan(Span* s, uint8_t cls) {
   __builtin_memset(g_pagemap.classes + s->first_page, cls, s->npages);
   Span** spans = g_pagemap.spans + s->first_page;

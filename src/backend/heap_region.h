@@ -107,6 +107,19 @@ class HeapRegion {
   uint64_t partition_mask(size_t i) const {
     return i < kMaxPartitions ? partitions_[i].load(std::memory_order_relaxed) : 0;
   }
+  // Of those, the sub-regions with pages that may be resident (in use, or free with old
+  // data), and those with free pages waiting for the decay to give them back. Kept by
+  // the page heap's filler (SetSubRegionState) from its per-hugepage counts.
+  uint64_t committed_mask(size_t i) const {
+    return i < kMaxPartitions ? committed_[i].load(std::memory_order_relaxed) : 0;
+  }
+  uint64_t pending_mask(size_t i) const {
+    return i < kMaxPartitions ? pending_[i].load(std::memory_order_relaxed) : 0;
+  }
+  // Bytes of one sub-region (a 64th of a partition).
+  size_t sub_region_size() const { return partition_size_ / kSubRegions; }
+  // The state of the sub-region holding heap byte offset `offset`.
+  void SetSubRegionState(uintptr_t offset, bool committed, bool pending);
 
  private:
   static constexpr size_t kMaxPartitions = 1024;
@@ -129,6 +142,8 @@ class HeapRegion {
   size_t span_mapped_ = 0;
   size_t partition_size_ = 0;
   std::atomic<uint64_t> partitions_[kMaxPartitions] = {};
+  std::atomic<uint64_t> committed_[kMaxPartitions] = {};
+  std::atomic<uint64_t> pending_[kMaxPartitions] = {};
 };
 
 extern constinit HeapRegion g_region;

@@ -113,6 +113,25 @@ void HugePageFiller::SetBacked(Record* r, bool backed) {
   backed_ += static_cast<size_t>(is) - static_cast<size_t>(was);
 }
 
+// The partition masks follow the records: a sub-region is committed while one of its
+// hugepages has pages in use or dirty, pending release while one has dirty pages. The
+// records of a whole sub-region are read (8 for a 1 GiB partition): sub-regions are
+// shared by the fillers of private page heaps, and each record is the truth.
+namespace {
+void UpdateSubRegion(uintptr_t h) {
+  const HugePageFiller::Record* records = __atomic_load_n(&g_records, __ATOMIC_RELAXED);
+  const size_t per = g_region.sub_region_size() / kHugePageSize;
+  if (records == nullptr || per == 0) return;
+  const uintptr_t first = h / per * per;
+  bool committed = false, pending = false;
+  for (uintptr_t k = first; k < first + per; ++k) {
+    committed |= records[k].used != 0 || records[k].dirty != 0;
+    pending |= records[k].dirty != 0;
+  }
+  g_region.SetSubRegionState(first * kHugePageSize, committed, pending);
+}
+}  // namespace
+
 void HugePageFiller::OnAllocate(uintptr_t first, size_t n, uint8_t family) {
   ForEachHugePage(first, n, [&](Record* r, uintptr_t lo, uintptr_t hi) {
     const uint8_t* classes = g_pagemap.classes;
@@ -132,6 +151,7 @@ void HugePageFiller::OnAllocate(uintptr_t first, size_t n, uint8_t family) {
     r->dirty = static_cast<uint16_t>(r->dirty - dirty);
     dirty_pages_ -= dirty;
     if ((r->flags & (kAdvised | kBacked)) == kAdvised) SetBacked(r, true);
+    UpdateSubRegion(lo / kPages);
   });
 }
 
@@ -158,6 +178,7 @@ void HugePageFiller::OnFree(uintptr_t first, size_t n, uint64_t now) {
     dirty_pages_ += hi - lo;
     r->last_free_ns = now;
     if (r->used == 0) r->family = 0;
+    UpdateSubRegion(lo / kPages);
   });
 }
 
@@ -194,6 +215,7 @@ size_t HugePageFiller::Release(uintptr_t h, Record* r) {
     r->flags |= kBroken;
     backed_ -= static_cast<size_t>(was);
   }
+  UpdateSubRegion(h);
   return released;
 }
 

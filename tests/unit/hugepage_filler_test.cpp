@@ -372,6 +372,32 @@ TEST(HugePageFiller, CoverageMatchesTheKernel) {
   heap.ReleaseAll();
 }
 
+// The partitions' masks follow the filler: a sub-region with pages in use is committed;
+// freed, it is committed and pending release; given back, neither.
+TEST(HugePageFiller, PartitionMasksFollowThePages) {
+  testing::EnsureAllocator();
+  static constinit PageHeap heap;
+  const size_t sub = g_region.sub_region_size();
+  ASSERT_GE(sub, kHugePageSize);
+  Span* block = heap.Allocate(3 * (sub >> kPageShift), 1, kPageLarge);
+  ASSERT_NE(block, nullptr);
+  const uintptr_t begin = block->first_page << kPageShift;
+  const uintptr_t whole = RoundUp(begin, sub);  // a sub-region inside the block
+  ASSERT_LE(whole + sub, begin + (size_t{block->npages} << kPageShift));
+  const size_t part = whole / g_region.partition_size();
+  const uint64_t bit = uint64_t{1} << ((whole % g_region.partition_size()) / sub);
+  EXPECT_NE(g_region.partition_mask(part) & bit, 0u);
+  EXPECT_NE(g_region.committed_mask(part) & bit, 0u) << "in use but not committed";
+  EXPECT_EQ(g_region.pending_mask(part) & bit, 0u);
+  heap.Deallocate(block);
+  EXPECT_NE(g_region.committed_mask(part) & bit, 0u) << "freed pages may still be resident";
+  EXPECT_NE(g_region.pending_mask(part) & bit, 0u) << "freed but not pending release";
+  heap.ReleaseAll();
+  EXPECT_EQ(g_region.committed_mask(part) & bit, 0u) << "given back but still committed";
+  EXPECT_EQ(g_region.pending_mask(part) & bit, 0u);
+  EXPECT_NE(g_region.partition_mask(part) & bit, 0u) << "the heap still spans it";
+}
+
 TEST(HugePageFiller, HugepagesOptionTakesWords) {
   int64_t saved = g_option_values[static_cast<int>(Option::kHugepages)];
   setenv("JSMALLOC_HUGEPAGES", "never", 1);
