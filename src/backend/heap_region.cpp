@@ -164,7 +164,9 @@ void HeapRegion::SetSubRegionState(uintptr_t offset, bool committed, bool pendin
   const size_t part = offset / partition_size_;
   if (part >= kMaxPartitions) return;
   const uint64_t bit = uint64_t{1} << ((offset % partition_size_) / sub_region_size());
+  // Most changes leave the bits as they were: no write then.
   auto set = [bit](std::atomic<uint64_t>& mask, bool on) {
+    if (((mask.load(std::memory_order_relaxed) & bit) != 0) == on) return;
     if (on) {
       mask.fetch_or(bit, std::memory_order_relaxed);
     } else {

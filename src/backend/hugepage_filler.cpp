@@ -130,15 +130,30 @@ void UpdateSubRegion(uintptr_t h) {
   }
   g_region.SetSubRegionState(first * kHugePageSize, committed, pending);
 }
+
+// The same for every sub-region holding pages [first, first + n), once each.
+void UpdateSubRegions(uintptr_t first, size_t n) {
+  const size_t per = g_region.sub_region_size() / kHugePageSize;
+  if (per == 0 || n == 0) return;
+  for (uintptr_t h = first / kPages / per * per; h <= (first + n - 1) / kPages; h += per)
+    UpdateSubRegion(h);
+}
 }  // namespace
 
 void HugePageFiller::OnAllocate(uintptr_t first, size_t n, uint8_t family) {
   ForEachHugePage(first, n, [&](Record* r, uintptr_t lo, uintptr_t hi) {
-    const uint8_t* classes = g_pagemap.classes;
     uint32_t dirty = 0, zero = 0;
-    for (uintptr_t p = lo; p < hi; ++p) {
-      dirty += classes[p] == kPageFree;
-      zero += classes[p] == kPageFreeZero;
+    const uint32_t free_pages = static_cast<uint32_t>(kPages - r->used);
+    if (r->dirty == free_pages) {
+      dirty = static_cast<uint32_t>(hi - lo);  // every free page of it is dirty
+    } else if (r->dirty != 0 || r->released != 0) {
+      // Mixed: which of these pages are which, the class bytes say. (No dirty page and
+      // none released: fresh pages, nothing to count.)
+      const uint8_t* classes = g_pagemap.classes;
+      for (uintptr_t p = lo; p < hi; ++p) {
+        dirty += classes[p] == kPageFree;
+        zero += classes[p] == kPageFreeZero;
+      }
     }
     // Zero pages are released ones or never used ones (the boundary tags of fresh
     // spans read the same): at most the released count are faulted back.
@@ -151,8 +166,8 @@ void HugePageFiller::OnAllocate(uintptr_t first, size_t n, uint8_t family) {
     r->dirty = static_cast<uint16_t>(r->dirty - dirty);
     dirty_pages_ -= dirty;
     if ((r->flags & (kAdvised | kBacked)) == kAdvised) SetBacked(r, true);
-    UpdateSubRegion(lo / kPages);
   });
+  UpdateSubRegions(first, n);
 }
 
 bool HugePageFiller::Accepts(uintptr_t first, size_t n, uint8_t family) const {
@@ -178,8 +193,8 @@ void HugePageFiller::OnFree(uintptr_t first, size_t n, uint64_t now) {
     dirty_pages_ += hi - lo;
     r->last_free_ns = now;
     if (r->used == 0) r->family = 0;
-    UpdateSubRegion(lo / kPages);
   });
+  UpdateSubRegions(first, n);
 }
 
 // Gives back the dirty free pages of hugepage h: in one call when no page of it is in
