@@ -12,6 +12,7 @@
 #include "free_list.h"
 #include "frontend/thread_cache.h"
 #include "middle/middle.h"
+#include "middle/span_source.h"
 #include "options.h"
 #include "os/sys.h"
 
@@ -70,6 +71,7 @@ void ForkChild() {
   ThreadCacheListLock().ResetAfterFork();
   // The other threads are gone; what their caches held belongs to the child now.
   ThreadCachesAfterForkChild();
+  SpanSourceAfterForkChild();
   // So is the background thread; the child starts its own if it goes on allocating.
   BackgroundThreadAfterForkChild();
 }

@@ -13,14 +13,17 @@ constinit long g_retained = 0;
 // When SpansRetained next looks for idle retained spans.
 constinit uint64_t g_next_sweep_ns = 0;
 // Per class, the transfer cache's moves at the sweep that first saw that count, and when
-// that was: written by the one sweeping thread only.
+// that was: written only by the thread holding g_transfer_sweep. Sweeps may overlap (one
+// can outlast the quarter decay time between them), so the drain has a flag of its own.
 constinit uint32_t g_transfer_moves[kNumClasses] = {};
 constinit uint64_t g_transfer_still_since[kNumClasses] = {};
+constinit bool g_transfer_sweep = false;
 
 // Objects given back wait in a transfer cache for another thread; one that moved no
 // batch for the decay time would pin their spans for good (objects freed by a thread
 // that then went quiet). It goes to the central free list, where its spans can empty.
 void DrainIdleTransferCaches(uint64_t now, uint64_t decay) {
+  if (__atomic_exchange_n(&g_transfer_sweep, true, __ATOMIC_ACQUIRE)) return;
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     const uint32_t moves = g_transfer[cls].moves();
     if (moves != g_transfer_moves[cls] || g_transfer_still_since[cls] == 0) {
@@ -32,6 +35,7 @@ void DrainIdleTransferCaches(uint64_t now, uint64_t decay) {
       g_transfer_still_since[cls] = now;
     }
   }
+  __atomic_store_n(&g_transfer_sweep, false, __ATOMIC_RELEASE);
 }
 
 size_t ReleaseRetainedBefore(uint64_t before_ns) {
@@ -64,6 +68,10 @@ void ReleaseIdleMemory() {
   const uint64_t now = PageHeap::Now();
   SpansRetained(now);
   g_page_heap.ReleaseOldIfDue(now);
+}
+
+void SpanSourceAfterForkChild() {
+  __atomic_store_n(&g_transfer_sweep, false, __ATOMIC_RELAXED);
 }
 
 uint64_t DecayClockNow() {

@@ -35,6 +35,9 @@ void SpansRetained(uint64_t now);
 // paths so that such a program still gets its freed memory back to the OS.
 void ReleaseIdleMemory();
 
+// In a fork child: a sweep another thread was making is gone with it.
+void SpanSourceAfterForkChild();
+
 // The decay clock (the time now, and the decay time), for the front-end's caches: what
 // they hold unused for that long goes back too.
 uint64_t DecayClockNow();
