@@ -364,35 +364,34 @@ def render_markdown(args, res, found, reference, ref_note, runs, started, interr
     out.append("## RSS after free (MiB): resident set once the workload has freed "
                f"everything, ratio to {reference}\n")
     out.append(a)
-    seed = res.phase_table("seed-")
-    if seed:
-        out.append("## The seed's table: in-process time per size (ms, median), ratio to "
-                   f"{reference}\n")
-        out.append(seed)
-    frag = res.frag_table()
-    if frag:
-        out.append("## Fragmentation: resident set over the rounds of `frag`\n")
-        out.append(frag)
-    burst_small = res.burst_small_table()
-    if burst_small:
-        out.append("## Memory back to the OS: `burst-small` (issue 15)\n")
-        out.append("Small blocks (16 B .. 4 KiB) allocated and written, all freed in "
-                   "allocation order, then light activity (every ms a malloc of 100 B, "
-                   "70 KB and 2 MiB, touched and freed). The resident set right after the "
-                   "frees, at three points later, and after `malloc_trim(0)`, as a share "
-                   "of the peak (median of the runs); `burst-small.svg` plots it over "
-                   "time. `malloc_trim resolved in` says whose `malloc_trim` ran: glibc's "
-                   "under a preloaded allocator that has none trims only glibc's own, "
-                   "unused, heap.\n")
-        out.append(burst_small)
-    hugeread = res.hugeread_table()
-    if hugeread:
-        out.append("## Hugepages: `hugeread`\n")
-        out.append("64-byte objects linked in one random cycle and chased: nanoseconds per "
-                   "dependent read (median of the runs), and `AnonHugePages` of "
-                   "`/proc/self/smaps_rollup` with the heap built, as a share of the "
-                   "resident set.\n")
-        out.append(hugeread)
+    # Sections that only some runs have: (table, heading, introduction or None).
+    sections = [
+        (res.phase_table("seed-"),
+         "## The seed's table: in-process time per size (ms, median), ratio to "
+         f"{reference}\n", None),
+        (res.frag_table(), "## Fragmentation: resident set over the rounds of `frag`\n", None),
+        (res.burst_small_table(), "## Memory back to the OS: `burst-small` (issue 15)\n",
+         "Small blocks (16 B .. 4 KiB) allocated and written, all freed in "
+         "allocation order, then light activity (every ms a malloc of 100 B, "
+         "70 KB and 2 MiB, touched and freed). The resident set right after the "
+         "frees, at three points later, and after `malloc_trim(0)`, as a share "
+         "of the peak (median of the runs); `burst-small.svg` plots it over "
+         "time. `malloc_trim resolved in` says whose `malloc_trim` ran: glibc's "
+         "under a preloaded allocator that has none trims only glibc's own, "
+         "unused, heap.\n"),
+        (res.hugeread_table(), "## Hugepages: `hugeread`\n",
+         "64-byte objects linked in one random cycle and chased: nanoseconds per "
+         "dependent read (median of the runs), and `AnonHugePages` of "
+         "`/proc/self/smaps_rollup` with the heap built, as a share of the "
+         "resident set.\n"),
+    ]
+    for table, heading, intro in sections:
+        if not table:
+            continue
+        out.append(heading)
+        if intro:
+            out.append(intro)
+        out.append(table)
     out.append("## Charts\n")
     for c in charts:
         out.append(f"![{c}]({c})")
