@@ -191,8 +191,8 @@ void HeapRegion::MapFreeSpan(Span* s) {
   g_pagemap.spans[s->last_page()] = s;
 }
 
-void HeapRegion::MarkPagesFree(Span* s, bool zero) {
-  __builtin_memset(g_pagemap.classes + s->first_page, zero ? kPageFreeZero : kPageFree, s->npages);
+void HeapRegion::MarkPagesFree(Span* s) {
+  __builtin_memset(g_pagemap.classes + s->first_page, kPageFree, s->npages);
 }
 
 void HeapRegion::MapSpanInUse(Span* s, uint8_t cls) {

@@ -77,9 +77,10 @@ class HeapRegion {
   // Marks the first and last page of a free span free and points them at it: the
   // boundary tags the page heap coalesces with. Interior pages keep their marks.
   static void MapFreeSpan(Span* s);
-  // Marks every page of a span that is becoming free, so a later free() of a block in
-  // it is recognised as a double free; `zero`: its pages read as zero (given back).
-  static void MarkPagesFree(Span* s, bool zero = false);
+  // Marks every page of a span that is becoming free (kPageFree: it may hold data), so a
+  // later free() of a block in it is recognised as a double free. The filler marks the
+  // pages it gives back to the OS kPageFreeZero itself.
+  static void MarkPagesFree(Span* s);
   // MapWholeSpan for a free span being handed out, in the same pass noting which of its
   // pages read as zero: s->zero_pages (bit i: page i of the first 32), and
   // s->committed when any page may hold old data.
