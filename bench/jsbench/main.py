@@ -382,7 +382,7 @@ def render_markdown(args, res, found, reference, ref_note, runs, started, interr
         (res.latency_tables(), "## Latency: cycles per malloc+free pair\n",
          "`latency`: rdtsc cycles per malloc+free pair (the loop's own few cycles "
          "included), the median of 31 repetitions inside a run, pinned to one CPU, "
-         "then the median over the runs; ratio to " + str(reference) + ". tight: "
+         "then the median [min–max] over the runs; ratio to " + str(reference) + ". tight: "
          "malloc then free at once; batch: 1000 mallocs, then the 1000 frees; random: "
          "a pool of 1000 blocks, each step frees a random one and allocates into its "
          "slot; churn: threads one after another, each allocating 64 B objects and "

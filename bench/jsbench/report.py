@@ -442,8 +442,8 @@ class Results:
 
     # ---- latency: cycles per malloc+free pair ---------------------------------------
 
-    def latency_medians(self):
-        """{label: {pattern: {size: {alloc: median cycles over the verified runs}}}}."""
+    def latency_values(self):
+        """{label: {pattern: {size: {alloc: [cycles of each verified run]}}}}."""
         out = {}
         for c in self.configs:
             if c.workload.name != "latency":
@@ -456,18 +456,27 @@ class Results:
                     for key, cycles in r.latency.items():
                         by.setdefault(key, []).append(cycles)
                 for (pattern, size), vals in by.items():
-                    per.setdefault(pattern, {}).setdefault(size, {})[a] = statistics.median(vals)
+                    per.setdefault(pattern, {}).setdefault(size, {})[a] = sorted(vals)
         return out
 
+    def latency_medians(self):
+        """{label: {pattern: {size: {alloc: median cycles over the verified runs}}}}."""
+        return {label: {pattern: {size: {a: statistics.median(v) for a, v in allocs.items()}
+                                  for size, allocs in sizes.items()}
+                        for pattern, sizes in patterns.items()}
+                for label, patterns in self.latency_values().items()}
+
     def latency_tables(self):
-        """One table per pattern: a row per size, a column per allocator."""
+        """One table per pattern: a row per size, a column per allocator; each cell the
+        median over the runs, their range when there are several, the ratio."""
         names = self.names()
         parts = []
-        for label, patterns in self.latency_medians().items():
+        for label, patterns in self.latency_values().items():
             for pattern, sizes in patterns.items():
                 rows = []
                 for size in sorted(sizes):
-                    vals = sizes[size]
+                    runs = sizes[size]
+                    vals = {a: statistics.median(v) for a, v in runs.items()}
                     refv = vals.get(self.reference) if self.reference else None
                     row = [f"{size}"]
                     for a in names:
@@ -477,6 +486,8 @@ class Results:
                             row.append(_bad_cell_text(cell) if not cell.has_value else "–")
                             continue
                         text = f"{v:.1f}"
+                        if len(runs[a]) > 1:
+                            text += f" [{runs[a][0]:.1f}–{runs[a][-1]:.1f}]"
                         if refv:
                             r = fmt_ratio(v / refv)
                             text += f" **{r}**" if a == "jsmalloc" else f" {r}"
