@@ -379,6 +379,16 @@ def render_markdown(args, res, found, reference, ref_note, runs, started, interr
          "time. `malloc_trim resolved in` says whose `malloc_trim` ran: glibc's "
          "under a preloaded allocator that has none trims only glibc's own, "
          "unused, heap.\n"),
+        (res.latency_tables(), "## Latency: cycles per malloc+free pair\n",
+         "`latency`: rdtsc cycles per malloc+free pair (the loop's own few cycles "
+         "included), the median of 31 repetitions inside a run, pinned to one CPU, "
+         "then the median [min–max] over the runs; ratio to " + str(reference) + ". tight: "
+         "malloc then free at once; batch: 1000 mallocs, then the 1000 frees; random: "
+         "a pool of 1000 blocks, each step frees a random one and allocates into its "
+         "slot; churn: threads one after another, each allocating 64 B objects and "
+         "handing every other one to a long-lived thread that frees them, cycles per "
+         "object including the thread's start and exit. `latency.svg` plots the "
+         "first three by size.\n"),
         (res.hugeread_table(), "## Hugepages: `hugeread`\n",
          "64-byte objects linked in one random cycle and chased: nanoseconds per "
          "dependent read (median of the runs), and `AnonHugePages` of "
@@ -432,7 +442,8 @@ def smoke_check(args, res):
     problems.extend(res.missing_memory_cells())
     names = {c.workload.name for c in res.configs}
     for wname, heading, chart in (("burst-small", "## Memory back to the OS", "burst-small.svg"),
-                                  ("hugeread", "## Hugepages", None)):
+                                  ("hugeread", "## Hugepages", None),
+                                  ("latency", "## Latency", "latency.svg")):
         if wname not in names:
             continue
         if heading not in text:

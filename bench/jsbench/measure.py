@@ -28,6 +28,7 @@ class RunResult:
     info: dict = field(default_factory=dict)    # the `jsbench` key=value pairs
     phases: list = field(default_factory=list)  # [(label, ms)]
     samples: list = field(default_factory=list)  # frag: [{round, live_kb, rss_kb}]
+    latency: dict = field(default_factory=dict)  # latency: {(pattern, size): cycles}
     error: str = ""                   # empty if the run verified
 
     @property
@@ -58,6 +59,11 @@ def parse_output(text, result):
             try:
                 result.samples.append({k: int(v) for k, v in kv.items()})
             except ValueError:
+                pass
+        elif line.startswith("jsbench latency "):
+            try:
+                result.latency[(kv["pattern"], int(kv["size"]))] = float(kv["cycles"])
+            except (KeyError, ValueError):
                 pass
         elif "phase" in kv and "ms" in kv:
             try:

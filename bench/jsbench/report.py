@@ -440,6 +440,63 @@ class Results:
             "burst-small", lambda samples: [(s["t_ms"] / 1000.0, s["rss_kb"] / 1024.0)
                                             for s in samples if "t_ms" in s and "rss_kb" in s])
 
+    # ---- latency: cycles per malloc+free pair ---------------------------------------
+
+    def latency_values(self):
+        """{label: {pattern: {size: {alloc: [cycles of each verified run]}}}}."""
+        out = {}
+        for c in self.configs:
+            if c.workload.name != "latency":
+                continue
+            per = out.setdefault(c.label, {})
+            for a in self.names():
+                cell = self.cells[(c.label, a)]
+                by = {}
+                for r in cell.ok_runs:
+                    for key, cycles in r.latency.items():
+                        by.setdefault(key, []).append(cycles)
+                for (pattern, size), vals in by.items():
+                    per.setdefault(pattern, {}).setdefault(size, {})[a] = sorted(vals)
+        return out
+
+    def latency_medians(self):
+        """{label: {pattern: {size: {alloc: median cycles over the verified runs}}}}."""
+        return {label: {pattern: {size: {a: statistics.median(v) for a, v in allocs.items()}
+                                  for size, allocs in sizes.items()}
+                        for pattern, sizes in patterns.items()}
+                for label, patterns in self.latency_values().items()}
+
+    def latency_tables(self):
+        """One table per pattern: a row per size, a column per allocator; each cell the
+        median over the runs, their range when there are several, the ratio."""
+        names = self.names()
+        parts = []
+        for label, patterns in self.latency_values().items():
+            for pattern, sizes in patterns.items():
+                rows = []
+                for size in sorted(sizes):
+                    runs = sizes[size]
+                    vals = {a: statistics.median(v) for a, v in runs.items()}
+                    refv = vals.get(self.reference) if self.reference else None
+                    row = [f"{size}"]
+                    for a in names:
+                        cell = self.cells[(label, a)]
+                        v = vals.get(a)
+                        if v is None:
+                            row.append(_bad_cell_text(cell) if not cell.has_value else "–")
+                            continue
+                        text = f"{v:.1f}"
+                        if len(runs[a]) > 1:
+                            text += f" [{runs[a][0]:.1f}–{runs[a][-1]:.1f}]"
+                        if refv:
+                            r = fmt_ratio(v / refv)
+                            text += f" **{r}**" if a == "jsmalloc" else f" {r}"
+                        row.append(text)
+                    rows.append(row)
+                parts.append(f"**{pattern}**\n\n" + md_table(
+                    ["size (B)", *names], rows, ["r"] + ["r"] * len(names)))
+        return "\n".join(parts)
+
     def missing_memory_cells(self):
         """Cells with a verified run but no peak RSS or no RSS after free: every workload
         must report both for every allocator."""
@@ -546,6 +603,25 @@ class Results:
                                   subtitle + " · dashed: bytes the program holds", "round",
                                   "MiB", series)
             fname = "frag.svg" if lab == "frag" else f"{lab}.svg"
+            with open(os.path.join(outdir, fname), "w") as f:
+                f.write(text)
+            files.append(fname)
+        for lab, patterns in self.latency_medians().items():
+            panels = {}
+            for pattern, sizes in patterns.items():
+                if len(sizes) < 2:
+                    continue  # churn is one size: its table row says it all
+                series = {}
+                for size in sorted(sizes):
+                    for a, v in sizes[size].items():
+                        series.setdefault(a, []).append((size, v))
+                panels[pattern] = {a: series[a] for a in names if a in series}
+            if not panels:
+                continue
+            text = svg.log_panels(f"Latency: cycles per malloc+free pair ({lab})",
+                                  subtitle + " · median of the runs' medians, pinned",
+                                  "size (bytes)", "cycles", panels)
+            fname = "latency.svg" if lab == "latency" else f"{lab}.svg"
             with open(os.path.join(outdir, fname), "w") as f:
                 f.write(text)
             files.append(fname)

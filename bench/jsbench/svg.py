@@ -4,6 +4,8 @@ ratio_chart: horizontal grouped bars of ratios to a reference allocator on a log
 axis, drawn from 1.0 outwards (left of the line: less than the reference, i.e.
 faster or smaller; right: more).
 line_chart: lines over a shared x axis (the fragmentation workload's RSS per round).
+log_panels: small multiples, one panel per pattern, lines on log2 axes (latency's
+cycles by size per allocator).
 """
 
 import math
@@ -169,6 +171,74 @@ def line_chart(title, subtitle, xlabel, ylabel, series):
         labels[k][0] = max(labels[k][0], labels[k - 1][0] + 13)
     for ly, name, col in labels:
         doc.text(left + plot_w + 8, ly + 4, name, size=11, fill=col)
+    return doc.render()
+
+
+def log_panels(title, subtitle, xlabel, ylabel, panels):
+    """panels: {panel title: {series: [(x, y), ...]}}, x and y > 0; every panel shares
+    the log2 y axis, so the panels compare with each other. Returns SVG text."""
+    pts = [p for ser in panels.values() for s in ser.values() for p in s if p[0] > 0 and p[1] > 0]
+    if not pts:
+        pts = [(1, 1), (2, 2)]
+    x_lo, x_hi = math.floor(math.log2(min(p[0] for p in pts))), \
+        math.ceil(math.log2(max(p[0] for p in pts)))
+    y_lo, y_hi = math.floor(math.log2(min(p[1] for p in pts))), \
+        math.ceil(math.log2(max(p[1] for p in pts)))
+    x_hi, y_hi = max(x_hi, x_lo + 1), max(y_hi, y_lo + 1)
+    left, top, bottom, gap = 60, 92, 50, 30
+    plot_w, plot_h = 260, 280
+    width = left + len(panels) * (plot_w + gap) + 10
+    doc = _Doc(width, top + plot_h + bottom)
+    doc.text(12, 22, title, size=15, weight="bold")
+    doc.text(12, 40, subtitle, size=11, fill="#555")
+    names = []
+    for ser in panels.values():
+        names += [n for n in ser if n not in names]
+    lx = 12
+    for i, n in enumerate(names):
+        doc.rect(lx, 50, 12, 10, color(n, i))
+        doc.text(lx + 16, 59, n, size=11)
+        lx += 22 + 7 * len(n) + 12
+
+    for k, (ptitle, ser) in enumerate(panels.items()):
+        x0 = left + k * (plot_w + gap)
+
+        def xy(x, y, x0=x0):
+            ex = (math.log2(x) - x_lo) / (x_hi - x_lo)
+            ey = (math.log2(y) - y_lo) / (y_hi - y_lo)
+            return x0 + ex * plot_w, top + plot_h - ey * plot_h
+
+        doc.text(x0 + plot_w / 2, top - 4, ptitle, size=12, anchor="middle", weight="bold")
+        for e in range(y_lo, y_hi + 1):
+            _, py = xy(1 << max(x_lo, 0), 2.0 ** e)
+            doc.line(x0, py, x0 + plot_w, py, stroke="#e5e5e5")
+            if k == 0:
+                doc.text(x0 - 6, py + 4, f"{2.0 ** e:g}", size=10, anchor="end", fill="#555")
+        for e in range(x_lo, x_hi + 1, 2):
+            px, _ = xy(2.0 ** e, 2.0 ** y_lo)
+            doc.line(px, top, px, top + plot_h, stroke="#f0f0f0")
+            v = 2 ** e
+            lab = f"{v // 1024}K" if v >= 1024 else str(v)
+            doc.text(px, top + plot_h + 14, lab, size=10, anchor="middle", fill="#555")
+        doc.line(x0, top + plot_h, x0 + plot_w, top + plot_h, stroke="#444")
+        doc.line(x0, top, x0, top + plot_h, stroke="#444")
+        doc.text(x0 + plot_w / 2, top + plot_h + 32, xlabel, size=11, anchor="middle",
+                 fill="#555")
+        for i, n in enumerate(names):
+            points = [p for p in ser.get(n, []) if p[0] > 0 and p[1] > 0]
+            if not points:
+                continue
+            path = " ".join(f"{'M' if j == 0 else 'L'}{xy(x, y)[0]:.1f},{xy(x, y)[1]:.1f}"
+                            for j, (x, y) in enumerate(points))
+            doc.add(f'<path d="{path}" fill="none" stroke="{color(n, i)}" '
+                    f'stroke-width="{2 if n == "jsmalloc" else 1.5}"/>')
+            for x, y in points:
+                px, py = xy(x, y)
+                doc.add(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="2" fill="{color(n, i)}">'
+                        f"<title>{escape(f'{ptitle} {x} B {n}: {y:.1f}')}</title></circle>")
+    doc.add(f'<text x="14" y="{top + plot_h / 2:.1f}" font-size="11" {FONT} fill="#555" '
+            f'text-anchor="middle" transform="rotate(-90 14 {top + plot_h / 2:.1f})">'
+            f"{escape(ylabel)} (log scale)</text>")
     return doc.render()
 
 

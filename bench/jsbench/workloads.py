@@ -134,6 +134,13 @@ WORKLOADS = [
         scale=0.2, callgrind_scale=0.01, smoke_scale=0.001,
         callgrind_args=("--iters", "1000000"), baseline_args=("--iters", "0"),
         what="1000 x malloc(32), then 1000 x free, in a loop"),
+    Workload(
+        name="latency", binary="bench-latency", args=(), threads=SINGLE,
+        scale=0.5, callgrind_scale=None, smoke_scale=0.001,
+        smoke_args=("--reps", "3", "--objects", "100"),
+        what="rdtsc cycles per malloc+free pair, 8 B .. 32 KiB, tight / batch of 1000 / "
+             "random slot of a 1000-block pool (median of 31, pinned), and thread churn "
+             "with half of each thread's objects freed by another thread"),
 ]
 
 
