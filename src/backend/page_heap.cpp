@@ -148,8 +148,7 @@ uint64_t PageHeap::Now() {
 // might not reach that span before those of other families.
 PageHeap::Fit PageHeap::FitAtHint(size_t npages, size_t align_pages, uint8_t family) {
   // Off hugepages the first fit is as good, and reuses freed holes first.
-  if (!filler_.on_hugepages() || family >= sizeof(fill_hint_) / sizeof(fill_hint_[0]))
-    return Fit{nullptr, kNoFit};
+  if (!filler_.on_hugepages() || family >= kFillHints) return Fit{nullptr, kNoFit};
   const uintptr_t page = fill_hint_[family];
   if (page == 0 || page >= (g_region.used() >> kPageShift) ||
       !IsFreePage(HeapRegion::ClassAt(page)))
@@ -198,10 +197,9 @@ Span* PageHeap::Allocate(size_t npages, size_t align_pages, uint8_t cls) {
   s->state = cls == kPageLarge ? Span::State::kLarge : Span::State::kSmall;
   s->size_class = cls == kPageLarge ? 0 : cls;
   s->next = s->prev = nullptr;
-  // Exactly which pages read as zero: a merged free span says only that some may not.
   filler_.OnAllocate(s->first_page, s->npages, family);
-  if (family < sizeof(fill_hint_) / sizeof(fill_hint_[0]))
-    fill_hint_[family] = s->first_page + npages;
+  if (family < kFillHints) fill_hint_[family] = s->first_page + npages;
+  // Exactly which pages read as zero: a merged free span says only that some may not.
   HeapRegion::MapSpanInUse(s, cls);
   CountInUse(cls == kPageLarge, static_cast<long>(s->npages));
   ++spans_allocated_;

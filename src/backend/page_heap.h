@@ -94,7 +94,8 @@ class PageHeap {
   HugePageFiller filler_;
   // Per family of small spans (their alignment, 1..16): the page after the last span
   // the family took, where its next one fits with no gap if that page is still free.
-  uintptr_t fill_hint_[17] = {};
+  static constexpr size_t kFillHints = 17;
+  uintptr_t fill_hint_[kFillHints] = {};
   size_t free_pages_ = 0;
   size_t small_pages_ = 0;  // both written under lock_ (CountInUse), read without it
   size_t large_pages_ = 0;  // by InUseBytes

@@ -96,11 +96,11 @@ JS_FAST_PATH void* HandOut(void* p) {
   return p;
 }
 
-// Every object the calling thread's cache holds goes back to the middle tier.
 // Lists of this thread's cache left alone for the decay time go back to the middle tier
 // (see DrainIdleLists); the large-block slow path calls it, since a thread whose small
 // objects all come from its cache may take no other slow call.
 void ThreadCacheDrainIdleCurrent();
+// Every object the calling thread's cache holds goes back to the middle tier.
 void ThreadCacheFlushCurrent();
 // Called once at start-up (creates the pthread key whose destructor frees caches).
 void ThreadCacheGlobalInit();
