@@ -138,8 +138,12 @@ bool PageHeap::GrowHeap(size_t npages) {
   return true;
 }
 
+// The decay clock. Coarse: decays are hundreds of milliseconds, and the clock is read
+// on every span the page heap hands out or takes back and every span retained (a
+// batch of 1000 16,000-byte objects retains a span every 5 pairs: 15 % of its time
+// went to reading the fine clock).
 uint64_t PageHeap::Now() {
-  return os::NowNanos();
+  return os::CoarseNowNanos();
 }
 
 // The free span starting where the family's last span ended, if the next span fits
@@ -176,7 +180,7 @@ PageHeap::Fit PageHeap::FindFitOrGrow(size_t npages, size_t align_pages, uint8_t
 
 Span* PageHeap::Allocate(size_t npages, size_t align_pages, uint8_t cls) {
   if (npages == 0 || npages > UINT32_MAX || align_pages == 0) return nullptr;
-  uint64_t now = os::NowNanos();
+  uint64_t now = Now();
   LockGuard g(lock_);
   MaybeReleaseOld(now);
   const uint8_t family = cls == kPageLarge || align_pages >= HugePageFiller::kFamilyAny
@@ -241,7 +245,7 @@ void PageHeap::CountInUse(bool large, long npages) {
 
 void PageHeap::Deallocate(Span* s) {
   JS_ASSERT(s->state != Span::State::kFree);
-  uint64_t now = os::NowNanos();
+  uint64_t now = Now();
   LockGuard g(lock_);
   CountInUse(s->state == Span::State::kLarge, -static_cast<long>(s->npages));
   s->freelist = nullptr;
@@ -280,7 +284,7 @@ void PageHeap::Shrink(Span* s, size_t npages) {
   if (npages >= s->npages) return;
   Span* tail = g_span_pool.New();
   if (tail == nullptr) return;  // keep the larger span: harmless
-  uint64_t now = os::NowNanos();
+  uint64_t now = Now();
   LockGuard g(lock_);
   tail->first_page = s->first_page + npages;
   tail->npages = static_cast<uint32_t>(s->npages - npages);

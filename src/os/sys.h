@@ -34,6 +34,9 @@ void NameThisThread(const char* name);
 
 // Monotonic clock in nanoseconds (vDSO, no syscall in practice).
 uint64_t NowNanos();
+// The same clock at the kernel tick's resolution (1-4 ms): a quarter of NowNanos's cost
+// (14 cycles against 62 here), for clocks that time decays of many milliseconds.
+uint64_t CoarseNowNanos();
 
 // 64 random bits for secrets (getrandom, falling back to clock and address entropy).
 uint64_t RandomSeed();
