@@ -97,7 +97,7 @@ void CentralFreeList::JoinNonempty(Span* s) {
 void CentralFreeList::AddRetained(long delta) {
   __atomic_store_n(&retained_count_, retained_count_ + static_cast<size_t>(delta),
                    __ATOMIC_RELAXED);
-  CountRetained(delta);
+  if (delta > 0) NoteRetained();
 }
 
 // Looked at for a never-used rest before a kOwnRun fetch takes a new span: spans with

@@ -43,7 +43,11 @@ inline void MiddleReturnRun(size_t cls, uintptr_t begin, uint32_t count) {
 // alive: call it while the run's last object is still out.
 inline void MiddleRunDone(uintptr_t run_end, uint32_t carver) {
   Span* s = HeapRegion::SpanOf(reinterpret_cast<void*>(run_end - 1));
-  __atomic_compare_exchange_n(&s->carver, &carver, 0, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+  // No compare-and-swap: while the run's last object is out, only its carver writes the
+  // field (a run is carved only where it is 0; it is reset only by ReturnRun, called by
+  // the carver, and when every object is back).
+  if (__atomic_load_n(&s->carver, __ATOMIC_RELAXED) == carver)
+    __atomic_store_n(&s->carver, 0, __ATOMIC_RELAXED);
 }
 
 // The serial of the thread cache bumping through a run of small object p's span, 0 if

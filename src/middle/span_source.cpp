@@ -8,8 +8,10 @@ namespace jsmalloc {
 
 namespace {
 
-// Spans retained by all classes: lets AllocateSpan skip the classes while none are.
-constinit long g_retained = 0;
+// Set when a class retains a span, cleared when AllocateSpan releases them all: lets it
+// skip the classes while none has retained a span since. A retain that races with the
+// clear may leave its span for the decay sweep, which is all the flag promises.
+constinit bool g_maybe_retained = false;
 // When SpansRetained next looks for idle retained spans.
 constinit uint64_t g_next_sweep_ns = 0;
 // Per class, the transfer cache's moves at the sweep that first saw that count, and when
@@ -48,8 +50,10 @@ size_t ReleaseRetainedBefore(uint64_t before_ns) {
 
 }  // namespace
 
-void CountRetained(long delta) {
-  if (delta != 0) __atomic_add_fetch(&g_retained, delta, __ATOMIC_RELAXED);
+void NoteRetained() {
+  // A load first: the flag's line stays shared while it is set, as it mostly is.
+  if (!__atomic_load_n(&g_maybe_retained, __ATOMIC_RELAXED))
+    __atomic_store_n(&g_maybe_retained, true, __ATOMIC_RELAXED);
 }
 
 void SpansRetained(uint64_t now) {
@@ -91,7 +95,9 @@ size_t ReleaseRetainedSpans() {
 }
 
 Span* AllocateSpan(size_t npages, size_t align_pages, uint8_t cls) {
-  if (__atomic_load_n(&g_retained, __ATOMIC_RELAXED) != 0) ReleaseRetainedSpans();
+  if (__atomic_load_n(&g_maybe_retained, __ATOMIC_RELAXED) &&
+      __atomic_exchange_n(&g_maybe_retained, false, __ATOMIC_ACQ_REL))
+    ReleaseRetainedSpans();
   return g_page_heap.Allocate(npages, align_pages, cls);
 }
 
