@@ -322,14 +322,16 @@ TEST(ThreadCache, CountdownCountsEveryRequestedByte) {
     for (void*& p : blocks) p = js_malloc(100);  // 10,000 bytes: within the countdown
     EXPECT_EQ(tl_thread.countdown, kMaxFastSize - 10000);
     EXPECT_EQ(tc->sample_bytes_left, left) << "the fast path took the slow one";
-    void* big = js_malloc(10000);  // runs it out
-    EXPECT_EQ(tc->sample_bytes_left, left - 20000);
+    const size_t big_size = kMaxFastSize - 10000 + 1;  // one byte more than is left
+    void* big = js_malloc(big_size);                   // runs it out
+    const int64_t counted = static_cast<int64_t>(10000 + big_size);
+    EXPECT_EQ(tc->sample_bytes_left, left - counted);
     EXPECT_EQ(tl_thread.countdown, kMaxFastSize);
     // Allocations that do not go through malloc's fast path count too.
     void* aligned = js_aligned_alloc(64, 1000);
     EXPECT_EQ(tl_thread.countdown, kMaxFastSize - 1000);
     void* zeroed = js_calloc(1, 200000);  // large: runs it out
-    EXPECT_EQ(tc->sample_bytes_left, left - 20000 - 201000);
+    EXPECT_EQ(tc->sample_bytes_left, left - counted - 201000);
     // An impossible size fails; it counts as INT64_MAX bytes at most, which uses up even
     // the longest interval without overflowing it (it would wrap below 0 and be redrawn).
     tc->sample_bytes_left = INT64_MAX;
