@@ -346,7 +346,7 @@ void* DirectAllocate(size_t cls) {
 
 // The list is empty: bump through the run of never-used objects if there is one (the
 // shared empty cache has none, so it never gets here), else refill.
-void* ThreadCacheRefill(size_t /*requested*/, size_t cls) {
+void* ThreadCacheRefill(size_t requested, size_t cls) {
   ThreadCache* tc = tl_thread.cache;
   uintptr_t next = tc->run_next[cls];
   if (JS_LIKELY(next < tc->run_end[cls])) {
@@ -360,10 +360,10 @@ void* ThreadCacheRefill(size_t /*requested*/, size_t cls) {
     }
     return HandOut(reinterpret_cast<void*>(next));
   }
-  return ThreadCacheRefillSlow(tc, cls);
+  return ThreadCacheRefillSlow(tc, cls, requested);
 }
 
-JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
+JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls, size_t requested) {
   if (tc == &g_empty_cache) {
     tc = CreateForThisThread();
     if (tc == nullptr) return DirectAllocate(cls);
@@ -397,9 +397,13 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls) {
   // runs in a row allocates the class in bulk and will write every page of the next
   // run too, so that run is faulted in at once; a thread that wants a few objects of
   // a class should not make a whole span resident.
+  // Not for a request far smaller than its class (an aligned one: AlignedAlloc takes
+  // the class of the alignment), whose pages past the first the program may never touch
+  // (1000 x posix_memalign(64 KiB, 16) would make 64 MiB resident).
   uint32_t streak = tc->runs_taken[cls];
+  const bool bulk = streak > 0 && size - (requested < size ? requested : size) < kPageSize;
   Fetch fetch = !tc->served.Contains(cls) && tc->own_run.Contains(cls) ? Fetch::kOwnRun
-                : streak > 0                                           ? Fetch::kReuseBulk
+                : bulk                                                 ? Fetch::kReuseBulk
                                                                        : Fetch::kReuse;
   tc->served.Assign(cls, true);
   // A span's whole free list comes as it is, linked: popping it here touches each object

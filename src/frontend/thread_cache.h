@@ -76,7 +76,9 @@ extern constinit ThreadCache g_empty_cache JS_HIDDEN;
 // cls first, clang copies the size elsewhere on every malloc to free that register for
 // the call.
 void* ThreadCacheRefill(size_t size, size_t cls);
-void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls);        // list and run empty
+// List and run empty. requested: what malloc was asked for (a run is faulted in at once
+// only for requests that fill most of their object).
+void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls, size_t requested);
 void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls);  // list at its limit
 // malloc's countdown ran out: counts what it covered and sets it again, before anything
 // that may allocate. Returns whether the allocation that ran it out is sampled.
