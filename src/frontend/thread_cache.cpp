@@ -401,7 +401,8 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls, size_t requ
   // the class of the alignment), whose pages past the first the program may never touch
   // (1000 x posix_memalign(64 KiB, 16) would make 64 MiB resident).
   uint32_t streak = tc->runs_taken[cls];
-  const bool bulk = streak > 0 && size - (requested < size ? requested : size) < kPageSize;
+  JS_ASSERT(requested <= size);  // the class was chosen to hold the request
+  const bool bulk = streak > 0 && size - requested < kPageSize;
   Fetch fetch = !tc->served.Contains(cls) && tc->own_run.Contains(cls) ? Fetch::kOwnRun
                 : bulk                                                 ? Fetch::kReuseBulk
                                                                        : Fetch::kReuse;

@@ -126,16 +126,20 @@ void NameThisThread(const char* name) {
   errno = saved;
 }
 
-uint64_t NowNanos() {
+namespace {
+uint64_t ClockNanos(clockid_t clock) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(clock, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+}  // namespace
+
+uint64_t NowNanos() {
+  return ClockNanos(CLOCK_MONOTONIC);
 }
 
 uint64_t CoarseNowNanos() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+  return ClockNanos(CLOCK_MONOTONIC_COARSE);
 }
 
 uint64_t RandomSeed() {
