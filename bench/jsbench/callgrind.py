@@ -140,7 +140,7 @@ def run(args, cfgs, found, reference, ref_note, choose_scale):
            "including about 14 instructions of loop and pattern write common to all "
            "allocators. Others: one operation = what the workload's `ops=` counts (seed: an "
            "allocation and its free; larson, xmalloc: a replaced object; realloc: an append "
-           "step; mix: a step; frag: an allocation; cpp: a map entry's round; churn: a "
+           "step; mix: a step; frag: an allocation; soak: an allocation or a free; cpp: a map entry's round; churn: a "
            "block; large: a 64 KiB .. 32 MiB block written page by page).",
            ]
     for a in found:

@@ -369,7 +369,11 @@ def render_markdown(args, res, found, reference, ref_note, runs, started, interr
         (res.phase_table("seed-"),
          "## The seed's table: in-process time per size (ms, median), ratio to "
          f"{reference}\n", None),
-        (res.frag_table(), "## Fragmentation: resident set over the rounds of `frag`\n", None),
+        (res.round_table("frag"), "## Fragmentation: resident set over the rounds of `frag`\n",
+         None),
+        (res.round_table("soak"), "## Soak: resident set over the rounds of `soak`\n",
+         "A steady live set replaced round after round; `soak.svg` plots RSS per round "
+         "against the live bytes, so creep shows as a rising line.\n"),
         (res.burst_small_table(), "## Memory back to the OS: `burst-small` (issue 15)\n",
          "Small blocks (16 B .. 4 KiB) allocated and written, all freed in "
          "allocation order, then light activity (every ms a malloc of 100 B, "
@@ -443,6 +447,7 @@ def smoke_check(args, res):
     names = {c.workload.name for c in res.configs}
     for wname, heading, chart in (("burst-small", "## Memory back to the OS", "burst-small.svg"),
                                   ("hugeread", "## Hugepages", None),
+                                  ("soak", "## Soak", "soak.svg"),
                                   ("latency", "## Latency", "latency.svg")):
         if wname not in names:
             continue

@@ -327,21 +327,24 @@ class Results:
                 out[c.label] = series
         return out
 
-    def frag_series(self):
+    # Workloads that print `jsbench sample round=R live_kb=L rss_kb=R` after every round.
+    ROUND_WORKLOADS = ("frag", "soak")
+
+    def round_series(self, workload):
         """{label: {alloc: [(round, rss MiB)], 'live': [...]}} from each median run."""
         def rounds(samples, key):
             return [(s.get("round", i), s.get(key, 0) / 1024.0) for i, s in enumerate(samples)]
-        out = self.median_run_series("frag", lambda samples: rounds(samples, "rss_kb"))
-        live = self.median_run_series("frag", lambda samples: rounds(samples, "live_kb"))
+        out = self.median_run_series(workload, lambda samples: rounds(samples, "rss_kb"))
+        live = self.median_run_series(workload, lambda samples: rounds(samples, "live_kb"))
         for label, series in out.items():
             series["live"] = next(iter(live[label].values()))
         return out
 
-    def frag_table(self):
+    def round_table(self, workload):
         names = self.names()
         rows = []
         for c in self.configs:
-            if c.workload.name != "frag":
+            if c.workload.name != workload:
                 continue
             for metric, key in (("mean RSS over rounds (MiB)", "rss_mean_kb"),
                                 ("max RSS over rounds (MiB)", "rss_max_kb"),
@@ -356,7 +359,7 @@ class Results:
                 rows.append(row)
         if not rows:
             return ""
-        return md_table(["frag", *names], rows, ["l"] + ["r"] * len(names))
+        return md_table([workload, *names], rows, ["l"] + ["r"] * len(names))
 
     # ---- per-workload tables: one row per measure, one column per allocator -----------
 
@@ -598,14 +601,15 @@ class Results:
             with open(os.path.join(outdir, fname), "w") as f:
                 f.write(text)
             files.append(fname)
-        for lab, series in self.frag_series().items():
-            text = svg.line_chart(f"Fragmentation ({lab}): RSS after each round",
-                                  subtitle + " · dashed: bytes the program holds", "round",
-                                  "MiB", series)
-            fname = "frag.svg" if lab == "frag" else f"{lab}.svg"
-            with open(os.path.join(outdir, fname), "w") as f:
-                f.write(text)
-            files.append(fname)
+        for workload in self.ROUND_WORKLOADS:
+            for lab, series in self.round_series(workload).items():
+                text = svg.line_chart(f"{workload} ({lab}): RSS after each round",
+                                      subtitle + " · dashed: bytes the program holds", "round",
+                                      "MiB", series)
+                fname = f"{workload}.svg" if lab == workload else f"{lab}.svg"
+                with open(os.path.join(outdir, fname), "w") as f:
+                    f.write(text)
+                files.append(fname)
         for lab, patterns in self.latency_medians().items():
             panels = {}
             for pattern, sizes in patterns.items():

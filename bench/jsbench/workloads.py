@@ -84,6 +84,13 @@ WORKLOADS = [
         what="long/medium/short-lived objects, size band changing per round; "
              "RSS sampled after every round"),
     Workload(
+        name="soak", binary="bench-soak", args=(), threads=SINGLE,
+        scale=0.125, callgrind_scale=0.004, smoke_scale=0.002,
+        smoke_args=("--rounds", "6"),
+        what="a steady 64 MiB live set of 16 B .. 64 KiB objects, half the short-lived "
+             "and 1/16 of the long-lived replaced every round: RSS after every round, "
+             "creep from round to round"),
+    Workload(
         name="realloc", binary="bench-realloc", args=(), threads=SINGLE,
         scale=0.075, callgrind_scale=0.005, smoke_scale=0.002,
         what="strings growing by a few bytes and vectors doubling, by realloc"),
