@@ -35,6 +35,30 @@ void* HugeAlloc(size_t size, size_t align) {
   return p != nullptr ? p : OutOfMemory();
 }
 
+// The bytes after a large block's request, up to 8 before the end of its last page, hold
+// a canary keyed by the block's address, checked when it is freed or resized: an
+// overflow past the end of the request is reported there (glibc's "free(): invalid next
+// size"). Large frees are slow calls anyway; the request lives in the span record.
+constexpr size_t kLargeCanaryBytes = 8;
+constexpr uint64_t kLargeCanaryFactor = 0x2545f4914f6cdd1d;  // random, odd
+
+size_t LargeCanaryLength(const Span* s) {
+  size_t end = size_t{s->npages} << kPageShift;
+  return end - s->requested < kLargeCanaryBytes ? end - s->requested : kLargeCanaryBytes;
+}
+
+void StampLargeTail(Span* s, void* p, size_t requested) {
+  s->requested = requested;
+  uint64_t canary = reinterpret_cast<uintptr_t>(p) * kLargeCanaryFactor;
+  memcpy(static_cast<char*>(p) + requested, &canary, LargeCanaryLength(s));
+}
+
+void CheckLargeTail(const Span* s, const void* p) {
+  uint64_t canary = reinterpret_cast<uintptr_t>(p) * kLargeCanaryFactor;
+  if (memcmp(static_cast<const char*>(p) + s->requested, &canary, LargeCanaryLength(s)) != 0)
+    ReportBadPointer("heap overflow", p);
+}
+
 // Large blocks are whole spans; huge ones (or large ones the heap cannot hold) are
 // their own mappings. Returns the block and whether it may hold old data.
 void* LargeAlloc(size_t size, size_t align, bool* maybe_dirty) {
@@ -54,6 +78,7 @@ void* LargeAlloc(size_t size, size_t align, bool* maybe_dirty) {
       // free marker left in recycled pages can never reach word 1 of a live block
       // (realloc copies blocks offset for offset). Clean pages are zero already.
       if (s->committed) static_cast<uintptr_t*>(p)[1] = 0;
+      StampLargeTail(s, p, size);
       return p;
     }
   }
@@ -122,6 +147,7 @@ void FreeSlow(void* p) {
   BlockInfo info = Classify(p, "invalid free");
   switch (info.kind) {
     case Kind::kLarge:
+      CheckLargeTail(info.span, p);
       return g_page_heap.Deallocate(info.span);
     case Kind::kHuge:
       if (g_huge.Free(p) != HugeRegistry::Lookup::kLive) ReportBadPointer("double free", p);
@@ -162,13 +188,18 @@ void* Realloc(void* p, size_t size) {
       if (size <= info.usable && size * 2 >= info.usable) return p;
       break;
     case Kind::kLarge: {
+      CheckLargeTail(info.span, p);
       size_t npages = (size + kPageSize - 1) >> kPageShift;
       if (size > kMaxSmallSize && size < HugeThreshold()) {
         if (npages <= info.span->npages) {
           if (npages * 2 <= info.span->npages) g_page_heap.Shrink(info.span, npages);
+          StampLargeTail(info.span, p, size);
           return p;
         }
-        if (g_page_heap.TryExtend(info.span, npages)) return p;
+        if (g_page_heap.TryExtend(info.span, npages)) {
+          StampLargeTail(info.span, p, size);
+          return p;
+        }
       }
       break;
     }
@@ -203,14 +234,18 @@ void* AlignedAlloc(size_t align, size_t size) {
 
 size_t UsableSize(const void* p) {
   if (p == nullptr) return 0;
-  return Classify(p, "invalid pointer").usable;
+  BlockInfo info = Classify(p, "invalid pointer");
+  // The program may now use the whole block: its canary goes (nothing is past the end).
+  if (info.kind == Kind::kLarge) info.span->requested = info.usable;
+  return info.usable;
 }
 
 void CheckSizedFree(void* p, size_t size, size_t align) {
   if (p == nullptr || GetOption(Option::kCheckSizedFree) == 0) return;
   if (align != 0 && (!IsPowerOfTwo(align) || reinterpret_cast<uintptr_t>(p) % align != 0))
     ReportAlignedFreeMismatch(p, align);
-  size_t usable = UsableSize(p);
+  // Not UsableSize, which lets the program have a large block's canary.
+  size_t usable = Classify(p, "invalid pointer").usable;
   // A right size is at most the usable size and, since realloc keeps a block only
   // while it is at least half used, more than about half of it.
   // An aligned block may be of a class as large as its alignment (AlignedAlloc).
