@@ -5,6 +5,7 @@
 #include <cstddef>
 
 #include "fast_path.h"
+#include "secure.h"
 
 namespace jsmalloc {
 
@@ -16,6 +17,11 @@ size_t UsableSize(const void* p);
 size_t ReleaseFreeMemory();
 // align: what the caller says p was allocated with (0: no alignment was asked for).
 void CheckSizedFree(void* p, size_t size, size_t align);
+
+// Internal (secure.cpp): a large block (or a huge one) of at least size bytes, and the
+// request of a large block, whose canary follows it.
+void* AllocateLarge(size_t size, size_t align);
+void SetLargeRequest(void* p, size_t requested);
 
 // Whether a sized free of p (not aligned) may be wrong, in a few instructions: a small
 // block whose class does not fit the size (CheckSizedFree's rule), or any block that

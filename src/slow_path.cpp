@@ -13,6 +13,7 @@
 #include "middle/span_source.h"
 #include "options.h"
 #include "report.h"
+#include "secure.h"
 
 namespace jsmalloc {
 
@@ -159,6 +160,7 @@ void FreeSlow(void* p) {
 }
 
 void* Calloc(size_t count, size_t size) {
+  if constexpr (kSecure) return SecureCalloc(count, size);
   size_t bytes;
   if (__builtin_mul_overflow(count, size, &bytes)) return OutOfMemory();
   if (bytes <= kMaxSmallSize) {
@@ -175,6 +177,7 @@ void* Calloc(size_t count, size_t size) {
 }
 
 void* Realloc(void* p, size_t size) {
+  if constexpr (kSecure) return SecureRealloc(p, size);
   if (p == nullptr) return Malloc(size);
   if (size == 0) {
     Free(p);
@@ -218,6 +221,7 @@ void* Realloc(void* p, size_t size) {
 }
 
 void* AlignedAlloc(size_t align, size_t size) {
+  if constexpr (kSecure) return SecureAlignedAlloc(align, size);
   if (align <= 16) return Malloc(size);
   if (size > kMaxRequest) return OutOfMemory();
   CountAllocation(size);
@@ -234,10 +238,20 @@ void* AlignedAlloc(size_t align, size_t size) {
 
 size_t UsableSize(const void* p) {
   if (p == nullptr) return 0;
+  if constexpr (kSecure) return SecureUsableSize(p, "invalid pointer");
   BlockInfo info = Classify(p, "invalid pointer");
   // The program may now use the whole block: its canary goes (nothing is past the end).
   if (info.kind == Kind::kLarge) info.span->requested = info.usable;
   return info.usable;
+}
+
+void* AllocateLarge(size_t size, size_t align) {
+  bool dirty;
+  return LargeAlloc(size, align, &dirty);
+}
+
+void SetLargeRequest(void* p, size_t requested) {
+  StampLargeTail(HeapRegion::SpanOf(p), p, requested);
 }
 
 void CheckSizedFree(void* p, size_t size, size_t align) {
@@ -245,7 +259,8 @@ void CheckSizedFree(void* p, size_t size, size_t align) {
   if (align != 0 && (!IsPowerOfTwo(align) || reinterpret_cast<uintptr_t>(p) % align != 0))
     ReportAlignedFreeMismatch(p, align);
   // Not UsableSize, which lets the program have a large block's canary.
-  size_t usable = Classify(p, "invalid pointer").usable;
+  size_t usable =
+      kSecure ? SecureUsableSize(p, "invalid pointer") : Classify(p, "invalid pointer").usable;
   // A right size is at most the usable size and, since realloc keeps a block only
   // while it is at least half used, more than about half of it.
   // An aligned block may be of a class as large as its alignment (AlignedAlloc).

@@ -51,6 +51,9 @@ struct alignas(kCacheLine) ThreadCache {
   std::atomic<size_t> published_bytes;  // what this cache holds, for statistics
   ThreadCache* next_cache;
   ThreadCache* prev_cache;
+#if defined(JSMALLOC_SECURE)
+  uint64_t secure_random;  // secure.cpp's generator for randomised reuse (0: not seeded)
+#endif
 };
 
 enum class ThreadState : uint8_t { kNone = 0, kActive, kBusy, kDead };
