@@ -135,6 +135,9 @@ foreach(_pc IN ITEMS jsmalloc jsmalloc-static jsmalloc-secure jsmalloc-secure-st
   else()
     set(_extra -DCONSUMER_JSMALLOC_IN_EXECUTABLE=1)
   endif()
+  if(_pc MATCHES "secure")
+    list(APPEND _extra -DCONSUMER_SECURE=1)
+  endif()
   set(_exe ${WORK_DIR}/pkgconfig-${_pc})
   step(compile-pkgconfig-${_pc} ${C_COMPILER} -O2 -Wall -Wextra -Werror
     ${CONSUMER_SOURCE_DIR}/consumer.c -o ${_exe} ${_extra} ${_flags} -ldl)
