@@ -130,6 +130,39 @@ TEST(Misuse, SizedFreeWithASizeTheBlockCannotHold) {
   js_free(p);
 }
 
+TEST(Misuse, SizedFreeAboveTheRequestWithinItsClass) {
+  // 110 for a 100-byte block: both in the 112-byte class. Only the secure library
+  // knows the request.
+  void* p = js_malloc(100);
+  auto body = [p] {
+    js_free_sized(p, 110);
+    std::exit(0);
+  };
+  if (kSecure)
+    EXPECT_EXIT(body(), kAborts, "jsmalloc: sized free with wrong size " + jstest::AddrRegex(p));
+  else
+    EXPECT_EXIT(body(), kUnseen, "");
+  js_free(p);
+}
+
+TEST(Misuse, AlignedFreeWithAnAlignmentTheBlockDoesNotHave) {
+  // The second of two 64-aligned blocks of 64 bytes is not 4096-aligned.
+  void* a = js_aligned_alloc(64, 64);
+  void* b = js_aligned_alloc(64, 64);
+  void* off = reinterpret_cast<uintptr_t>(a) % 4096 != 0 ? a : b;
+  auto body = [off] {
+    js_free_aligned_sized(off, 4096, 64);
+    std::exit(0);
+  };
+  if (kSecure)
+    EXPECT_EXIT(body(), kAborts,
+                "jsmalloc: aligned free with wrong alignment " + jstest::AddrRegex(off));
+  else
+    EXPECT_EXIT(body(), kUnseen, "");
+  js_free(a);
+  js_free(b);
+}
+
 // ---- overflows ----
 
 TEST(Misuse, OverflowByOneByteOfASmallBlock) {
