@@ -18,6 +18,7 @@
 //   large blocks   get a guard page (PROT_NONE) after their last page and keep the
 //                  default build's tail canary; realloc always moves them.
 //   huge blocks    get a guard page after them.
+//   thread caches  end with a guard page (ThreadCache::secure_guard_room).
 #include "secure.h"
 
 #if defined(JSMALLOC_SECURE)
@@ -40,6 +41,8 @@ namespace {
 constexpr size_t kMaxRequest = static_cast<size_t>(PTRDIFF_MAX);
 constexpr size_t kCanaryBytes = 64;  // canary bytes checked after a request, at most
 constexpr size_t kGuardBytes = kPageSize;
+constexpr size_t kGuardRoomPage = 4096;  // the OS page, in ThreadCache::secure_guard_room
+static_assert(sizeof(ThreadCache::secure_guard_room) >= 2 * kGuardRoomPage);
 
 void* OutOfMemory() {
   errno = ENOMEM;
@@ -323,6 +326,13 @@ void* SecureAlignedAlloc(size_t align, size_t size) {
     }
   }
   return AllocateGuarded(size, align > kPageSize ? align : kPageSize);
+}
+
+void SecureGuardThreadCache(ThreadCache* tc, bool guard) {
+  void* page = reinterpret_cast<void*>(
+      RoundUp(reinterpret_cast<uintptr_t>(tc->secure_guard_room), kGuardRoomPage));
+  // Refused (too many mappings): the cache works, unguarded.
+  os::Protect(page, kGuardRoomPage, !guard);
 }
 
 void SecureCleanSpan(Span* s) {

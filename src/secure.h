@@ -9,6 +9,7 @@
 namespace jsmalloc {
 
 struct Span;
+struct ThreadCache;
 
 #if defined(JSMALLOC_SECURE)
 inline constexpr bool kSecure = true;
@@ -29,6 +30,9 @@ void* SecureAlignedAlloc(size_t align, size_t size);
 // The requested size of a live block, checking its canary; reports a pointer that is
 // not one (what: the message's words for that).
 size_t SecureUsableSize(const void* p, const char* what);
+// Makes the page in a thread cache's guard room inaccessible (guard) or accessible again
+// (before the record goes back to its pool, which writes it when it is reused).
+void SecureGuardThreadCache(ThreadCache* tc, bool guard);
 // A new span for a small class: its pages that may hold old data are zeroed, so that
 // every object never handed out reads as zero (what the write-after-free check expects).
 void SecureCleanSpan(Span* s);

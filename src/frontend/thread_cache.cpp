@@ -12,6 +12,7 @@
 #include "middle/span_source.h"
 #include "options.h"
 #include "sampler.h"
+#include "secure.h"
 
 namespace jsmalloc {
 
@@ -277,6 +278,7 @@ void UnlinkAndDelete(ThreadCache* tc) {
   if (tc->next_cache != nullptr) tc->next_cache->prev_cache = tc->prev_cache;
   --g_live_caches;
   UpdateCacheLimit();
+  if constexpr (kSecure) SecureGuardThreadCache(tc, false);  // the pool writes it again
   g_cache_pool.Delete(tc);
 }
 
@@ -310,6 +312,7 @@ ThreadCache* CreateForThisThread() {
     tl_thread.state = ThreadState::kNone;
     return nullptr;
   }
+  if constexpr (kSecure) SecureGuardThreadCache(tc, true);
   tc->sample_bytes_left = NextSampleCountdown();
   {
     LockGuard g(g_list_lock);

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <barrier>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <set>
 #include <thread>
@@ -100,6 +101,21 @@ bool KernelCanPrefault() {
 #define JSTEST_SKIP_IF_SECURE(why) GTEST_SKIP() << "the secure library " why
 #else
 #define JSTEST_SKIP_IF_SECURE(why) (void)0
+#endif
+
+#if defined(JSMALLOC_SECURE)
+TEST(ThreadCacheDeathTest, SecureCacheIsFollowedByAGuardPage) {
+  testing::EnsureAllocator();
+  js_free(js_malloc(16));  // the thread has a cache now
+  ThreadCache* tc = tl_thread.cache;
+  ASSERT_NE(tc, &g_empty_cache);
+  auto* guard = reinterpret_cast<volatile char*>(
+      RoundUp(reinterpret_cast<uintptr_t>(tc->secure_guard_room), 4096));
+  EXPECT_EXIT(*guard = 1, ::testing::KilledBySignal(SIGSEGV), "");
+  // A cache made and deleted by another thread leaves a record the pool can reuse.
+  std::thread([] { js_free(js_malloc(16)); }).join();
+  std::thread([] { js_free(js_malloc(16)); }).join();
+}
 #endif
 
 TEST(ThreadCache, StartsAtTheSharedEmptyCache) {
