@@ -240,7 +240,7 @@ void* AllocateSmall(size_t cls, size_t requested) {
 }  // namespace
 
 void* SecureMalloc(size_t size) {
-  if (size > kMaxSmallSize - kSecureTagBytes) return AllocateGuarded(size, kPageSize);
+  if (size > kMaxSmallSize - kSecureTagBytes) return AllocateGuarded(size, 16);
   size_t with_tag = size + kSecureTagBytes;
   if (JS_UNLIKELY(TakeFromCountdown(tl_thread.countdown, with_tag))) ThreadCacheCountdownRanOut();
   return AllocateSmall(SizeToClass(with_tag), size);
@@ -325,7 +325,7 @@ void* SecureAlignedAlloc(size_t align, size_t size) {
       return AllocateSmall(cls, size);
     }
   }
-  return AllocateGuarded(size, align > kPageSize ? align : kPageSize);
+  return AllocateGuarded(size, align);
 }
 
 void SecureGuardThreadCache(ThreadCache* tc, bool guard) {
