@@ -13,8 +13,10 @@
 //                  Never-used objects read as zero too (SecureCleanSpan).
 //                  Each thread-cache pop checks the link it followed (in the heap, of
 //                  the list's class, at an object's start): "corrupted free list".
-//                  Reuse is randomised: a free goes 0-3 objects deep into its list, and
-//                  half of the mallocs swap the object they got with the list's head.
+//                  Reuse is randomised: a free takes one of 4 quarantine slots of its
+//                  class (up to 4 KiB) and evicts its object, which goes 0-3 objects
+//                  deep into its list; half of the mallocs swap the object they got
+//                  with the list's head.
 //   large blocks   get a guard page (PROT_NONE) after their last page and keep the
 //                  default build's tail canary; realloc always moves them.
 //   huge blocks    get a guard page after them.
@@ -173,6 +175,26 @@ void PushFree(void* p, size_t cls) {
   SetListNext(q, p);
 }
 
+// Objects leave the quarantine unchanged since their free: the link word zero, the
+// marker in word 1 (the rest is checked when they are handed out again).
+void CheckQuarantined(void* q) {
+  const auto* words = static_cast<const uintptr_t*>(q);
+  if (words[0] != 0 || words[1] != FreeMarker(q)) ReportBadPointer("write after free", q);
+}
+
+// Free object p (class cls) takes a random one of the class's quarantine slots; returns
+// the object it evicts (nullptr if the slot was empty), which goes on the list. Freed
+// objects come back after a random number of frees, not at once. Classes above 4 KiB
+// have none: four objects of each would hold too much memory.
+void* Quarantine(ThreadCache* tc, void* p, size_t cls) {
+  if (kClasses[cls].size > 4096) return p;
+  void*& slot = tc->secure_quarantine[cls][Random(tc) & 3];
+  void* evicted = slot;
+  slot = p;
+  if (evicted != nullptr) CheckQuarantined(evicted);
+  return evicted;
+}
+
 // Small object p of class cls, just popped, becomes the program's: the link the pop
 // followed is checked, the object swapped with the list's head half of the time, its
 // zeros checked and its tag and canary written.
@@ -260,6 +282,13 @@ void SecureFree(void* p) {
   const size_t class_size = kClasses[cls].size;
   CheckedRequest(p, class_size);
   memset(obj + 2, 0, class_size - 2 * sizeof(uintptr_t));
+  obj[0] = 0;
+  obj[1] = FreeMarker(p);
+  ThreadCache* tc = tl_thread.cache;
+  if (tc != &g_empty_cache) {
+    p = Quarantine(tc, p, cls);
+    if (p == nullptr) return;
+  }
   PushFree(p, cls);
 }
 
@@ -326,6 +355,18 @@ void* SecureAlignedAlloc(size_t align, size_t size) {
     }
   }
   return AllocateGuarded(size, align);
+}
+
+void SecureFlushQuarantine(ThreadCache* tc, size_t cls) {
+  for (void*& slot : tc->secure_quarantine[cls]) {
+    if (slot == nullptr) continue;
+    CheckQuarantined(slot);
+    // Past the list's limit if need be: the caller gives back all ListLength objects.
+    SetListNext(slot, tc->head[cls]);
+    tc->head[cls] = slot;
+    tc->budget[cls] -= 1;
+    slot = nullptr;
+  }
 }
 
 void SecureGuardThreadCache(ThreadCache* tc, bool guard) {

@@ -30,6 +30,9 @@ void* SecureAlignedAlloc(size_t align, size_t size);
 // The requested size of a live block, checking its canary; reports a pointer that is
 // not one (what: the message's words for that).
 size_t SecureUsableSize(const void* p, const char* what);
+// Puts the objects of tc's quarantine for class cls on its list (which is about to be
+// given back: the quarantine must not pin their spans).
+void SecureFlushQuarantine(ThreadCache* tc, size_t cls);
 // Makes the page in a thread cache's guard room inaccessible (guard) or accessible again
 // (before the record goes back to its pool, which writes it when it is reused).
 void SecureGuardThreadCache(ThreadCache* tc, bool guard);

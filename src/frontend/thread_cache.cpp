@@ -210,6 +210,7 @@ size_t CachedBytes(const ThreadCache* tc) {
 
 void FlushAll(ThreadCache* tc) {
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    if constexpr (kSecure) SecureFlushQuarantine(tc, cls);  // onto the list, given back
     ReleaseFromList(tc, cls, ListLength(tc, cls));
     ReleaseRun(tc, cls);
   }
@@ -239,6 +240,7 @@ void DrainIdleLists(ThreadCache* tc) {
                        static_cast<int32_t>(tc->last_active[cls] - tc->drain_check_calls) <= 0 &&
                        DrainMark(tc, cls) == tc->drain_mark[cls];
     if (alone && tc->quiet.Contains(cls)) {
+      if constexpr (kSecure) SecureFlushQuarantine(tc, cls);
       ReleaseFromList(tc, cls, ListLength(tc, cls));
       ReleaseRun(tc, cls);
       tc->quiet.Assign(cls, false);

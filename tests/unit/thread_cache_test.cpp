@@ -280,6 +280,7 @@ TEST(ThreadCache, FullCacheStillTakesASpansWholeFreeList) {
 // An allocation the sampler picks is handed out like any other: its free marker is
 // cleared (on that path too), so freeing it is not taken for a double free.
 TEST(ThreadCache, SampledAllocationClearsTheFreeMarker) {
+  JSTEST_SKIP_IF_SECURE("keeps a freed object in its quarantine for a while");
   testing::EnsureAllocator();
   std::thread([] {
     void* p = js_malloc(64);
