@@ -78,8 +78,8 @@ static int consumer_prove(const char* who, int replaces, int in_executable) {
       failures++;
     }
     if (CONSUMER_SECURE && usable != sizes[i]) {
-      printf("%s: js_usable_size(%zu-byte block) = %zu: not the secure library\n", who,
-             sizes[i], usable);
+      printf("%s: js_usable_size(%zu-byte block) = %zu: not the secure library\n", who, sizes[i],
+             usable);
       failures++;
     }
     if (replaces && usable != malloc_usable_size(blocks[i])) {
