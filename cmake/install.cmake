@@ -4,10 +4,14 @@
 #   <libdir>/libjsmalloc.so*              jsmalloc::jsmalloc         (replaces malloc, new, ...)
 #   <libdir>/libjsmalloc.a                jsmalloc::jsmalloc-static  (same, at link time)
 #   <libdir>/libjsmalloc-prefixed.a       jsmalloc::jsmalloc-prefixed (js_* calls only)
+#   <libdir>/libjsmalloc-secure.so*, libjsmalloc-secure.a, libjsmalloc-prefixed-secure.a
+#                                         the same three, secure (jsmalloc::jsmalloc-secure,
+#                                         -secure-static, -prefixed-secure)
 #   <includedir>/jsmalloc.h
 #   <libdir>/cmake/jsmalloc/              find_package(jsmalloc) config, version and targets
 #   <libdir>/pkgconfig/jsmalloc.pc        pkg-config: the shared library
 #   <libdir>/pkgconfig/jsmalloc-static.pc pkg-config: the static archive and what it needs
+#   <libdir>/pkgconfig/jsmalloc-secure.pc, jsmalloc-secure-static.pc: the same, secure
 #
 # Components: "runtime" (the shared library alone) and "development" (everything else).
 # Every installed path is relative to the prefix, so an install moved elsewhere (or made
@@ -20,6 +24,7 @@ set(JSMALLOC_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/jsmalloc)
 set(JSMALLOC_PKGCONFIG_DIR ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
 install(TARGETS jsmalloc jsmalloc-static jsmalloc-prefixed
+    jsmalloc-secure jsmalloc-secure-static jsmalloc-prefixed-secure
   EXPORT jsmallocTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
     COMPONENT runtime
@@ -109,10 +114,17 @@ endforeach()
 string(APPEND JSMALLOC_PC_PRIVATE_LIBS " -lstdc++")
 unset(_lib)
 
-foreach(_pc IN ITEMS jsmalloc jsmalloc-static)
-  configure_file(${CMAKE_CURRENT_LIST_DIR}/${_pc}.pc.in ${PROJECT_BINARY_DIR}/${_pc}.pc @ONLY)
-  install(FILES ${PROJECT_BINARY_DIR}/${_pc}.pc
-    DESTINATION ${JSMALLOC_PKGCONFIG_DIR}
-    COMPONENT development)
+# The secure library's files are the default ones with the library's name changed.
+foreach(_variant IN ITEMS "" "-secure")
+  set(JSMALLOC_PC_NAME jsmalloc${_variant})
+  foreach(_pc IN ITEMS jsmalloc jsmalloc-static)
+    string(REPLACE "jsmalloc" "jsmalloc${_variant}" _out ${_pc})
+    configure_file(${CMAKE_CURRENT_LIST_DIR}/${_pc}.pc.in ${PROJECT_BINARY_DIR}/${_out}.pc @ONLY)
+    install(FILES ${PROJECT_BINARY_DIR}/${_out}.pc
+      DESTINATION ${JSMALLOC_PKGCONFIG_DIR}
+      COMPONENT development)
+  endforeach()
 endforeach()
 unset(_pc)
+unset(_out)
+unset(_variant)

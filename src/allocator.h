@@ -5,6 +5,7 @@
 #include <cstddef>
 
 #include "fast_path.h"
+#include "secure.h"
 
 namespace jsmalloc {
 
@@ -17,16 +18,33 @@ size_t ReleaseFreeMemory();
 // align: what the caller says p was allocated with (0: no alignment was asked for).
 void CheckSizedFree(void* p, size_t size, size_t align);
 
+// Internal (secure.cpp): a large block (or a huge one) of at least size bytes, and the
+// request of a large block, whose canary follows it.
+void* AllocateLarge(size_t size, size_t align);
+void SetLargeRequest(void* p, size_t requested);
+
+// Whether a sized free of p (not aligned) may be wrong, in a few instructions: a small
+// block whose class does not fit the size (CheckSizedFree's rule), or any block that
+// is not small, whose free is a slow call anyway. CheckSizedFree decides.
+JS_FAST_PATH bool SizedFreeNeedsCheck(const void* p, size_t size) {
+  uintptr_t offset = reinterpret_cast<uintptr_t>(p) - g_pagemap.base;
+  if (offset >= g_pagemap.size) return p != nullptr;
+  size_t cls = g_pagemap.classes[offset >> kPageShift];
+  if (cls == 0 || cls >= kNumClasses) return true;
+  size_t usable = kClasses[cls].size;
+  return size > usable || size * 2 + kPageSize < usable;
+}
+
 // free with the size (and alignment) the caller believes the block has: C23 free_sized
-// and free_aligned_sized, the sized C++ deletes. Release builds ignore both (no option
-// is read on a fast path); debug and secure builds check them unless
-// JSMALLOC_CHECK_SIZED_FREE=0.
+// and free_aligned_sized, the sized C++ deletes. Debug and secure builds check both on
+// every call; release builds check the size where that costs a few instructions (it
+// must fit the block's class; the option is read only when it does not) and take the
+// alignment as a hint. JSMALLOC_CHECK_SIZED_FREE=0 turns the checks off.
 JS_FAST_PATH void FreeSized(void* p, size_t size, size_t align = 0) {
 #if defined(JSMALLOC_DEBUG) || defined(JSMALLOC_SECURE)
   CheckSizedFree(p, size, align);
 #else
-  (void)size;
-  (void)align;
+  if (align == 0 && JS_UNLIKELY(SizedFreeNeedsCheck(p, size))) CheckSizedFree(p, size, 0);
 #endif
   Free(p);
 }

@@ -17,6 +17,7 @@
 #include "common.h"
 #include "free_list.h"
 #include "frontend/thread_cache.h"
+#include "secure.h"
 #include "size_class.h"
 
 namespace jsmalloc {
@@ -65,11 +66,13 @@ JS_FAST_PATH void* PopOrRefill(size_t cls, size_t size) {
 
 // Every size: one above kMaxFastSize is above the countdown too.
 JS_FAST_PATH void* Malloc(size_t size) {
+  if constexpr (kSecure) return SecureMalloc(size);  // secure.cpp (discarded by default)
   if (JS_UNLIKELY(TakeFromCountdown(tl_thread.countdown, size))) return MallocSlow(size);
   return PopOrRefill(SizeToClassFast(size), size);
 }
 
 JS_FAST_PATH void Free(void* p) {
+  if constexpr (kSecure) return SecureFree(p);
   uintptr_t offset = reinterpret_cast<uintptr_t>(p) - g_pagemap.base;
   if (JS_UNLIKELY(offset >= g_pagemap.size)) return FreeSlow(p);  // NULL, huge, foreign
   const uint8_t* classes = g_pagemap.classes;

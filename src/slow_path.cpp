@@ -13,6 +13,7 @@
 #include "middle/span_source.h"
 #include "options.h"
 #include "report.h"
+#include "secure.h"
 
 namespace jsmalloc {
 
@@ -35,6 +36,30 @@ void* HugeAlloc(size_t size, size_t align) {
   return p != nullptr ? p : OutOfMemory();
 }
 
+// The bytes after a large block's request, up to 8 before the end of its last page, hold
+// a canary keyed by the block's address, checked when it is freed or resized: an
+// overflow past the end of the request is reported there (glibc's "free(): invalid next
+// size"). Large frees are slow calls anyway; the request lives in the span record.
+constexpr size_t kLargeCanaryBytes = 8;
+constexpr uint64_t kLargeCanaryFactor = 0x2545f4914f6cdd1d;  // random, odd
+
+size_t LargeCanaryLength(const Span* s) {
+  size_t end = size_t{s->npages} << kPageShift;
+  return end - s->requested < kLargeCanaryBytes ? end - s->requested : kLargeCanaryBytes;
+}
+
+void StampLargeTail(Span* s, void* p, size_t requested) {
+  s->requested = requested;
+  uint64_t canary = reinterpret_cast<uintptr_t>(p) * kLargeCanaryFactor;
+  memcpy(static_cast<char*>(p) + requested, &canary, LargeCanaryLength(s));
+}
+
+void CheckLargeTail(const Span* s, const void* p) {
+  uint64_t canary = reinterpret_cast<uintptr_t>(p) * kLargeCanaryFactor;
+  if (memcmp(static_cast<const char*>(p) + s->requested, &canary, LargeCanaryLength(s)) != 0)
+    ReportBadPointer("heap overflow", p);
+}
+
 // Large blocks are whole spans; huge ones (or large ones the heap cannot hold) are
 // their own mappings. Returns the block and whether it may hold old data.
 void* LargeAlloc(size_t size, size_t align, bool* maybe_dirty) {
@@ -54,6 +79,7 @@ void* LargeAlloc(size_t size, size_t align, bool* maybe_dirty) {
       // free marker left in recycled pages can never reach word 1 of a live block
       // (realloc copies blocks offset for offset). Clean pages are zero already.
       if (s->committed) static_cast<uintptr_t*>(p)[1] = 0;
+      StampLargeTail(s, p, size);
       return p;
     }
   }
@@ -122,6 +148,7 @@ void FreeSlow(void* p) {
   BlockInfo info = Classify(p, "invalid free");
   switch (info.kind) {
     case Kind::kLarge:
+      CheckLargeTail(info.span, p);
       return g_page_heap.Deallocate(info.span);
     case Kind::kHuge:
       if (g_huge.Free(p) != HugeRegistry::Lookup::kLive) ReportBadPointer("double free", p);
@@ -133,6 +160,7 @@ void FreeSlow(void* p) {
 }
 
 void* Calloc(size_t count, size_t size) {
+  if constexpr (kSecure) return SecureCalloc(count, size);
   size_t bytes;
   if (__builtin_mul_overflow(count, size, &bytes)) return OutOfMemory();
   if (bytes <= kMaxSmallSize) {
@@ -149,6 +177,7 @@ void* Calloc(size_t count, size_t size) {
 }
 
 void* Realloc(void* p, size_t size) {
+  if constexpr (kSecure) return SecureRealloc(p, size);
   if (p == nullptr) return Malloc(size);
   if (size == 0) {
     Free(p);
@@ -162,13 +191,18 @@ void* Realloc(void* p, size_t size) {
       if (size <= info.usable && size * 2 >= info.usable) return p;
       break;
     case Kind::kLarge: {
+      CheckLargeTail(info.span, p);
       size_t npages = (size + kPageSize - 1) >> kPageShift;
       if (size > kMaxSmallSize && size < HugeThreshold()) {
         if (npages <= info.span->npages) {
           if (npages * 2 <= info.span->npages) g_page_heap.Shrink(info.span, npages);
+          StampLargeTail(info.span, p, size);
           return p;
         }
-        if (g_page_heap.TryExtend(info.span, npages)) return p;
+        if (g_page_heap.TryExtend(info.span, npages)) {
+          StampLargeTail(info.span, p, size);
+          return p;
+        }
       }
       break;
     }
@@ -187,6 +221,7 @@ void* Realloc(void* p, size_t size) {
 }
 
 void* AlignedAlloc(size_t align, size_t size) {
+  if constexpr (kSecure) return SecureAlignedAlloc(align, size);
   if (align <= 16) return Malloc(size);
   if (size > kMaxRequest) return OutOfMemory();
   CountAllocation(size);
@@ -203,14 +238,29 @@ void* AlignedAlloc(size_t align, size_t size) {
 
 size_t UsableSize(const void* p) {
   if (p == nullptr) return 0;
-  return Classify(p, "invalid pointer").usable;
+  if constexpr (kSecure) return SecureUsableSize(p, "invalid pointer");
+  BlockInfo info = Classify(p, "invalid pointer");
+  // The program may now use the whole block: its canary goes (nothing is past the end).
+  if (info.kind == Kind::kLarge) info.span->requested = info.usable;
+  return info.usable;
+}
+
+void* AllocateLarge(size_t size, size_t align) {
+  bool dirty;
+  return LargeAlloc(size, align, &dirty);
+}
+
+void SetLargeRequest(void* p, size_t requested) {
+  StampLargeTail(HeapRegion::SpanOf(p), p, requested);
 }
 
 void CheckSizedFree(void* p, size_t size, size_t align) {
   if (p == nullptr || GetOption(Option::kCheckSizedFree) == 0) return;
   if (align != 0 && (!IsPowerOfTwo(align) || reinterpret_cast<uintptr_t>(p) % align != 0))
     ReportAlignedFreeMismatch(p, align);
-  size_t usable = UsableSize(p);
+  // Not UsableSize, which lets the program have a large block's canary.
+  size_t usable =
+      kSecure ? SecureUsableSize(p, "invalid pointer") : Classify(p, "invalid pointer").usable;
   // A right size is at most the usable size and, since realloc keeps a block only
   // while it is at least half used, more than about half of it.
   // An aligned block may be of a class as large as its alignment (AlignedAlloc).

@@ -36,6 +36,7 @@ struct Span {
   uint32_t allocated = 0;
 
   uint64_t free_since_ns = 0;  // retained span: since when, for decay
+  uint64_t requested = 0;      // large block: the bytes asked for (its canary follows)
   const void* heap = nullptr;  // free span: the page heap whose lists hold it
 
   uintptr_t last_page() const { return first_page + npages - 1; }

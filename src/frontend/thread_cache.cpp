@@ -12,6 +12,7 @@
 #include "middle/span_source.h"
 #include "options.h"
 #include "sampler.h"
+#include "secure.h"
 
 namespace jsmalloc {
 
@@ -209,6 +210,7 @@ size_t CachedBytes(const ThreadCache* tc) {
 
 void FlushAll(ThreadCache* tc) {
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    if constexpr (kSecure) SecureFlushQuarantine(tc, cls);  // onto the list, given back
     ReleaseFromList(tc, cls, ListLength(tc, cls));
     ReleaseRun(tc, cls);
   }
@@ -238,6 +240,7 @@ void DrainIdleLists(ThreadCache* tc) {
                        static_cast<int32_t>(tc->last_active[cls] - tc->drain_check_calls) <= 0 &&
                        DrainMark(tc, cls) == tc->drain_mark[cls];
     if (alone && tc->quiet.Contains(cls)) {
+      if constexpr (kSecure) SecureFlushQuarantine(tc, cls);
       ReleaseFromList(tc, cls, ListLength(tc, cls));
       ReleaseRun(tc, cls);
       tc->quiet.Assign(cls, false);
@@ -277,6 +280,7 @@ void UnlinkAndDelete(ThreadCache* tc) {
   if (tc->next_cache != nullptr) tc->next_cache->prev_cache = tc->prev_cache;
   --g_live_caches;
   UpdateCacheLimit();
+  if constexpr (kSecure) SecureGuardThreadCache(tc, false);  // the pool writes it again
   g_cache_pool.Delete(tc);
 }
 
@@ -310,6 +314,7 @@ ThreadCache* CreateForThisThread() {
     tl_thread.state = ThreadState::kNone;
     return nullptr;
   }
+  if constexpr (kSecure) SecureGuardThreadCache(tc, true);
   tc->sample_bytes_left = NextSampleCountdown();
   {
     LockGuard g(g_list_lock);

@@ -51,6 +51,15 @@ struct alignas(kCacheLine) ThreadCache {
   std::atomic<size_t> published_bytes;  // what this cache holds, for statistics
   ThreadCache* next_cache;
   ThreadCache* prev_cache;
+#if defined(JSMALLOC_SECURE)
+  uint64_t secure_random;  // secure.cpp's generator for randomised reuse (0: not seeded)
+  // Objects freed and not yet on a list, per class: a free evicts a random one of the
+  // four to its list (secure.cpp's quarantine).
+  void* secure_quarantine[kNumClasses][4];
+  // Holds a whole OS page wherever the record lands: secure.cpp makes it a guard page
+  // (PROT_NONE) while the cache lives, so a stray write past the cache faults.
+  alignas(kCacheLine) unsigned char secure_guard_room[2 * 4096];
+#endif
 };
 
 enum class ThreadState : uint8_t { kNone = 0, kActive, kBusy, kDead };

@@ -4,6 +4,7 @@
 #include "backend/page_heap.h"
 #include "free_list.h"
 #include "middle/span_source.h"
+#include "secure.h"
 #include "size_class.h"
 
 namespace jsmalloc {
@@ -77,6 +78,7 @@ Span* CentralFreeList::NewSpan() {
   s->allocated = 0;
   s->in_nonempty = false;
   s->carver = 0;  // the page heap may hand out a record that held an earlier span
+  if constexpr (kSecure) SecureCleanSpan(s);
   return s;
 }
 

@@ -66,6 +66,13 @@ void Unmap(void* p, size_t size) {
   errno = saved;
 }
 
+bool Protect(void* p, size_t size, bool accessible) {
+  int saved = errno;
+  bool ok = mprotect(p, size, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) == 0;
+  errno = saved;
+  return ok;
+}
+
 bool Decommit(void* p, size_t size) {
   int saved = errno;
   bool ok = madvise(p, size, MADV_DONTNEED) == 0;

@@ -28,6 +28,10 @@ bool Decommit(void* p, size_t size);
 // when the kernel cannot (older kernel, no memory), and the pages then fault in later.
 bool Populate(void* p, size_t size);
 
+// Makes [p, p + size) (page-aligned) inaccessible, or accessible again: the secure
+// library's guard pages. Returns false if the kernel refused (too many mappings).
+bool Protect(void* p, size_t size, bool accessible);
+
 // Asks for transparent hugepages on [p, p + size) (a hint; failure is harmless).
 void AdviseHugepages(void* p, size_t size);
 

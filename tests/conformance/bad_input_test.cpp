@@ -4,6 +4,7 @@
 // taken in the parent, so the expected message names the exact pointer.
 #include <csignal>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -340,4 +341,76 @@ TEST(BadInput, OperatorDeleteDouble) {
       },
       kAborts, DoubleFree(p));
   fn::delete_(p);
+}
+
+// ---- what glibc also catches: a large block's overflow, a sized delete's wrong size ----
+
+std::string HeapOverflow(const void* p) {
+  return "jsmalloc: heap overflow " + jstest::AddrRegex(p);
+}
+
+TEST(BadInput, OverflowOfALargeBlockByOneByteIsSeenAtFree) {
+  // The bytes after a large block's request hold a canary (the free is a slow call).
+  const size_t n = jstest::kLargeSize + 10;
+  Block b(n);
+  EXPECT_EXIT(
+      {
+        static_cast<char*>(jstest::Opaque(b.p))[n] = 'x';
+        fn::free_(b.p);
+      },
+      kAborts, HeapOverflow(b.p));
+}
+
+TEST(BadInput, OverflowOfALargeBlockIsSeenByRealloc) {
+  const size_t n = jstest::kLargeSize + 100;
+  Block b(n);
+  EXPECT_EXIT(
+      {
+        memset(static_cast<char*>(jstest::Opaque(b.p)) + n, 0, 3);
+        fn::realloc_(b.p, n + 1);
+      },
+      kAborts, HeapOverflow(b.p));
+}
+
+TEST(BadInput, LargeBlockIsTheProgramsUpToItsUsableSize) {
+  // Once asked, the usable size is the program's to write: no canary is left to trip.
+  void* p = fn::malloc_(jstest::kLargeSize + 10);
+  size_t usable = fn::malloc_usable_size_(p);
+  ASSERT_GE(usable, jstest::kLargeSize + 10);
+  memset(p, 'x', usable);
+  fn::free_(p);
+}
+
+TEST(BadInput, ReallocOfALargeBlockMovesItsCanary) {
+  // In place, smaller and larger: the canary follows the new size.
+  char* p = static_cast<char*>(fn::malloc_(jstest::kLargeSize));
+  memset(p, 'x', jstest::kLargeSize);
+  p = static_cast<char*>(fn::realloc_(p, jstest::kLargeSize - 5000));
+  ASSERT_NE(p, nullptr);
+  p = static_cast<char*>(fn::realloc_(p, jstest::kLargeSize + 3));
+  ASSERT_NE(p, nullptr);
+  memset(p, 'y', jstest::kLargeSize + 3);
+  fn::free_(p);
+}
+
+TEST(BadInput, SizedDeleteWithASizeTheBlockCannotHold) {
+  void* p = fn::new_(100);
+  EXPECT_EXIT(fn::delete_sized_(p, 5000), kAborts,
+              "jsmalloc: sized free with wrong size " + jstest::AddrRegex(p) +
+                  "\\(size given 5000, block holds 112\\)");
+  fn::delete_(p);
+}
+
+TEST(BadInput, SizedDeleteOfALargeBlockWithTheWrongSize) {
+  void* p = fn::new_(jstest::kLargeSize);
+  EXPECT_EXIT(fn::delete_array_sized_(p, 48), kAborts,
+              "jsmalloc: sized free with wrong size " + jstest::AddrRegex(p));
+  fn::delete_(p);
+}
+
+TEST(BadInput, SizedFreeWithAWrongSizeItsClassHoldsIsAHint) {
+  // 100 and 110 bytes share a class: the default build cannot tell them apart.
+  void* p = fn::malloc_(100);
+  fn::js_free_sized_(p, 110);
+  SUCCEED();
 }

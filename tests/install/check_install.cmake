@@ -62,6 +62,11 @@ foreach(_file IN ITEMS
     ${LIBDIR}/libjsmalloc.so
     ${LIBDIR}/libjsmalloc.a
     ${LIBDIR}/libjsmalloc-prefixed.a
+    ${LIBDIR}/libjsmalloc-secure.so
+    ${LIBDIR}/libjsmalloc-secure.a
+    ${LIBDIR}/libjsmalloc-prefixed-secure.a
+    ${LIBDIR}/pkgconfig/jsmalloc-secure.pc
+    ${LIBDIR}/pkgconfig/jsmalloc-secure-static.pc
     ${LIBDIR}/cmake/jsmalloc/jsmallocConfig.cmake
     ${LIBDIR}/cmake/jsmalloc/jsmallocConfigVersion.cmake
     ${LIBDIR}/cmake/jsmalloc/jsmallocTargets.cmake
@@ -77,7 +82,8 @@ set(_generator_args -G ${GENERATOR})
 if(MAKE_PROGRAM)
   list(APPEND _generator_args -DCMAKE_MAKE_PROGRAM=${MAKE_PROGRAM})
 endif()
-foreach(_link IN ITEMS jsmalloc jsmalloc-static jsmalloc-prefixed)
+foreach(_link IN ITEMS jsmalloc jsmalloc-static jsmalloc-prefixed
+                      jsmalloc-secure jsmalloc-secure-static jsmalloc-prefixed-secure)
   set(_build ${WORK_DIR}/cmake-${_link})
   step(configure-${_link} ${CMAKE_COMMAND} ${_generator_args}
     -S ${CONSUMER_SOURCE_DIR} -B ${_build}
@@ -119,15 +125,18 @@ if(NOT _version_line MATCHES "\"${_pc_version}\"")
   message(FATAL_ERROR "jsmalloc.pc version ${_pc_version} differs from the CMake package: ${_version_line}")
 endif()
 
-foreach(_pc IN ITEMS jsmalloc jsmalloc-static)
+foreach(_pc IN ITEMS jsmalloc jsmalloc-static jsmalloc-secure jsmalloc-secure-static)
   step(pkg-config-${_pc} ${PKG_CONFIG} --cflags --libs ${_pc})
   string(STRIP "${STEP_OUTPUT}" _flags)
   separate_arguments(_flags UNIX_COMMAND "${_flags}")
-  if(_pc STREQUAL "jsmalloc")
+  if(_pc STREQUAL "jsmalloc" OR _pc STREQUAL "jsmalloc-secure")
     # The shared library: found at run time through the rpath, as a user would set it.
     set(_extra -Wl,-rpath,${LIBDIR} -DCONSUMER_JSMALLOC_IN_EXECUTABLE=0)
   else()
     set(_extra -DCONSUMER_JSMALLOC_IN_EXECUTABLE=1)
+  endif()
+  if(_pc MATCHES "secure")
+    list(APPEND _extra -DCONSUMER_SECURE=1)
   endif()
   set(_exe ${WORK_DIR}/pkgconfig-${_pc})
   step(compile-pkgconfig-${_pc} ${C_COMPILER} -O2 -Wall -Wextra -Werror
@@ -135,4 +144,4 @@ foreach(_pc IN ITEMS jsmalloc jsmalloc-static)
   run_consumer(run-pkgconfig-${_pc} ${_exe})
 endforeach()
 
-message(STATUS "the installed package works: find_package (shared, static, prefixed) and pkg-config (shared, static)")
+message(STATUS "the installed package works: find_package (shared, static, prefixed; default and secure) and pkg-config (shared, static; both)")

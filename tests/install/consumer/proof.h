@@ -23,6 +23,10 @@
 #ifndef CONSUMER_JSMALLOC_IN_EXECUTABLE
 #define CONSUMER_JSMALLOC_IN_EXECUTABLE 0
 #endif
+/* Whether it is the secure library, whose usable size is exactly the request. */
+#ifndef CONSUMER_SECURE
+#define CONSUMER_SECURE 0
+#endif
 
 /* The object (executable or shared library) loaded at an address, NULL if none. */
 static const void* consumer_object_at(const void* address) {
@@ -71,6 +75,11 @@ static int consumer_prove(const char* who, int replaces, int in_executable) {
     usable = js_usable_size(blocks[i]);
     if (usable < sizes[i]) {
       printf("%s: js_usable_size(%zu-byte block) = %zu\n", who, sizes[i], usable);
+      failures++;
+    }
+    if (CONSUMER_SECURE && usable != sizes[i]) {
+      printf("%s: js_usable_size(%zu-byte block) = %zu: not the secure library\n", who, sizes[i],
+             usable);
       failures++;
     }
     if (replaces && usable != malloc_usable_size(blocks[i])) {

@@ -1,0 +1,390 @@
+// The secure library (JSMALLOC_SECURE): every public call of the secure build comes
+// here first (secure.h), and reaches the default tiers from here. What it adds, each
+// reported as "jsmalloc: <what> 0x<pointer>" before an abort:
+//
+//   small objects  take the class of their size plus kSecureTagBytes. The object's last
+//                  8 bytes (the tag) hold the requested size and a keyed check of it;
+//                  up to kCanaryBytes between the request and the tag hold a canary
+//                  byte keyed by the address. Free, realloc and malloc_usable_size
+//                  check both: "heap overflow". A zeroed tag is a freed object (free
+//                  zeroes it): "double free", wherever that object is.
+//                  Free zeroes the object past its first two words (link and free
+//                  marker); malloc checks the zeros are still there: "write after free".
+//                  Never-used objects read as zero too (SecureCleanSpan).
+//                  Each thread-cache pop checks the link it followed (in the heap, of
+//                  the list's class, at an object's start): "corrupted free list".
+//                  Reuse is randomised: a free takes one of 4 quarantine slots of its
+//                  class (up to 4 KiB) and evicts its object, which goes 0-3 objects
+//                  deep into its list; half of the mallocs swap the object they got
+//                  with the list's head.
+//   large blocks   get a guard page (PROT_NONE) after their last page and keep the
+//                  default build's tail canary; realloc always moves them.
+//   huge blocks    get a guard page after them.
+//   thread caches  end with a guard page (ThreadCache::secure_guard_room).
+#include "secure.h"
+
+#if defined(JSMALLOC_SECURE)
+
+#include <errno.h>
+
+#include <cstring>
+
+#include "allocator.h"
+#include "backend/heap_region.h"
+#include "backend/huge.h"
+#include "backend/span.h"
+#include "os/vm.h"
+#include "report.h"
+
+namespace jsmalloc {
+
+namespace {
+
+constexpr size_t kMaxRequest = static_cast<size_t>(PTRDIFF_MAX);
+constexpr size_t kCanaryBytes = 64;  // canary bytes checked after a request, at most
+constexpr size_t kGuardBytes = kPageSize;
+constexpr size_t kGuardRoomPage = 4096;  // the OS page, in ThreadCache::secure_guard_room
+static_assert(sizeof(ThreadCache::secure_guard_room) >= 2 * kGuardRoomPage);
+
+void* OutOfMemory() {
+  errno = ENOMEM;
+  return nullptr;
+}
+
+uint64_t Mix(uint64_t x) {  // splitmix64's finaliser
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111eb;
+  return x ^ (x >> 31);
+}
+
+// The tag's check of requested size n at p: keyed by the process's secret, never 0 (a
+// zero tag is a free object's). One multiply: it is on every malloc and free.
+uint32_t TagCheck(const void* p, uint32_t n) {
+  uint64_t x =
+      (reinterpret_cast<uintptr_t>(p) ^ g_list_key ^ (uint64_t{n} << 40)) * 0x9e3779b97f4a7c15;
+  return static_cast<uint32_t>(x >> 32) | 1;
+}
+
+// The canary byte, in all 8 bytes of a word: keyed by the other secret and the
+// address, never 0, so that a zero written past the end of a request is seen.
+uint64_t CanaryWord(const void* p) {
+  uint64_t byte = ((g_free_marker >> 8) ^ (reinterpret_cast<uintptr_t>(p) >> 4)) & 0x7f;
+  return (byte | 0x80) * 0x0101010101010101;
+}
+
+struct Tag {
+  uint32_t size;
+  uint32_t check;
+};
+
+Tag* TagOf(void* p, size_t class_size) {
+  return reinterpret_cast<Tag*>(static_cast<char*>(p) + class_size - kSecureTagBytes);
+}
+
+size_t CanaryEnd(size_t requested, size_t class_size) {
+  size_t limit = class_size - kSecureTagBytes;
+  return requested + kCanaryBytes < limit ? requested + kCanaryBytes : limit;
+}
+
+// Writes the canary over [requested, end) a word at a time.
+void WriteCanary(void* p, size_t requested, size_t end) {
+  const uint64_t word = CanaryWord(p);
+  char* bytes = static_cast<char*>(p);
+  size_t i = requested;
+  for (; i + sizeof word <= end; i += sizeof word) memcpy(bytes + i, &word, sizeof word);
+  for (; i < end; ++i) bytes[i] = static_cast<char>(word);
+}
+
+// Whether [requested, end) still holds the canary.
+bool CanaryIntact(const void* p, size_t requested, size_t end) {
+  const uint64_t word = CanaryWord(p);
+  const char* bytes = static_cast<const char*>(p);
+  uint64_t diff = 0;
+  size_t i = requested;
+  for (; i + sizeof word <= end; i += sizeof word) {
+    uint64_t got;
+    memcpy(&got, bytes + i, sizeof got);
+    diff |= got ^ word;
+  }
+  for (; i < end; ++i) diff |= static_cast<uint8_t>(bytes[i] ^ static_cast<char>(word));
+  return diff == 0;
+}
+
+void Stamp(void* p, size_t class_size, size_t requested) {
+  WriteCanary(p, requested, CanaryEnd(requested, class_size));
+  Tag* tag = TagOf(p, class_size);
+  tag->size = static_cast<uint32_t>(requested);
+  tag->check = TagCheck(p, tag->size);
+}
+
+// The request of live small object p, after checking its tag and canary.
+size_t CheckedRequest(void* p, size_t class_size) {
+  const Tag tag = *TagOf(p, class_size);
+  if (tag.size == 0 && tag.check == 0) ReportBadPointer("double free", p);
+  if (tag.size > class_size - kSecureTagBytes || tag.check != TagCheck(p, tag.size))
+    ReportBadPointer("heap overflow", p);
+  if (!CanaryIntact(p, tag.size, CanaryEnd(tag.size, class_size)))
+    ReportBadPointer("heap overflow", p);
+  return tag.size;
+}
+
+// q is a free object of class cls: in the heap, on a page of that class, at an
+// object's start. What every link popped or walked must point to.
+bool IsFreeObjectOf(const void* q, size_t cls) {
+  uintptr_t offset = reinterpret_cast<uintptr_t>(q) - g_pagemap.base;
+  return offset < g_pagemap.size && g_pagemap.classes[offset >> kPageShift] == cls &&
+         StartsObject(g_pagemap.classes, cls, offset);
+}
+
+void* CheckedNext(void* q, size_t cls) {
+  void* next = ListNext(q);
+  if (next != nullptr && !IsFreeObjectOf(next, cls)) ReportBadPointer("corrupted free list", q);
+  return next;
+}
+
+uint64_t Random(ThreadCache* tc) {  // xorshift64, seeded per cache
+  uint64_t x = tc->secure_random;
+  if (x == 0) x = Mix(g_list_key ^ reinterpret_cast<uintptr_t>(tc)) | 1;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  tc->secure_random = x;
+  return x;
+}
+
+// Puts free object p (class cls) on the thread's list, 0-3 objects deep: the order in
+// which freed objects come back is not the order they were freed in.
+void PushFree(void* p, size_t cls) {
+  auto* obj = static_cast<uintptr_t*>(p);
+  ThreadCache* tc = tl_thread.cache;
+  if (JS_UNLIKELY(TakeBudget(tc->budget[cls]))) return ThreadCacheOverflow(tc, p, cls);
+  uint32_t others = ListLength(tc, cls) - 1;
+  uint32_t depth = static_cast<uint32_t>(Random(tc) >> 62);
+  if (depth > others) depth = others;
+  obj[1] = FreeMarker(p);
+  if (depth == 0) {
+    SetListNext(p, tc->head[cls]);
+    tc->head[cls] = p;
+    return;
+  }
+  void* q = tc->head[cls];
+  for (uint32_t i = 1; i < depth; ++i) q = CheckedNext(q, cls);
+  SetListNext(p, CheckedNext(q, cls));
+  SetListNext(q, p);
+}
+
+// Objects leave the quarantine unchanged since their free: the link word zero, the
+// marker in word 1 (the rest is checked when they are handed out again).
+void CheckQuarantined(void* q) {
+  const auto* words = static_cast<const uintptr_t*>(q);
+  if (words[0] != 0 || words[1] != FreeMarker(q)) ReportBadPointer("write after free", q);
+}
+
+// Free object p (class cls) takes a random one of the class's quarantine slots; returns
+// the object it evicts (nullptr if the slot was empty), which goes on the list. Freed
+// objects come back after a random number of frees, not at once. Classes above 4 KiB
+// have none: four objects of each would hold too much memory.
+void* Quarantine(ThreadCache* tc, void* p, size_t cls) {
+  if (kClasses[cls].size > 4096) return p;
+  void*& slot = tc->secure_quarantine[cls][Random(tc) & 3];
+  void* evicted = slot;
+  slot = p;
+  if (evicted != nullptr) CheckQuarantined(evicted);
+  return evicted;
+}
+
+// Small object p of class cls, just popped, becomes the program's: the link the pop
+// followed is checked, the object swapped with the list's head half of the time, its
+// zeros checked and its tag and canary written.
+void* HandOutSmall(void* p, size_t cls, size_t requested) {
+  ThreadCache* tc = tl_thread.cache;
+  void* head = tc->head[cls];
+  if (head != nullptr && !IsFreeObjectOf(head, cls)) ReportBadPointer("corrupted free list", p);
+  if (head != nullptr && tc != &g_empty_cache && (Random(tc) & 1) != 0) {
+    tc->head[cls] = CheckedNext(head, cls);
+    tc->budget[cls] += 1;
+    PushFree(p, cls);
+    p = head;
+  }
+  const size_t class_size = kClasses[cls].size;
+  auto* words = static_cast<uint64_t*>(p);
+  uint64_t dirty = 0;
+  for (size_t i = 2; i < class_size / sizeof(uint64_t); ++i) dirty |= words[i];
+  if (dirty != 0) ReportBadPointer("write after free", p);
+  words[0] = 0;  // the link: the program sees zeros only
+  words[1] = 0;
+  Stamp(p, class_size, requested);
+  return p;
+}
+
+// The small class p's page holds, 0 if p is not a small object's start.
+size_t SmallClassOf(const void* p) {
+  uintptr_t offset = reinterpret_cast<uintptr_t>(p) - g_pagemap.base;
+  if (offset >= g_pagemap.size) return 0;
+  size_t cls = g_pagemap.classes[offset >> kPageShift];
+  if (cls == 0 || cls >= kNumClasses || !StartsObject(g_pagemap.classes, cls, offset)) return 0;
+  return cls;
+}
+
+// A large block's span if p starts one, else nullptr.
+Span* LargeSpanOf(const void* p) {
+  if (!HeapRegion::Contains(p)) return nullptr;
+  uintptr_t page = HeapRegion::PageOf(p);
+  if (HeapRegion::ClassAt(page) != kPageLarge) return nullptr;
+  Span* s = HeapRegion::SpanAt(page);
+  return HeapRegion::AddressOf(s->first_page) == p ? s : nullptr;
+}
+
+// A block of `body` bytes (a multiple of the page) followed by a guard page, from the
+// page heap or its own mapping; the program asked for `requested` bytes.
+void* AllocateGuarded(size_t requested, size_t align) {
+  size_t body = RoundUp(requested == 0 ? 1 : requested, kPageSize);
+  if (requested > kMaxRequest || body + kGuardBytes < body) return OutOfMemory();
+  CountAllocation(requested);
+  void* p = AllocateLarge(body + kGuardBytes, align);
+  if (p == nullptr) return nullptr;
+  if (LargeSpanOf(p) != nullptr) SetLargeRequest(p, requested);
+  if (!os::Protect(static_cast<char*>(p) + body, kGuardBytes, false)) {
+    SecureFree(p);
+    return OutOfMemory();
+  }
+  return p;
+}
+
+void* AllocateSmall(size_t cls, size_t requested) {
+  void* p = PopOrRefill(cls, requested + kSecureTagBytes);
+  if (p == nullptr) return nullptr;  // errno set
+  return HandOutSmall(p, cls, requested);
+}
+
+}  // namespace
+
+void* SecureMalloc(size_t size) {
+  if (size > kMaxSmallSize - kSecureTagBytes) return AllocateGuarded(size, 16);
+  size_t with_tag = size + kSecureTagBytes;
+  if (JS_UNLIKELY(TakeFromCountdown(tl_thread.countdown, with_tag))) ThreadCacheCountdownRanOut();
+  return AllocateSmall(SizeToClass(with_tag), size);
+}
+
+void SecureFree(void* p) {
+  if (p == nullptr) return;
+  size_t cls = SmallClassOf(p);
+  if (cls == 0) {
+    if (Span* s = LargeSpanOf(p)) {
+      os::Protect(HeapRegion::AddressOf(s->last_page()), kGuardBytes, true);
+    }
+    return FreeSlow(p);  // large, huge (unmapped with its guard), or bad: reported there
+  }
+  auto* obj = static_cast<uintptr_t*>(p);
+  if (obj[1] == FreeMarker(p)) ReportBadPointer("double free", p);
+  const size_t class_size = kClasses[cls].size;
+  CheckedRequest(p, class_size);
+  memset(obj + 2, 0, class_size - 2 * sizeof(uintptr_t));
+  obj[0] = 0;
+  obj[1] = FreeMarker(p);
+  ThreadCache* tc = tl_thread.cache;
+  if (tc != &g_empty_cache) {
+    p = Quarantine(tc, p, cls);
+    if (p == nullptr) return;
+  }
+  PushFree(p, cls);
+}
+
+void* SecureCalloc(size_t count, size_t size) {
+  size_t bytes;
+  if (__builtin_mul_overflow(count, size, &bytes)) return OutOfMemory();
+  void* p = SecureMalloc(bytes);
+  // Small objects are zero already; large ones may come from pages that held data.
+  if (p != nullptr && SmallClassOf(p) == 0) memset(p, 0, bytes);
+  return p;
+}
+
+size_t SecureUsableSize(const void* p, const char* what) {
+  void* q = const_cast<void*>(p);
+  if (size_t cls = SmallClassOf(p)) {
+    if (static_cast<const uintptr_t*>(p)[1] == FreeMarker(p)) ReportBadPointer("double free", p);
+    return CheckedRequest(q, kClasses[cls].size);
+  }
+  if (Span* s = LargeSpanOf(p)) return s->requested;
+  if (HeapRegion::Contains(p)) {
+    if (IsFreePage(HeapRegion::ClassAt(HeapRegion::PageOf(p)))) ReportBadPointer("double free", p);
+    ReportBadPointer(what, p);
+  }
+  HugeRegistry::Lookup state;
+  size_t mapped = g_huge.UsableSize(p, &state);
+  if (state == HugeRegistry::Lookup::kFreed) ReportBadPointer("double free", p);
+  if (state != HugeRegistry::Lookup::kLive) ReportBadPointer(what, p);
+  // A block on its own mapping for want of heap (SmallAlloc's fallback) has no guard.
+  return mapped > kGuardBytes ? mapped - kGuardBytes : mapped;
+}
+
+void* SecureRealloc(void* p, size_t size) {
+  if (p == nullptr) return SecureMalloc(size);
+  if (size == 0) {
+    SecureFree(p);
+    return nullptr;
+  }
+  size_t old = SecureUsableSize(p, "invalid realloc");
+  if (size > kMaxRequest) return OutOfMemory();
+  if (size_t cls = SmallClassOf(p)) {
+    // Stays while the request and its tag fit, and use more than half the object.
+    size_t class_size = kClasses[cls].size;
+    if (size + kSecureTagBytes <= class_size && (size + kSecureTagBytes) * 2 >= class_size) {
+      if (size > old) memset(static_cast<char*>(p) + old, 0, size - old);  // the old canary
+      Stamp(p, class_size, size);
+      return p;
+    }
+  }
+  void* q = SecureMalloc(size);
+  if (q == nullptr) return nullptr;  // errno set; p untouched
+  memcpy(q, p, size < old ? size : old);
+  SecureFree(p);
+  return q;
+}
+
+void* SecureAlignedAlloc(size_t align, size_t size) {
+  if (align <= 16) return SecureMalloc(size);
+  if (size > kMaxRequest) return OutOfMemory();
+  if (align <= kMaxSmallSize && size <= kMaxSmallSize - kSecureTagBytes) {
+    size_t cls = AlignedSizeToClass(size + kSecureTagBytes, align);
+    if (cls != 0) {
+      CountAllocation(size);
+      return AllocateSmall(cls, size);
+    }
+  }
+  return AllocateGuarded(size, align);
+}
+
+void SecureFlushQuarantine(ThreadCache* tc, size_t cls) {
+  for (void*& slot : tc->secure_quarantine[cls]) {
+    if (slot == nullptr) continue;
+    CheckQuarantined(slot);
+    // Past the list's limit if need be: the caller gives back all ListLength objects.
+    SetListNext(slot, tc->head[cls]);
+    tc->head[cls] = slot;
+    tc->budget[cls] -= 1;
+    slot = nullptr;
+  }
+}
+
+void SecureGuardThreadCache(ThreadCache* tc, bool guard) {
+  void* page = reinterpret_cast<void*>(
+      RoundUp(reinterpret_cast<uintptr_t>(tc->secure_guard_room), kGuardRoomPage));
+  // Refused (too many mappings): the cache works, unguarded.
+  os::Protect(page, kGuardRoomPage, !guard);
+}
+
+void SecureCleanSpan(Span* s) {
+  if (!s->committed) return;  // every page reads as zero
+  auto* start = static_cast<char*>(HeapRegion::AddressOf(s->first_page));
+  for (uint32_t i = 0; i < s->npages; ++i) {
+    if (i < 32 && (s->zero_pages & (uint32_t{1} << i)) != 0) continue;
+    memset(start + (size_t{i} << kPageShift), 0, kPageSize);
+  }
+}
+
+}  // namespace jsmalloc
+
+#endif  // JSMALLOC_SECURE

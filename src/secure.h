@@ -1,0 +1,43 @@
+// The secure library's entry points (JSMALLOC_SECURE; docs/design.md, "Secure library").
+// In a secure build every public call goes through these instead of the default paths
+// (one `if constexpr (kSecure)` at the top of each); in the default build kSecure is
+// false, the calls are discarded at compile time and secure.cpp is empty.
+#pragma once
+
+#include <cstddef>
+
+namespace jsmalloc {
+
+struct Span;
+struct ThreadCache;
+
+#if defined(JSMALLOC_SECURE)
+inline constexpr bool kSecure = true;
+#else
+inline constexpr bool kSecure = false;
+#endif
+
+// Bytes at the end of every small object of the secure library: the requested size
+// and a keyed check of it (the canary's "tag"). A request takes the class of its size
+// plus these, so every object has slack after it.
+inline constexpr size_t kSecureTagBytes = 8;
+
+void* SecureMalloc(size_t size);
+void SecureFree(void* p);
+void* SecureCalloc(size_t count, size_t size);
+void* SecureRealloc(void* p, size_t size);
+void* SecureAlignedAlloc(size_t align, size_t size);
+// The requested size of a live block, checking its canary; reports a pointer that is
+// not one (what: the message's words for that).
+size_t SecureUsableSize(const void* p, const char* what);
+// Puts the objects of tc's quarantine for class cls on its list (which is about to be
+// given back: the quarantine must not pin their spans).
+void SecureFlushQuarantine(ThreadCache* tc, size_t cls);
+// Makes the page in a thread cache's guard room inaccessible (guard) or accessible again
+// (before the record goes back to its pool, which writes it when it is reused).
+void SecureGuardThreadCache(ThreadCache* tc, bool guard);
+// A new span for a small class: its pages that may hold old data are zeroed, so that
+// every object never handed out reads as zero (what the write-after-free check expects).
+void SecureCleanSpan(Span* s);
+
+}  // namespace jsmalloc

@@ -1,0 +1,398 @@
+// One death test per misuse, built twice: against the default library (misuse.default.*)
+// and the secure one (misuse.secure.*), both through the js_* API. Each test states what
+// its build does: the message it aborts with, a guard page's SIGSEGV, or nothing (the
+// misuse goes unseen: run in a child, which must exit normally). README's table of
+// misuses lists these tests' results.
+#include <algorithm>
+#include <csignal>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <jsmalloc.h>
+
+#include "test_util.h"
+
+namespace {
+
+#if defined(JSMALLOC_SECURE)
+constexpr bool kSecure = true;
+#else
+constexpr bool kSecure = false;
+#endif
+
+const auto kAborts = testing::KilledBySignal(SIGABRT);
+const auto kFaults = testing::KilledBySignal(SIGSEGV);
+const auto kUnseen = testing::ExitedWithCode(0);
+
+std::string Message(const char* what, const void* p) {
+  return std::string("jsmalloc: ") + what + " " + jstest::AddrRegex(p);
+}
+
+char* Bytes(void* p) {
+  return static_cast<char*>(jstest::Opaque(p));
+}
+
+// Frees 100 other blocks of `size`: the secure library keeps 4 freed objects per class
+// (up to 4 KiB) in a quarantine, and each free evicts a random one to its list, so an
+// object freed before is on its list after this (but for a chance of (3/4)^100).
+void PushThroughTheQuarantine(size_t size) {
+  std::vector<void*> others;
+  for (int i = 0; i < 100; ++i) others.push_back(js_malloc(size));
+  for (void* o : others) js_free(o);
+}
+
+// Allocates blocks of `size` until p comes back (at most 512, all kept), so a check made
+// when an object is handed out again runs on p. Returns whether it came back.
+bool AllocateUntil(void* p, size_t size) {
+  std::vector<void*> got;
+  bool found = false;
+  for (int i = 0; i < 512 && !found; ++i) {
+    got.push_back(js_malloc(size));
+    found = got.back() == p;
+  }
+  return found;
+}
+
+// ---- double free, invalid free: both builds ----
+
+TEST(Misuse, DoubleFreeSmall) {
+  void* p = js_malloc(100);
+  EXPECT_EXIT(
+      {
+        js_free(p);
+        js_free(p);
+      },
+      kAborts, Message("double free", p));
+  js_free(p);
+}
+
+TEST(Misuse, DoubleFreeSmallAfterItsMarkerWasOverwritten) {
+  // A write after free hit word 1 (the default build's free marker) first. The secure
+  // library sees the object's zeroed tag instead; in the default one the block goes on
+  // the list twice.
+  void* p = js_malloc(64);
+  auto body = [p] {
+    js_free(p);
+    reinterpret_cast<uint64_t*>(Bytes(p))[1] = 0x1234;
+    js_free(p);
+    std::exit(0);
+  };
+  if (kSecure)
+    EXPECT_EXIT(body(), kAborts, Message("(double free|heap overflow)", p));
+  else
+    EXPECT_EXIT(body(), kUnseen, "");
+  js_free(p);
+}
+
+TEST(Misuse, DoubleFreeLarge) {
+  void* p = js_malloc(300 * 1024);
+  EXPECT_EXIT(
+      {
+        js_free(p);
+        js_free(p);
+      },
+      kAborts, Message("double free", p));
+  js_free(p);
+}
+
+TEST(Misuse, DoubleFreeHuge) {
+  void* p = js_malloc(80 << 20);
+  EXPECT_EXIT(
+      {
+        js_free(p);
+        js_free(p);
+      },
+      kAborts, Message("double free", p));
+  js_free(p);
+}
+
+TEST(Misuse, FreeOfAnInteriorPointer) {
+  void* p = js_malloc(100);
+  EXPECT_EXIT(js_free(Bytes(p) + 8), kAborts, Message("invalid free", Bytes(p) + 8));
+  js_free(p);
+}
+
+TEST(Misuse, FreeOfAStackPointer) {
+  alignas(64) char buf[64];
+  void* stack = jstest::Opaque(static_cast<void*>(buf));
+  EXPECT_EXIT(js_free(stack), kAborts, Message("invalid free", stack));
+}
+
+TEST(Misuse, ReallocOfAFreedBlock) {
+  void* p = js_malloc(100);
+  EXPECT_EXIT(
+      {
+        js_free(p);
+        js_realloc(p, 200);
+      },
+      kAborts, Message("double free", p));
+  js_free(p);
+}
+
+TEST(Misuse, SizedFreeWithASizeTheBlockCannotHold) {
+  void* p = js_malloc(100);
+  EXPECT_EXIT(js_free_sized(p, 4000), kAborts, "jsmalloc: sized free with wrong size");
+  js_free(p);
+}
+
+TEST(Misuse, SizedFreeAboveTheRequestWithinItsClass) {
+  // 110 for a 100-byte block: both in the 112-byte class. Only the secure library
+  // knows the request.
+  void* p = js_malloc(100);
+  auto body = [p] {
+    js_free_sized(p, 110);
+    std::exit(0);
+  };
+  if (kSecure)
+    EXPECT_EXIT(body(), kAborts, "jsmalloc: sized free with wrong size " + jstest::AddrRegex(p));
+  else
+    EXPECT_EXIT(body(), kUnseen, "");
+  js_free(p);
+}
+
+TEST(Misuse, AlignedFreeWithAnAlignmentTheBlockDoesNotHave) {
+  // The second of two 64-aligned blocks of 64 bytes is not 4096-aligned.
+  void* a = js_aligned_alloc(64, 64);
+  void* b = js_aligned_alloc(64, 64);
+  void* off = reinterpret_cast<uintptr_t>(a) % 4096 != 0 ? a : b;
+  auto body = [off] {
+    js_free_aligned_sized(off, 4096, 64);
+    std::exit(0);
+  };
+  if (kSecure)
+    EXPECT_EXIT(body(), kAborts,
+                "jsmalloc: aligned free with wrong alignment " + jstest::AddrRegex(off));
+  else
+    EXPECT_EXIT(body(), kUnseen, "");
+  js_free(a);
+  js_free(b);
+}
+
+// ---- overflows ----
+
+TEST(Misuse, OverflowByOneByteOfASmallBlock) {
+  void* p = js_malloc(100);  // class 112 by default: the byte lands in the slack
+  auto body = [p] {
+    Bytes(p)[100] = 'x';
+    js_free(p);
+    std::exit(0);
+  };
+  if (kSecure)
+    EXPECT_EXIT(body(), kAborts, Message("heap overflow", p));
+  else
+    EXPECT_EXIT(body(), kUnseen, "");
+  js_free(p);
+}
+
+TEST(Misuse, OverflowByOneByteSeenByRealloc) {
+  void* p = js_malloc(100);
+  auto body = [p] {
+    Bytes(p)[100] = 0;  // a zero, as a string's terminator would be
+    js_realloc(p, 5000);
+    std::exit(0);
+  };
+  if (kSecure)
+    EXPECT_EXIT(body(), kAborts, Message("heap overflow", p));
+  else
+    EXPECT_EXIT(body(), kUnseen, "");
+  js_free(p);
+}
+
+TEST(Misuse, OverflowBy8BytesIntoALiveNeighbour) {
+  void* p = js_malloc(112);  // exactly a class by default: the write reaches the neighbour
+  auto body = [p] {
+    memset(Bytes(p) + 112, 'x', 8);
+    js_free(p);
+    std::exit(0);
+  };
+  if (kSecure)
+    EXPECT_EXIT(body(), kAborts, Message("heap overflow", p));
+  else
+    EXPECT_EXIT(body(), kUnseen, "");
+  js_free(p);
+}
+
+TEST(Misuse, OverflowByManyBytesOfASmallBlock) {
+  void* p = js_malloc(64);
+  auto body = [p] {
+    memset(Bytes(p), 'x', 200);  // over its neighbours, free or in use
+    js_free(p);
+    std::exit(0);
+  };
+  if (kSecure)
+    EXPECT_EXIT(body(), kAborts, Message("heap overflow", p));
+  else
+    EXPECT_EXIT(body(), kUnseen, "");
+  js_free(p);
+}
+
+TEST(Misuse, UnderflowIntoTheBlockBefore) {
+  // A write just before a block lands in the tail of the object before it: in the
+  // secure library its tag, seen when that object is freed. Both builds put 100 bytes
+  // in the 112-byte class; two neighbours are found among 32 blocks.
+  std::vector<char*> ps;
+  for (int i = 0; i < 32; ++i) ps.push_back(Bytes(js_malloc(100)));
+  std::vector<char*> sorted = ps;
+  std::sort(sorted.begin(), sorted.end());
+  char* lower = nullptr;
+  for (size_t i = 0; i + 1 < sorted.size() && lower == nullptr; ++i)
+    if (sorted[i + 1] - sorted[i] == 112) lower = sorted[i];
+  ASSERT_NE(lower, nullptr);
+  auto body = [lower] {
+    lower[111] = 'x';  // the upper block's byte -1
+    js_free(lower);
+    std::exit(0);
+  };
+  if (kSecure)
+    EXPECT_EXIT(body(), kAborts, Message("heap overflow", lower));
+  else
+    EXPECT_EXIT(body(), kUnseen, "");
+  for (char* p : ps) js_free(p);
+}
+
+TEST(Misuse, OverflowByOneByteOfALargeBlock) {
+  // Both builds: the bytes after a large block's request hold a canary.
+  void* p = js_malloc(300 * 1024 + 10);
+  EXPECT_EXIT(
+      {
+        Bytes(p)[300 * 1024 + 10] = 'x';
+        js_free(p);
+      },
+      kAborts, Message("heap overflow", p));
+  js_free(p);
+}
+
+TEST(Misuse, OverflowOfALargeBlockEndingOnAPage) {
+  // No slack: the secure library's guard page faults at once; the default build's next
+  // page may be anything of the heap.
+  const size_t size = 40 * 8192;
+  void* p = js_malloc(size);
+  if (kSecure) {
+    EXPECT_EXIT(Bytes(p)[size] = 'x', kFaults, "");
+  } else {
+    SUCCEED() << "not detected by the default build (no slack, no guard page)";
+  }
+  js_free(p);
+}
+
+TEST(Misuse, OverflowOfAHugeBlock) {
+  const size_t size = size_t{80} << 20;
+  void* p = js_malloc(size);
+  if (kSecure) {
+    EXPECT_EXIT(Bytes(p)[size] = 'x', kFaults, "");
+  } else {
+    SUCCEED() << "not detected by the default build (writes its mapping's slack or faults)";
+  }
+  js_free(p);
+}
+
+// ---- use after free ----
+
+TEST(Misuse, WriteAfterFreeOfASmallBlock) {
+  void* p = js_malloc(256);
+  auto body = [p] {
+    js_free(p);
+    Bytes(p)[100] = 'x';  // past the link and the free marker
+    PushThroughTheQuarantine(256);
+    AllocateUntil(p, 256);
+    std::exit(0);
+  };
+  if (kSecure)
+    EXPECT_EXIT(body(), kAborts, Message("write after free", p));
+  else
+    EXPECT_EXIT(body(), kUnseen, "");
+  js_free(p);
+}
+
+TEST(Misuse, WriteAfterFreeOfTheFreeListLink) {
+  // Word 0 of a free object is its list link. The secure library checks each link it
+  // pops; the default build would follow it (a crash later, or worse), so it is not run.
+  // 5000 bytes: a class with no quarantine, so the object is on its list at once.
+  if (!kSecure) GTEST_SKIP() << "not detected by the default build";
+  void* p = js_malloc(5000);
+  EXPECT_EXIT(
+      {
+        js_free(p);
+        reinterpret_cast<uintptr_t*>(Bytes(p))[0] ^= 0x1000;
+        for (int i = 0; i < 64; ++i) jstest::Opaque(js_malloc(5000));
+      },
+      kAborts, Message("corrupted free list", p));
+  js_free(p);
+}
+
+TEST(Misuse, WriteAfterFreeOfAQuarantinedObjectsFirstWords) {
+  // While in the quarantine, a free object's first two words are known (0, the free
+  // marker): checked when a later free evicts it. Unseen by the default build, which
+  // would follow the link later, so it is not run there.
+  if (!kSecure) GTEST_SKIP() << "not detected by the default build";
+  void* p = js_malloc(48);
+  EXPECT_EXIT(
+      {
+        js_free(p);
+        reinterpret_cast<uintptr_t*>(Bytes(p))[0] = 0x1234;
+        PushThroughTheQuarantine(48);
+      },
+      kAborts, Message("write after free", p));
+  js_free(p);
+}
+
+TEST(Misuse, ReadAfterFreeSeesZerosInTheSecureLibrary) {
+  // What a read of freed memory sees: the secure library zeroed the object at free.
+  char* p = Bytes(js_malloc(256));
+  memset(p, 'x', 256);
+  js_free(p);
+  uint64_t stale = 0;
+  memcpy(&stale, p + 64, sizeof stale);  // the program's mistake, on purpose
+  if (kSecure)
+    EXPECT_EQ(stale, 0u);
+  else
+    EXPECT_EQ(stale, 0x7878787878787878u);  // the old data, unseen
+}
+
+TEST(Misuse, UninitialisedReadSeesZerosInTheSecureLibrary) {
+  char* p = Bytes(js_malloc(256));
+  memset(p, 'x', 256);
+  js_free(p);
+  PushThroughTheQuarantine(256);
+  char* q = nullptr;
+  std::vector<void*> kept;
+  for (int i = 0; i < 512 && q != p; ++i) kept.push_back(q = Bytes(js_malloc(256)));
+  ASSERT_EQ(q, p);
+  bool all_zero = true;
+  for (int i = 0; i < 256; ++i) all_zero = all_zero && q[i] == 0;
+  EXPECT_EQ(all_zero, kSecure);  // the default build hands out the old bytes
+  for (void* k : kept) js_free(k);
+}
+
+// ---- layout ----
+
+TEST(Misuse, ReuseOrderIsRandomisedInTheSecureLibrary) {
+  // 16 objects freed, then 16 allocated: the default build hands them back last freed
+  // first (LIFO), the secure library in an order an attacker cannot plan on. A few
+  // rounds first let the thread cache's list grow to hold them all.
+  std::vector<void*> ps(16);
+  for (int round = 0; round < 4; ++round) {
+    for (void*& p : ps) p = js_malloc(80);
+    for (void* p : ps) js_free(p);
+  }
+  for (void*& p : ps) p = js_malloc(80);
+  for (void* p : ps) js_free(p);
+  std::vector<void*> again;
+  for (int i = 0; i < 16; ++i) again.push_back(js_malloc(80));
+  std::vector<void*> lifo(ps.rbegin(), ps.rend());
+  EXPECT_EQ(again == lifo, !kSecure);
+  for (void* p : again) js_free(p);
+}
+
+TEST(Misuse, UsableSizeIsTheRequestInTheSecureLibrary) {
+  void* p = js_malloc(100);
+  EXPECT_EQ(js_usable_size(p), kSecure ? 100u : 112u);
+  memset(p, 'x', js_usable_size(p));  // all of it is the program's: no report at free
+  js_free(p);
+}
+
+}  // namespace

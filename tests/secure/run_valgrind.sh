@@ -1,0 +1,8 @@
+#!/bin/sh
+# secure.valgrind: runs the program given under memcheck; any error memcheck reports
+# fails the test. Exits 77 (CTest's SKIP_RETURN_CODE: "not run") without valgrind.
+if ! command -v valgrind >/dev/null 2>&1; then
+  echo "valgrind is not installed: not run"
+  exit 77
+fi
+exec valgrind --quiet --error-exitcode=99 --track-origins=no "$@"
