@@ -4,6 +4,8 @@
 #   <libdir>/libjsmalloc.so*              jsmalloc::jsmalloc         (replaces malloc, new, ...)
 #   <libdir>/libjsmalloc.a                jsmalloc::jsmalloc-static  (same, at link time)
 #   <libdir>/libjsmalloc-prefixed.a       jsmalloc::jsmalloc-prefixed (js_* calls only)
+#   <bindir>/jsmalloc                     the jsmalloc command (tools/jsmalloc)
+#   <mandir>/man1/jsmalloc.1              its man page
 #   <includedir>/jsmalloc.h
 #   <libdir>/cmake/jsmalloc/              find_package(jsmalloc) config, version and targets
 #   <libdir>/pkgconfig/jsmalloc.pc        pkg-config: the shared library
@@ -28,6 +30,14 @@ install(TARGETS jsmalloc jsmalloc-static jsmalloc-prefixed
     COMPONENT development
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
     COMPONENT runtime)
+
+# The jsmalloc command and its man page (`man jsmalloc`).
+install(PROGRAMS ${PROJECT_SOURCE_DIR}/tools/jsmalloc
+  DESTINATION ${CMAKE_INSTALL_BINDIR}
+  COMPONENT runtime)
+install(FILES ${PROJECT_SOURCE_DIR}/docs/jsmalloc.1
+  DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
+  COMPONENT runtime)
 
 install(FILES ${PROJECT_SOURCE_DIR}/include/jsmalloc.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}

@@ -86,6 +86,105 @@ def go_pprof(prog, path, index, work):
     return sites
 
 
+TOOL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "jsmalloc")
+
+
+def tool(args, lib, expect_ok=True, use_env=True):
+    env = dict(os.environ)
+    if use_env:
+        env["JSMALLOC_LIBRARY"] = lib
+    else:
+        env.pop("JSMALLOC_LIBRARY", None)
+    r = subprocess.run([sys.executable, TOOL] + args, capture_output=True, text=True, env=env)
+    if expect_ok and r.returncode != 0:
+        fail(f"jsmalloc {' '.join(args)} exited {r.returncode}: {r.stderr}")
+    if not expect_ok and r.returncode == 0:
+        fail(f"jsmalloc {' '.join(args)} succeeded; it should have failed")
+    return r
+
+
+def tool_profiles(lib, work, prog):
+    kept = os.path.join(work, "kept.heap")
+    freed = os.path.join(work, "freed.heap")
+    tool(["run", "--profile", kept, "--sample", "256k", "--", prog, "--keep"], lib)
+    tool(["run", "--profile", freed, "--sample", "256k", "--", prog], lib)
+    return kept, freed
+
+
+def first_site(listing):
+    for line in listing.splitlines():
+        m = re.match(r"\s*[\d.]+ MiB\s+[\d.]+%\s+(\S+)", line)
+        if m:
+            return m.group(1)
+    return None
+
+
+def tool_case(what, lib, work, prog):
+    if what == "run":
+        # --leaks and --stats reach the program; the library is found from the source
+        # tree's build directory when JSMALLOC_LIBRARY is not set.
+        r = tool(["run", "--leaks", "--stats", "--sample", "64k", "--", prog], lib, use_env=False)
+        if "leak_small" not in r.stderr or "jsmalloc" not in r.stderr:
+            fail("jsmalloc run --leaks --stats printed no leak report or statistics:\n" + r.stderr)
+        kept, _ = tool_profiles(lib, work, prog)
+        if not open(kept).readline().startswith("heap profile:"):
+            fail("jsmalloc run --profile wrote no profile")
+    elif what == "top":
+        kept, _ = tool_profiles(lib, work, prog)
+        for args in (["top", "--own", kept], ["top", "--own", kept, prog]):
+            out = tool(args, lib).stdout
+            print(out)
+            if first_site(out) != "keep_100_mib":
+                fail(f"jsmalloc {' '.join(args)} does not put keep_100_mib first")
+        out = tool(["top", "--own", "--alloc", kept], lib).stdout
+        if first_site(out) != "churn_1_gib":
+            fail("jsmalloc top --alloc does not put churn_1_gib first:\n" + out)
+        out = tool(["top", kept, prog], lib).stdout  # google-pprof when installed
+        if "keep_100_mib" not in out:
+            fail("jsmalloc top (through google-pprof if present) misses keep_100_mib:\n" + out)
+    elif what == "diff":
+        kept, freed = tool_profiles(lib, work, prog)
+        out = tool(["diff", freed, kept], lib).stdout
+        print(out)
+        m = re.search(r"MiB\s+([\d.]+) MiB\s+(\S+)\s*$", out.splitlines()[1])
+        if m is None or m.group(2) != "keep_100_mib" or float(m.group(1)) < 85:
+            fail("jsmalloc diff does not show keep_100_mib growing by about 100 MiB")
+    elif what == "chart":
+        kept, _ = tool_profiles(lib, work, prog)
+        svg = os.path.join(work, "chart.svg")
+        tool(["chart", kept, "-o", svg], lib)
+        text = open(svg).read()
+        if not text.startswith("<svg") or "keep_100_mib" not in text or "<rect" not in text:
+            fail("jsmalloc chart wrote no bar chart naming keep_100_mib")
+    elif what == "help":
+        out = tool(["--help"], lib).stdout
+        for sub in ("jsmalloc run", "jsmalloc top", "jsmalloc diff", "jsmalloc chart"):
+            if sub not in out:
+                fail(f"--help does not describe {sub}")
+    elif what == "bad-input":
+        not_profile = os.path.join(work, "not-a-profile")
+        with open(not_profile, "w") as f:
+            f.write("hello\n")
+        cases = [
+            (["top", not_profile], "not a heap profile"),
+            (["diff", not_profile, not_profile], "not a heap profile"),
+            (["chart", not_profile, "-o", os.path.join(work, "x.svg")], "not a heap profile"),
+            (["top", os.path.join(work, "missing.heap")], "cannot read"),
+            (["run", "--", os.path.join(work, "no-such-program")], "no such program"),
+            (["run", "--sample", "lots", "--", prog], "'lots'"),
+            (["top", "-n", "many", not_profile], "'many'"),
+            (["frobnicate"], "'frobnicate'"),
+            (["chart", not_profile], "-o"),
+        ]
+        for args, words in cases:
+            r = tool(args, lib, expect_ok=False)
+            if not r.stderr.startswith("jsmalloc: ") or words not in r.stderr:
+                fail(f"jsmalloc {' '.join(args)}: message {r.stderr!r} does not say {words!r}")
+            print(f"  jsmalloc {' '.join(args)} -> {r.stderr.strip()}")
+    else:
+        fail("unknown tool case " + what)
+
+
 def main():
     case, lib, work, prog = sys.argv[1:5]
     os.makedirs(work, exist_ok=True)
@@ -148,6 +247,8 @@ def main():
             if not text.startswith("heap profile:"):
                 fail(f"child {n} wrote no profile")
         print("  sampled before main, in TLS destructors, and in 10 forked children")
+    elif case.startswith("tool-"):
+        tool_case(case[5:], lib, work, prog)
     else:
         fail("unknown case " + case)
     return 0
