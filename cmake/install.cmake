@@ -7,6 +7,8 @@
 #   <libdir>/libjsmalloc-secure.so*, libjsmalloc-secure.a, libjsmalloc-prefixed-secure.a
 #                                         the same three, secure (jsmalloc::jsmalloc-secure,
 #                                         -secure-static, -prefixed-secure)
+#   <bindir>/jsmalloc                     the jsmalloc command (tools/jsmalloc)
+#   <mandir>/man1/jsmalloc.1              its man page
 #   <includedir>/jsmalloc.h
 #   <libdir>/cmake/jsmalloc/              find_package(jsmalloc) config, version and targets
 #   <libdir>/pkgconfig/jsmalloc.pc        pkg-config: the shared library
@@ -33,6 +35,14 @@ install(TARGETS jsmalloc jsmalloc-static jsmalloc-prefixed
     COMPONENT development
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
     COMPONENT runtime)
+
+# The jsmalloc command and its man page (`man jsmalloc`).
+install(PROGRAMS ${PROJECT_SOURCE_DIR}/tools/jsmalloc
+  DESTINATION ${CMAKE_INSTALL_BINDIR}
+  COMPONENT runtime)
+install(FILES ${PROJECT_SOURCE_DIR}/docs/jsmalloc.1
+  DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
+  COMPONENT runtime)
 
 install(FILES ${PROJECT_SOURCE_DIR}/include/jsmalloc.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
@@ -111,6 +121,9 @@ set(JSMALLOC_PC_PRIVATE_LIBS "-pthread")
 foreach(_lib IN LISTS CMAKE_DL_LIBS)
   string(APPEND JSMALLOC_PC_PRIVATE_LIBS " -l${_lib}")
 endforeach()
+if(JSMALLOC_LIBUNWIND)
+  string(APPEND JSMALLOC_PC_PRIVATE_LIBS " -lunwind")
+endif()
 string(APPEND JSMALLOC_PC_PRIVATE_LIBS " -lstdc++")
 unset(_lib)
 

@@ -81,6 +81,16 @@ JS_API void js_get_stats(js_stats_t* stats);
  * Returns the length the full text needs (like snprintf). */
 JS_API size_t js_stats_print(char* buf, size_t size, int json);
 
+/* Heap profiler (README, "Profiling"; on when JSMALLOC_PROFILE, JSMALLOC_PROFILE_SAMPLE,
+ * JSMALLOC_PROFILE_SIGNAL or JSMALLOC_LEAKS is set). Writes the sampled live heap, with
+ * the cumulative allocations, to path: pprof's protocol buffer (gzip'd) if path ends in
+ * ".pb.gz" or ".pb", else the gperftools heap-profile text. Returns 0, or -1 with errno
+ * set (that of open or write). With the profiler off the profile is empty. */
+JS_API int js_profile_dump(const char* path);
+/* The same for the heap at its peak (since start or js_profile_reset_peak). */
+JS_API int js_profile_dump_peak(const char* path);
+JS_API void js_profile_reset_peak(void);
+
 #ifdef __cplusplus
 }
 #endif

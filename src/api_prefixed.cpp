@@ -4,6 +4,7 @@
 
 #include "allocator.h"
 #include "jsmalloc.h"
+#include "profiler.h"
 #include "stats.h"
 
 using namespace jsmalloc;
@@ -39,6 +40,24 @@ JS_EXPORT void js_get_stats(js_stats_t* stats) {
 }
 JS_EXPORT size_t js_stats_print(char* buf, size_t size, int json) {
   return FormatStats(buf, size, json != 0);
+}
+
+JS_EXPORT int js_profile_dump(const char* path) {
+  if (path == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  return ProfilerDump(path, ProfileKind::kLive);
+}
+JS_EXPORT int js_profile_dump_peak(const char* path) {
+  if (path == nullptr) {
+    errno = EINVAL;
+    return -1;
+  }
+  return ProfilerDump(path, ProfileKind::kPeak);
+}
+JS_EXPORT void js_profile_reset_peak(void) {
+  ProfilerResetPeak();
 }
 
 JS_EXPORT void* js_aligned_alloc(size_t align, size_t size) {

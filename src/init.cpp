@@ -15,6 +15,7 @@
 #include "middle/span_source.h"
 #include "options.h"
 #include "os/sys.h"
+#include "profiler.h"
 
 namespace jsmalloc {
 
@@ -34,7 +35,8 @@ constinit thread_local bool tl_initializing JS_TLS_MODEL = false;
 // fork(): every lock is taken in one order before fork and released (or reset, in
 // the child) after it, so the child never inherits a lock held by a vanished thread.
 // Order: thread-cache list, thread-cache pool, transfer caches, central free lists,
-// page heap, span pool, huge table, metadata arena, heap region — the order they nest in.
+// page heap, span pool, huge table, heap profiler, metadata arena, heap region — the
+// order they nest in.
 void ForkPrepare() {
   ThreadCacheListLock().Lock();
   ThreadCachePoolLock().Lock();
@@ -43,6 +45,7 @@ void ForkPrepare() {
   g_page_heap.lock().Lock();
   g_span_pool.lock().Lock();
   g_huge.lock().Lock();
+  ProfilerLock().Lock();
   g_meta.lock().Lock();
   g_region.lock().Lock();
 }
@@ -50,6 +53,7 @@ void ForkPrepare() {
 void ForkParent() {
   g_region.lock().Unlock();
   g_meta.lock().Unlock();
+  ProfilerLock().Unlock();
   g_huge.lock().Unlock();
   g_span_pool.lock().Unlock();
   g_page_heap.lock().Unlock();
@@ -62,6 +66,7 @@ void ForkParent() {
 void ForkChild() {
   g_region.lock().ResetAfterFork();
   g_meta.lock().ResetAfterFork();
+  ProfilerAfterForkChild();
   g_huge.lock().ResetAfterFork();
   g_span_pool.lock().ResetAfterFork();
   g_page_heap.lock().ResetAfterFork();
@@ -107,8 +112,11 @@ void EnsureGlobalInitSlow() {
 }
 
 // Initialise before main even if nothing allocates, so options are printed early.
+// The profiler starts here, not at the first malloc: that may come from the dynamic
+// loader, before libc could run the unwinder.
 __attribute__((constructor)) static void InitAtLoad() {
   EnsureGlobalInit();
+  ProfilerInit();
 }
 
 }  // namespace jsmalloc

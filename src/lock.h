@@ -20,6 +20,10 @@ class Mutex {
     if (state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire)) return;
     LockSlow();
   }
+  bool TryLock() {
+    uint32_t expected = kUnlocked;
+    return state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire);
+  }
   void Unlock() {
     if (state_.exchange(kUnlocked, std::memory_order_release) == kContended) {
       os::FutexWake(reinterpret_cast<uint32_t*>(&state_), 1);

@@ -95,17 +95,57 @@ constinit int64_t g_option_values[static_cast<int>(Option::kCount)] = {
 #undef JS_OPTION_DEFAULT
 };
 
+namespace {
+constexpr size_t kMaxPath = 4096;
+// Copies, since a program may change its environment later.
+constinit char g_option_text[static_cast<int>(Option::kCount)][kMaxPath] = {};
+constinit uint64_t g_option_set = 0;
+static_assert(static_cast<int>(Option::kCount) <= 64);
+
+bool IsPathOption(int i) {
+  return kOptionTable[i].words == kPathOption;
+}
+}  // namespace
+
+const char* GetOptionText(Option o) {
+  int i = static_cast<int>(o);
+  return g_option_values[i] != 0 ? g_option_text[i] : nullptr;
+}
+
+bool OptionIsSet(Option o) {
+  return (g_option_set >> static_cast<int>(o) & 1) != 0;
+}
+
 void LoadOptions() {
+  g_option_set = 0;
   char name[64];
   for (int i = 0; i < static_cast<int>(Option::kCount); ++i) {
     TextBuffer b(name, sizeof(name));
     b.Add("JSMALLOC_").Add(kOptionTable[i].env);
     const char* value = os::GetEnv(name);
     if (value == nullptr) continue;
+    if (IsPathOption(i)) {
+      size_t n = 0;
+      while (value[n] != 0 && n + 1 < kMaxPath) ++n;
+      if (n == 0 || value[n] != 0) {
+        char msg[256];
+        TextBuffer m(msg, sizeof(msg));
+        m.Add("jsmalloc: ignoring ")
+            .Add(name)
+            .Add(n == 0 ? " (empty path)\n" : " (path too long)\n");
+        os::WriteStderr(m.data(), m.size());
+        continue;
+      }
+      for (size_t k = 0; k <= n; ++k) g_option_text[i][k] = value[k];
+      g_option_values[i] = 1;
+      g_option_set |= uint64_t{1} << i;
+      continue;
+    }
     const char* words = kOptionTable[i].words;
     int64_t v = words != nullptr ? WordIndex(words, value) : 0;
     if (words != nullptr ? v >= 0 : ParseValue(value, &v)) {
       g_option_values[i] = v;
+      g_option_set |= uint64_t{1} << i;
     } else {
       char msg[256];
       TextBuffer m(msg, sizeof(msg));
@@ -118,6 +158,13 @@ void LoadOptions() {
       os::WriteStderr(m.data(), m.size());
     }
   }
+  // SAMPLE_INTERVAL is PROFILE_SAMPLE's old name: either sets the interval, the new
+  // name winning; the sampler reads kSampleInterval.
+  if (OptionIsSet(Option::kProfileSample)) {
+    g_option_values[static_cast<int>(Option::kSampleInterval)] = GetOption(Option::kProfileSample);
+  } else {
+    g_option_values[static_cast<int>(Option::kProfileSample)] = GetOption(Option::kSampleInterval);
+  }
 }
 
 void PrintOptions() {
@@ -125,7 +172,9 @@ void PrintOptions() {
     char line[256];
     TextBuffer b(line, sizeof(line));
     b.Add("jsmalloc: option ").Add(kOptionTable[i].env).Add(" = ");
-    if (kOptionTable[i].words != nullptr) {
+    if (IsPathOption(i)) {
+      b.Add(g_option_values[i] != 0 ? g_option_text[i] : "(not set)");
+    } else if (kOptionTable[i].words != nullptr) {
       AddWord(b, kOptionTable[i].words, g_option_values[i]);
     } else {
       b.Dec(g_option_values[i]);

@@ -8,6 +8,9 @@
 
 namespace jsmalloc {
 
+// Marks an option whose value is a path: GetOptionText gives it, GetOption says 1 if set.
+inline constexpr const char kPathOption[] = "<path>";
+
 // X(enum name, env name, default, words, meaning). `words`: nullptr for a number, else
 // the values the option takes by name, "|"-separated: the first is 0, the next 1, ...
 #define JSMALLOC_OPTIONS(X)                                                                  \
@@ -31,7 +34,16 @@ namespace jsmalloc {
   X(kSampleInterval, "SAMPLE_INTERVAL", 2 << 20, nullptr,                                    \
     "mean bytes between sampled allocations")                                                \
   X(kCheckSizedFree, "CHECK_SIZED_FREE", 1, nullptr,                                         \
-    "debug/secure builds: abort on a wrong sized free")
+    "debug/secure builds: abort on a wrong sized free")                                      \
+  X(kProfileSample, "PROFILE_SAMPLE", 2 << 20, nullptr,                                      \
+    "mean bytes between sampled allocations (SAMPLE_INTERVAL is its old name); setting it "  \
+    "turns the heap profiler on")                                                            \
+  X(kProfile, "PROFILE", 0, kPathOption,                                                     \
+    "write the heap profile to FILE at exit (FILE.pb.gz: pprof protobuf) and the peak to "   \
+    "FILE.peak")                                                                             \
+  X(kProfileSignal, "PROFILE_SIGNAL", 0, nullptr,                                            \
+    "signal number that writes a heap profile (to PROFILE.N, else jsmalloc.PID.N.heap)")     \
+  X(kLeaks, "LEAKS", 0, nullptr, "1 = report the sampled objects still live at exit")
 
 enum class Option : int {
 #define JS_OPTION_ENUM(name, env, def, words, doc) name,
@@ -45,6 +57,11 @@ extern constinit int64_t g_option_values[static_cast<int>(Option::kCount)];
 inline int64_t GetOption(Option o) {
   return g_option_values[static_cast<int>(o)];
 }
+
+// The text of a kPathOption option, or nullptr when it is not set.
+const char* GetOptionText(Option o);
+// Whether the environment set option o (rather than the default being in force).
+bool OptionIsSet(Option o);
 
 // Reads the environment. Called once during global initialisation.
 void LoadOptions();

@@ -12,6 +12,7 @@
 #include "middle/middle.h"
 #include "middle/span_source.h"
 #include "options.h"
+#include "profiler.h"
 #include "report.h"
 #include "secure.h"
 
@@ -97,6 +98,18 @@ void* SmallAlloc(size_t cls, size_t size) {
   return p;
 }
 
+// An allocation the sampler picked and the profiler records: a block of its own, a
+// large span marked sampled or a huge mapping, whatever its size, so that the free of
+// an unsampled small object never needs to ask whether it was sampled.
+void* SampledAlloc(size_t size, size_t align, bool* maybe_dirty) {
+  void* p = LargeAlloc(size == 0 ? 1 : size, align, maybe_dirty);
+  if (p == nullptr) return nullptr;
+  bool huge = !HeapRegion::Contains(p);
+  if (!huge) HeapRegion::SpanOf(p)->sampled = true;
+  ProfilerRecord(p, size, align, huge);
+  return p;
+}
+
 enum class Kind { kSmall, kLarge, kHuge };
 
 struct BlockInfo {
@@ -137,7 +150,10 @@ BlockInfo Classify(const void* p, const char* invalid_what) {
 }  // namespace
 
 void* MallocSlow(size_t size) {
-  ThreadCacheCountdownRanOut();  // (a sampled allocation would be recorded here)
+  if (ThreadCacheCountdownRanOut() && ProfilerWantsSample()) {
+    bool dirty;
+    return SampledAlloc(size, 1, &dirty);
+  }
   if (size <= kMaxSmallSize) return SmallAlloc(SizeToClass(size), size);
   bool dirty;
   return LargeAlloc(size, 1, &dirty);
@@ -149,8 +165,13 @@ void FreeSlow(void* p) {
   switch (info.kind) {
     case Kind::kLarge:
       CheckLargeTail(info.span, p);
+      if (info.span->sampled) {
+        info.span->sampled = false;
+        ProfilerForget(p);
+      }
       return g_page_heap.Deallocate(info.span);
     case Kind::kHuge:
+      if (ProfilerMayHoldHuge()) ProfilerForget(p);
       if (g_huge.Free(p) != HugeRegistry::Lookup::kLive) ReportBadPointer("double free", p);
       return;
     case Kind::kSmall:
@@ -168,9 +189,9 @@ void* Calloc(size_t count, size_t size) {
     if (p != nullptr) memset(p, 0, bytes);
     return p;
   }
-  CountAllocation(bytes);
   bool dirty;
-  void* p = LargeAlloc(bytes, 1, &dirty);
+  void* p = CountAllocation(bytes) && ProfilerWantsSample() ? SampledAlloc(bytes, 1, &dirty)
+                                                            : LargeAlloc(bytes, 1, &dirty);
   // Fresh or released pages already read as zero: do not touch (and commit) them.
   if (p != nullptr && dirty) memset(p, 0, bytes);
   return p;
@@ -192,6 +213,7 @@ void* Realloc(void* p, size_t size) {
       break;
     case Kind::kLarge: {
       CheckLargeTail(info.span, p);
+      if (info.span->sampled) break;  // a new block, sampled or not, as malloc would
       size_t npages = (size + kPageSize - 1) >> kPageShift;
       if (size > kMaxSmallSize && size < HugeThreshold()) {
         if (npages <= info.span->npages) {
@@ -208,8 +230,12 @@ void* Realloc(void* p, size_t size) {
     }
     case Kind::kHuge:
       if (size >= HugeThreshold()) {
+        // A sampled block keeps being one, recorded again at its new address and size.
+        bool sampled = ProfilerMayHoldHuge() && ProfilerForget(p);
         void* q = g_huge.Resize(p, size);
-        return q != nullptr ? q : OutOfMemory();
+        if (q == nullptr) return OutOfMemory();
+        if (sampled) ProfilerRecord(q, size, 16, true);
+        return q;
       }
       break;
   }
@@ -224,7 +250,10 @@ void* AlignedAlloc(size_t align, size_t size) {
   if constexpr (kSecure) return SecureAlignedAlloc(align, size);
   if (align <= 16) return Malloc(size);
   if (size > kMaxRequest) return OutOfMemory();
-  CountAllocation(size);
+  if (CountAllocation(size) && ProfilerWantsSample()) {
+    bool dirty;
+    return SampledAlloc(size, align, &dirty);
+  }
   // A class whose size is a multiple of align has every object aligned (size_class.h),
   // whatever the alignment: the page heap's aligned spans are slower to find and leave
   // gaps (bench-aligned, alignments up to 64 KiB: see docs/design.md).

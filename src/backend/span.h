@@ -18,6 +18,8 @@ struct Span {
   // is false). Free spans do not keep it: the pagemap says it page by page.
   bool committed = false;
   bool in_nonempty = false;
+  // A large span that is a sampled allocation (profiler.h): its free drops the record.
+  bool sampled = false;
   uint32_t zero_pages = 0;  // span handed out: bit i set if page i (of the first 32) read
                             // as zero then; the central free list prefaults those
   // Small span: the serial of the thread cache that bumps through a run of it (its

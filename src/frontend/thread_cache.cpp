@@ -508,7 +508,12 @@ bool ThreadCacheCountdownRanOut() {
   uint64_t countdown = tl_thread.countdown;
   tl_thread.countdown = 0;
   ThreadCache* tc = tl_thread.cache;
-  if (tc == &g_empty_cache) return false;
+  if (tc == &g_empty_cache) {
+    // A thread whose first allocations are large ones gets its cache here, or they
+    // would never count toward a sample. This allocation is not counted.
+    if (tl_thread.state == ThreadState::kNone) CreateForThisThread();
+    return false;
+  }
   // Modulo 2^64: the bytes taken since it was set, the one that ran it out included; at
   // most INT64_MAX (a request that large fails), so sample_bytes_left, never below 0
   // here, cannot overflow.

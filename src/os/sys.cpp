@@ -192,3 +192,67 @@ const char* GetEnv(const char* name) {
 }
 
 }  // namespace jsmalloc::os
+
+namespace jsmalloc::os {
+
+int OpenForWrite(const char* path) {
+  int fd;
+  do {
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  } while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+int OpenForRead(const char* path) {
+  int fd;
+  do {
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+bool WriteFile(int fd, const void* data, size_t len) {
+  const char* p = static_cast<const char*>(data);
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+long ReadFile(int fd, void* data, size_t len) {
+  ssize_t n;
+  do {
+    n = read(fd, data, len);
+  } while (n < 0 && errno == EINTR);
+  return static_cast<long>(n);
+}
+
+void CloseFile(int fd) {
+  int saved = errno;
+  close(fd);
+  errno = saved;
+}
+
+int LastError() {
+  return errno;
+}
+
+void SetLastError(int e) {
+  errno = e;
+}
+
+bool CatchSignal(int sig, void (*handler)(int)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = handler;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  return sig > 0 && sig < NSIG && sig != SIGKILL && sig != SIGSTOP &&
+         sigaction(sig, &sa, nullptr) == 0;
+}
+
+}  // namespace jsmalloc::os

@@ -50,3 +50,22 @@ int ProcessId();
 const char* GetEnv(const char* name);
 
 }  // namespace jsmalloc::os
+
+namespace jsmalloc::os {
+
+// Files for the heap profiler's output: plain open/read/write/close, which are
+// async-signal-safe. OpenForWrite creates or truncates; both return -1 with errno set.
+int OpenForWrite(const char* path);
+int OpenForRead(const char* path);
+// Writes all of it (retrying short writes); false on error.
+bool WriteFile(int fd, const void* data, size_t len);
+// Up to len bytes; 0 at end of file, -1 on error.
+long ReadFile(int fd, void* data, size_t len);
+void CloseFile(int fd);
+int LastError();
+void SetLastError(int e);
+
+// Installs handler for signal sig (SA_RESTART); false if sig is not a signal one may catch.
+bool CatchSignal(int sig, void (*handler)(int));
+
+}  // namespace jsmalloc::os

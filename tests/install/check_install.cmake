@@ -71,11 +71,22 @@ foreach(_file IN ITEMS
     ${LIBDIR}/cmake/jsmalloc/jsmallocConfigVersion.cmake
     ${LIBDIR}/cmake/jsmalloc/jsmallocTargets.cmake
     ${LIBDIR}/pkgconfig/jsmalloc.pc
-    ${LIBDIR}/pkgconfig/jsmalloc-static.pc)
+    ${LIBDIR}/pkgconfig/jsmalloc-static.pc
+    ${PREFIX}/bin/jsmalloc
+    ${PREFIX}/share/man/man1/jsmalloc.1)
   if(NOT EXISTS ${_file})
     message(FATAL_ERROR "cmake --install did not install ${_file}")
   endif()
 endforeach()
+# The installed command finds the installed library (no JSMALLOC_LIBRARY, no build tree).
+find_program(_python3 python3)
+if(_python3)
+  step(jsmalloc-command ${CMAKE_COMMAND} -E env --unset=JSMALLOC_LIBRARY
+    ${_python3} ${PREFIX}/bin/jsmalloc run --stats -- ${CMAKE_COMMAND} -E true)
+  if(NOT STEP_OUTPUT MATCHES "jsmalloc")
+    message(FATAL_ERROR "jsmalloc run --stats from the prefix printed no statistics: ${STEP_OUTPUT}")
+  endif()
+endif()
 
 # ---- 2. find_package(jsmalloc), once per target ----
 set(_generator_args -G ${GENERATOR})

@@ -26,5 +26,48 @@ TEST(Options, EnvironmentOverridesDefaults) {
   unsetenv("JSMALLOC_SAMPLE_INTERVAL");
 }
 
+class ProfileOptions : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < static_cast<int>(Option::kCount); ++i) saved_[i] = g_option_values[i];
+  }
+  void TearDown() override {
+    for (const char* name : {"JSMALLOC_SAMPLE_INTERVAL", "JSMALLOC_PROFILE_SAMPLE",
+                             "JSMALLOC_PROFILE", "JSMALLOC_LEAKS"})
+      unsetenv(name);
+    LoadOptions();
+    for (int i = 0; i < static_cast<int>(Option::kCount); ++i) g_option_values[i] = saved_[i];
+  }
+  int64_t saved_[static_cast<int>(Option::kCount)];
+};
+
+TEST_F(ProfileOptions, ProfileSampleSetsTheIntervalAndIsSeenAsSet) {
+  setenv("JSMALLOC_PROFILE_SAMPLE", "256k", 1);
+  LoadOptions();
+  EXPECT_EQ(GetOption(Option::kSampleInterval), 256 << 10);
+  EXPECT_EQ(GetOption(Option::kProfileSample), 256 << 10);
+  EXPECT_TRUE(OptionIsSet(Option::kProfileSample));
+}
+
+TEST_F(ProfileOptions, SampleIntervalIsStillReadAsTheOldName) {
+  setenv("JSMALLOC_SAMPLE_INTERVAL", "1m", 1);
+  LoadOptions();
+  EXPECT_EQ(GetOption(Option::kSampleInterval), 1 << 20);
+  EXPECT_EQ(GetOption(Option::kProfileSample), 1 << 20);
+  EXPECT_FALSE(OptionIsSet(Option::kProfileSample));
+  setenv("JSMALLOC_PROFILE_SAMPLE", "64k", 1);  // the new name wins
+  LoadOptions();
+  EXPECT_EQ(GetOption(Option::kSampleInterval), 64 << 10);
+}
+
+TEST_F(ProfileOptions, ProfileIsAPathKeptAsText) {
+  EXPECT_EQ(GetOptionText(Option::kProfile), nullptr);
+  setenv("JSMALLOC_PROFILE", "/tmp/some dir/heap.pb.gz", 1);
+  LoadOptions();
+  ASSERT_NE(GetOptionText(Option::kProfile), nullptr);
+  EXPECT_STREQ(GetOptionText(Option::kProfile), "/tmp/some dir/heap.pb.gz");
+  EXPECT_EQ(GetOption(Option::kProfile), 1);
+}
+
 }  // namespace
 }  // namespace jsmalloc

@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""Heap-profiler checks, one per CTest test: check_profile.py CASE LIB WORKDIR PROG...
+
+Exit 0 pass, 1 fail, 77 skip (a reader that is not installed)."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+MiB = 1 << 20
+SKIP = 77
+
+
+def fail(msg):
+    print("FAIL:", msg)
+    sys.exit(1)
+
+
+def run(cmd, env_extra, lib, check=True):
+    env = dict(os.environ)
+    env.update(env_extra)
+    env["LD_PRELOAD"] = lib
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        fail(f"{cmd} exited {r.returncode}: {r.stderr[-2000:]}")
+    return r
+
+
+def profiled(work, lib, prog, name, extra=()):
+    path = os.path.join(work, name)
+    if os.path.exists(path):
+        os.remove(path)
+    run([prog, "--dump", path] + list(extra), {"JSMALLOC_PROFILE_SAMPLE": "256k"}, lib)
+    return path
+
+
+def within(site, got, want, tolerance=0.15):
+    print(f"  {site}: {got / MiB:.1f} MiB, expected {want / MiB:.1f} MiB")
+    if abs(got - want) > tolerance * want:
+        fail(f"{site}: {got / MiB:.1f} MiB is not within {tolerance:.0%} of {want / MiB:.1f} MiB")
+
+
+def check_sites(live, cumulative):
+    within("keep_100_mib (live)", live.get("keep_100_mib", 0), 100 * MiB)
+    within("keep_40_mib (live)", live.get("keep_40_mib", 0), 40 * MiB)
+    churn = live.get("churn_1_gib", 0)
+    print(f"  churn_1_gib (live): {churn / MiB:.1f} MiB")
+    if churn > 2 * MiB:
+        fail(f"churn_1_gib holds {churn / MiB:.1f} MiB live; it keeps nothing")
+    within("churn_1_gib (cumulative)", cumulative.get("churn_1_gib", 0), 1024 * MiB)
+    leader = max(cumulative, key=cumulative.get)
+    if leader != "churn_1_gib":
+        fail(f"{leader} leads the cumulative profile, not churn_1_gib")
+
+
+def google_pprof(prog, path, *flags):
+    out = subprocess.run(["google-pprof", "--text"] + list(flags) + [prog, path],
+                         capture_output=True, text=True).stdout
+    sites = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d.]+)\s+[\d.]+%\s+[\d.]+%\s+[\d.]+\s+[\d.]+%\s+(\S+)", line)
+        if m:
+            sites[m.group(2)] = float(m.group(1)) * MiB
+    if not sites:
+        fail("google-pprof printed nothing usable:\n" + out)
+    return sites
+
+
+UNITS = {"": 1, "B": 1, "kB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+
+
+def go_pprof(prog, path, index, work):
+    env = dict(os.environ, HOME=work, PPROF_TMPDIR=work)
+    r = subprocess.run(["go", "tool", "pprof", "-top", "-sample_index=" + index, prog, path],
+                       capture_output=True, text=True, env=env)
+    sites = {}
+    for line in r.stdout.splitlines():
+        m = re.match(r"\s*([\d.]+)([kMGT]?B)?\s+[\d.]+%\s+[\d.]+%\s+[\d.]+([kMGT]?B)?\s+[\d.]+%\s+(\S+)",
+                     line)
+        if m:
+            sites[m.group(4)] = float(m.group(1)) * UNITS[m.group(2) or ""]
+    if not sites:
+        fail("go tool pprof printed nothing usable:\n" + r.stdout + r.stderr)
+    return sites
+
+
+TOOL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "jsmalloc")
+
+
+def tool(args, lib, expect_ok=True, use_env=True):
+    env = dict(os.environ)
+    if use_env:
+        env["JSMALLOC_LIBRARY"] = lib
+    else:
+        env.pop("JSMALLOC_LIBRARY", None)
+    r = subprocess.run([sys.executable, TOOL] + args, capture_output=True, text=True, env=env)
+    if expect_ok and r.returncode != 0:
+        fail(f"jsmalloc {' '.join(args)} exited {r.returncode}: {r.stderr}")
+    if not expect_ok and r.returncode == 0:
+        fail(f"jsmalloc {' '.join(args)} succeeded; it should have failed")
+    return r
+
+
+def tool_profiles(lib, work, prog):
+    kept = os.path.join(work, "kept.heap")
+    freed = os.path.join(work, "freed.heap")
+    tool(["run", "--profile", kept, "--sample", "256k", "--", prog, "--keep"], lib)
+    tool(["run", "--profile", freed, "--sample", "256k", "--", prog], lib)
+    return kept, freed
+
+
+def first_site(listing):
+    for line in listing.splitlines():
+        m = re.match(r"\s*[\d.]+ MiB\s+[\d.]+%\s+(\S+)", line)
+        if m:
+            return m.group(1)
+    return None
+
+
+def tool_case(what, lib, work, prog):
+    if what == "run":
+        # --leaks and --stats reach the program; the library is found from the source
+        # tree's build directory when JSMALLOC_LIBRARY is not set.
+        r = tool(["run", "--leaks", "--stats", "--sample", "64k", "--", prog], lib, use_env=False)
+        if "leak_small" not in r.stderr or "jsmalloc" not in r.stderr:
+            fail("jsmalloc run --leaks --stats printed no leak report or statistics:\n" + r.stderr)
+        kept, _ = tool_profiles(lib, work, prog)
+        if not open(kept).readline().startswith("heap profile:"):
+            fail("jsmalloc run --profile wrote no profile")
+    elif what == "top":
+        kept, _ = tool_profiles(lib, work, prog)
+        for args in (["top", "--own", kept], ["top", "--own", kept, prog]):
+            out = tool(args, lib).stdout
+            print(out)
+            if first_site(out) != "keep_100_mib":
+                fail(f"jsmalloc {' '.join(args)} does not put keep_100_mib first")
+        out = tool(["top", "--own", "--alloc", kept], lib).stdout
+        if first_site(out) != "churn_1_gib":
+            fail("jsmalloc top --alloc does not put churn_1_gib first:\n" + out)
+        out = tool(["top", kept, prog], lib).stdout  # google-pprof when installed
+        if "keep_100_mib" not in out:
+            fail("jsmalloc top (through google-pprof if present) misses keep_100_mib:\n" + out)
+    elif what == "diff":
+        kept, freed = tool_profiles(lib, work, prog)
+        out = tool(["diff", freed, kept], lib).stdout
+        print(out)
+        m = re.search(r"MiB\s+([\d.]+) MiB\s+(\S+)\s*$", out.splitlines()[1])
+        if m is None or m.group(2) != "keep_100_mib" or float(m.group(1)) < 85:
+            fail("jsmalloc diff does not show keep_100_mib growing by about 100 MiB")
+    elif what == "chart":
+        kept, _ = tool_profiles(lib, work, prog)
+        svg = os.path.join(work, "chart.svg")
+        tool(["chart", kept, "-o", svg], lib)
+        text = open(svg).read()
+        if not text.startswith("<svg") or "keep_100_mib" not in text or "<rect" not in text:
+            fail("jsmalloc chart wrote no bar chart naming keep_100_mib")
+    elif what == "help":
+        out = tool(["--help"], lib).stdout
+        for sub in ("jsmalloc run", "jsmalloc top", "jsmalloc diff", "jsmalloc chart"):
+            if sub not in out:
+                fail(f"--help does not describe {sub}")
+    elif what == "bad-input":
+        not_profile = os.path.join(work, "not-a-profile")
+        with open(not_profile, "w") as f:
+            f.write("hello\n")
+        cases = [
+            (["top", not_profile], "not a heap profile"),
+            (["diff", not_profile, not_profile], "not a heap profile"),
+            (["chart", not_profile, "-o", os.path.join(work, "x.svg")], "not a heap profile"),
+            (["top", os.path.join(work, "missing.heap")], "cannot read"),
+            (["run", "--", os.path.join(work, "no-such-program")], "no such program"),
+            (["run", "--sample", "lots", "--", prog], "'lots'"),
+            (["top", "-n", "many", not_profile], "'many'"),
+            (["frobnicate"], "'frobnicate'"),
+            (["chart", not_profile], "-o"),
+        ]
+        for args, words in cases:
+            r = tool(args, lib, expect_ok=False)
+            if not r.stderr.startswith("jsmalloc: ") or words not in r.stderr:
+                fail(f"jsmalloc {' '.join(args)}: message {r.stderr!r} does not say {words!r}")
+            print(f"  jsmalloc {' '.join(args)} -> {r.stderr.strip()}")
+    else:
+        fail("unknown tool case " + what)
+
+
+def main():
+    case, lib, work, prog = sys.argv[1:5]
+    os.makedirs(work, exist_ok=True)
+    if case == "google-pprof":
+        if shutil.which("google-pprof") is None:
+            print("google-pprof not installed (Debian package google-perftools)")
+            return SKIP
+        path = profiled(work, lib, prog, "live.heap")
+        check_sites(google_pprof(prog, path), google_pprof(prog, path, "--alloc_space"))
+    elif case == "go-pprof":
+        if shutil.which("go") is None:
+            print("go not installed (Debian package golang-go)")
+            return SKIP
+        path = profiled(work, lib, prog, "live.pb.gz")
+        check_sites(go_pprof(prog, path, "inuse_space", work),
+                    go_pprof(prog, path, "alloc_space", work))
+    elif case == "peak":
+        # At exit the kept blocks are freed: the live profile is nearly empty, the peak
+        # still shows them.
+        path = os.path.join(work, "exit.heap")
+        run([prog], {"JSMALLOC_PROFILE_SAMPLE": "256k", "JSMALLOC_PROFILE": path}, lib)
+        head = open(path).readline().split()
+        peak_head = open(path + ".peak").readline().split()
+        live, peak = int(head[3]), int(peak_head[3])
+        print(f"  live at exit {live / MiB:.1f} MiB, peak {peak / MiB:.1f} MiB")
+        if live > 10 * MiB:
+            fail("the exit profile still holds the freed blocks")
+        within("peak", peak, 144 * MiB)
+    elif case == "leaks":
+        r = run([prog], {"JSMALLOC_PROFILE_SAMPLE": "64k", "JSMALLOC_LEAKS": "1"}, lib)
+        print(r.stderr)
+        if "leak_small" not in r.stderr:
+            fail("the leak report does not name leak_small, which leaks")
+        for innocent in ("free_everything", "churn_1_gib", "keep_100_mib"):
+            if innocent in r.stderr:
+                fail(f"the leak report names {innocent}, which frees everything")
+        r = run([prog, "--keep"], {"JSMALLOC_PROFILE_SAMPLE": "64k", "JSMALLOC_LEAKS": "1"}, lib)
+        if "keep_100_mib" not in r.stderr or "keep_40_mib" not in r.stderr:
+            fail("with --keep the leak report does not name keep_100_mib and keep_40_mib")
+    elif case == "signal":
+        base = os.path.join(work, "sig.heap")
+        for f in os.listdir(work):
+            if f.startswith("sig.heap"):
+                os.remove(os.path.join(work, f))
+        run([prog, "--threads", "8"], {"JSMALLOC_PROFILE_SAMPLE": "256k", "JSMALLOC_PROFILE": base,
+                                        "JSMALLOC_PROFILE_SIGNAL": "12"}, lib)
+        for n in range(1, 21):
+            text = open(f"{base}.{n}").read()
+            if not text.startswith("heap profile:") or "\nMAPPED_LIBRARIES:\n" not in text:
+                fail(f"{base}.{n} is not a whole heap profile")
+        print("  20 profiles written on SIGUSR2 while 8 threads allocated")
+    elif case == "edge":
+        path = os.path.join(work, "edge.heap")
+        r = run([prog, path], {"JSMALLOC_PROFILE_SAMPLE": "256k", "JSMALLOC_LEAKS": "1"}, lib)
+        for site in ("before_main_site", "tls_destructor_site"):
+            if site not in r.stderr:
+                fail(f"the leak report does not name {site}:\n{r.stderr}")
+        for n in range(10):
+            text = open(f"{path}.child.{n}").read()
+            if not text.startswith("heap profile:"):
+                fail(f"child {n} wrote no profile")
+        print("  sampled before main, in TLS destructors, and in 10 forked children")
+    elif case.startswith("tool-"):
+        tool_case(case[5:], lib, work, prog)
+    else:
+        fail("unknown case " + case)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
