@@ -31,7 +31,13 @@ namespace jsmalloc {
   X(kSampleInterval, "SAMPLE_INTERVAL", 2 << 20, nullptr,                                    \
     "mean bytes between sampled allocations")                                                \
   X(kCheckSizedFree, "CHECK_SIZED_FREE", 1, nullptr,                                         \
-    "debug/secure builds: abort on a wrong sized free")
+    "debug/secure builds: abort on a wrong sized free")                                      \
+  X(kFrontend, "FRONTEND", 0, "thread|percpu",                                               \
+    "front-end caches: thread = one per thread, percpu = one per CPU on rseq (per-thread "   \
+    "where rseq cannot be had)")                                                             \
+  X(kPercpuCacheBytes, "PERCPU_CACHE_BYTES", 3 << 20, nullptr,                            \
+    "upper bound on one CPU's cache (FRONTEND=percpu)")                                      \
+  X(kRseq, "RSEQ", 1, nullptr, "0 = act as if the kernel had no rseq (tests the fallback)")
 
 enum class Option : int {
 #define JS_OPTION_ENUM(name, env, def, words, doc) name,
