@@ -6,6 +6,7 @@
 #include "frontend/thread_cache.h"
 #include "lock.h"
 #include "middle/middle.h"
+#include "middle/span_source.h"
 #include "options.h"
 #include "os/cpu.h"
 #include "os/vm.h"
@@ -55,6 +56,13 @@ constinit uint16_t g_begin[kNumClasses] = {};
 constinit uint16_t g_end[kNumClasses] = {};
 // Setting a slab up, and stopping a CPU's stacks, are under this lock.
 constinit Mutex g_slab_lock;
+// The idle drain (PercpuCacheDrainIdle): when it last looked, and per CPU what the
+// stacks were then and whether they had not changed at the look before. Written only
+// by the thread that won the look, under g_slab_lock.
+constexpr uint32_t kMaxCpus = 4096;
+constinit uint64_t g_idle_check_ns = 0;
+constinit uint32_t g_idle_mark[kMaxCpus] = {};
+constinit bool g_idle_quiet[kMaxCpus] = {};
 
 static_assert(kRseqCpuIdOffset == 4, "the asm below reads cpu_id at %fs:4(offset)");
 
@@ -365,7 +373,7 @@ const char* PercpuCacheInit() {
   if (GetOption(Option::kRseq) == 0) return "rseq turned off (JSMALLOC_RSEQ=0)";
   uint32_t cpus = os::PossibleCpus();
   if (cpus == 0) return "the number of CPUs is unknown (no /sys/devices/system/cpu/possible)";
-  if (cpus > 4096) return "more than 4096 possible CPUs";
+  if (cpus > kMaxCpus) return "more than 4096 possible CPUs";
   g_rseq_offset = os::GlibcRseqOffset();
   g_cpus = cpus;
   if (os::GlibcRseqSize() == 0 && CurrentCpu() >= cpus) {
@@ -402,6 +410,44 @@ void PercpuCacheDrainAll() {
   LockGuard g(g_slab_lock);
   for (uint32_t cpu = 0; cpu < g_cpus; ++cpu) {
     if (SlabReady(cpu)) DrainSlab(cpu);
+  }
+}
+
+namespace {
+// The state of a CPU's stacks, as one word: the same at two looks, they were most
+// likely left alone in between.
+uint32_t IdleMark(uint32_t cpu) {
+  const ClassHeader* h = Headers(cpu);
+  uint32_t mark = 0;
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    mark = (mark ^ __atomic_load_n(&h[cls].current, __ATOMIC_RELAXED)) * 0x9E3779B1u;
+  }
+  return mark;
+}
+}  // namespace
+
+void PercpuCacheDrainIdle() {
+  if (!g_percpu_enabled) return;
+  const uint64_t now = DecayClockNow();
+  uint64_t last = __atomic_load_n(&g_idle_check_ns, __ATOMIC_RELAXED);
+  if (now - last < DecayNanos()) return;
+  // One thread looks; the others go on (off the fast path: a compare-and-swap is fine).
+  if (!__atomic_compare_exchange_n(&g_idle_check_ns, &last, now, false, __ATOMIC_RELAXED,
+                                   __ATOMIC_RELAXED))
+    return;
+  LockGuard g(g_slab_lock);
+  for (uint32_t cpu = 0; cpu < g_cpus; ++cpu) {
+    if (!SlabReady(cpu)) continue;
+    const uint32_t mark = IdleMark(cpu);
+    const bool alone = mark == g_idle_mark[cpu];
+    if (alone && g_idle_quiet[cpu] && PercpuCacheBytesOf(cpu) > 0) {
+      DrainSlab(cpu);
+      g_idle_quiet[cpu] = false;
+      g_idle_mark[cpu] = IdleMark(cpu);
+    } else {
+      g_idle_quiet[cpu] = alone;
+      g_idle_mark[cpu] = mark;
+    }
   }
 }
 

@@ -51,6 +51,12 @@ void PercpuCacheFree(void* p, size_t cls);
 
 // Every CPU's objects go back to the middle tier (malloc_trim, js_release_free_memory).
 void PercpuCacheDrainAll();
+// A CPU's stacks left alone for two looks a decay time apart go back to the middle
+// tier, so that a CPU whose threads left (or went quiet) holds nothing after the decay
+// time. A busy CPU whose stacks happen to look the same twice loses them too: a refill
+// per class per decay time. Called on the thread caches' every-64th slow call and by
+// the background thread.
+void PercpuCacheDrainIdle();
 // Bytes on all CPUs' stacks, and on one CPU's.
 size_t PercpuCacheBytes();
 size_t PercpuCacheBytesOf(uint32_t cpu);

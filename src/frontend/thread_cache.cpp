@@ -263,6 +263,7 @@ void NoteSlowCall(ThreadCache* tc, size_t cls) {
   RefreshCacheLimit();
   if (tc->capacity_bytes > ThreadCacheLimit()) StealCapacity(tc, kNumClasses, 0, true);
   DrainIdleLists(tc);
+  PercpuCacheDrainIdle();
   ReleaseIdleMemory();
   MaybeStartBackgroundThread();  // no lock held, the cache consistent: malloc may re-enter
 }

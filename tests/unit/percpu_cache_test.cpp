@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <atomic>
 #include <barrier>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -30,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "backend/page_heap.h"
 #include "free_list.h"
 #include "jsmalloc.h"
 #include "middle/middle.h"
@@ -201,6 +203,27 @@ TEST_F(PercpuTest, ReleaseFreeMemoryDrainsEveryCpu) {
   char text[8192];
   js_stats_print(text, sizeof(text), 0);
   EXPECT_NE(std::strstr(text, "cpu 0 cache:"), nullptr) << text;
+}
+
+// A CPU whose threads went elsewhere holds nothing once its stacks were left alone for
+// the decay time: the slow calls of a thread on another CPU drain it.
+TEST_F(PercpuTest, IdleCpuIsDrainedOnTheDecayClock) {
+  if (allowed_.size() < 2) GTEST_SKIP() << "needs two CPUs";
+  const uint64_t saved_decay = g_page_heap.decay_ns();
+  g_page_heap.set_decay_ns(20000000);  // 20 ms
+  PinTo(allowed_[0]);
+  const auto idle_cpu = static_cast<uint32_t>(allowed_[0]);
+  std::vector<void*> blocks(20);
+  for (void*& p : blocks) p = js_malloc(256);
+  for (void* p : blocks) js_free(p);
+  EXPECT_GT(PercpuCacheBytesOf(idle_cpu), 0u);
+  PinTo(allowed_[1]);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (PercpuCacheBytesOf(idle_cpu) > 0 && std::chrono::steady_clock::now() < deadline) {
+    for (int i = 0; i < 1000; ++i) js_free(js_malloc(64));
+  }
+  EXPECT_EQ(PercpuCacheBytesOf(idle_cpu), 0u) << "the idle CPU kept its stacks for 5 s";
+  g_page_heap.set_decay_ns(saved_decay);
 }
 
 // 64 threads on the CPUs there are, each freeing what its neighbour allocated, every
