@@ -59,7 +59,7 @@ typedef struct js_stats_s {
   size_t reserved;        /* address space reserved from the OS */
   size_t committed;       /* pages that may be resident (touched and not released) */
   size_t in_use;          /* bytes in blocks handed to the program (by size class) */
-  size_t thread_cached;   /* bytes in per-thread caches */
+  size_t thread_cached;   /* bytes in front-end caches: per thread, or per CPU */
   size_t transfer_cached; /* bytes in transfer caches */
   size_t central_free;    /* bytes free in spans of central free lists (empty ones too) */
   size_t page_heap_free;  /* bytes in free spans of the page heap, still committed */

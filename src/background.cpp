@@ -1,6 +1,7 @@
 #include "background.h"
 
 #include "backend/page_heap.h"
+#include "frontend/percpu_cache.h"
 #include "middle/span_source.h"
 #include "os/sys.h"
 #include "report.h"
@@ -30,6 +31,7 @@ void* BackgroundMain(void*) {
     // Read each time, as the page heap does: set_decay_ns may change it at any time.
     const uint64_t period = g_page_heap.decay_ns() / 4;
     os::SleepNanos(period > kMinPeriodNs ? period : kMinPeriodNs);
+    PercpuCacheDrainIdle();
     ReleaseIdleMemory();
   }
   return nullptr;

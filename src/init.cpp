@@ -10,12 +10,14 @@
 #include "background.h"
 #include "fast_path.h"
 #include "free_list.h"
+#include "frontend/percpu_cache.h"
 #include "frontend/thread_cache.h"
 #include "middle/middle.h"
 #include "middle/span_source.h"
 #include "options.h"
 #include "os/sys.h"
 #include "profiler.h"
+#include "report.h"
 
 namespace jsmalloc {
 
@@ -31,15 +33,32 @@ namespace {
 
 constinit int g_init_started = 0;
 constinit thread_local bool tl_initializing JS_TLS_MODEL = false;
+// Why per-CPU mode was asked for and does not run (nullptr: it runs, or was not asked).
+constinit const char* g_percpu_fallback = nullptr;
+
+// JSMALLOC_VERBOSE: which front-end runs, and why not the one asked for.
+void PrintFrontend() {
+  char line[256];
+  TextBuffer b(line, sizeof(line));
+  if (PercpuCacheEnabled()) {
+    b.Add("jsmalloc: front-end percpu (").Udec(PercpuCacheCpus()).Add(" possible CPUs)\n");
+  } else if (g_percpu_fallback != nullptr) {
+    b.Add("jsmalloc: front-end thread: percpu asked for, but ").Add(g_percpu_fallback).Add("\n");
+  } else {
+    b.Add("jsmalloc: front-end thread\n");
+  }
+  os::WriteStderr(b.data(), b.size());
+}
 
 // fork(): every lock is taken in one order before fork and released (or reset, in
 // the child) after it, so the child never inherits a lock held by a vanished thread.
-// Order: thread-cache list, thread-cache pool, transfer caches, central free lists,
-// page heap, span pool, huge table, heap profiler, metadata arena, heap region — the
-// order they nest in.
+// Order: thread-cache list, thread-cache pool, per-CPU slabs, transfer caches, central
+// free lists, page heap, span pool, huge table, heap profiler, metadata arena, heap
+// region — the order they nest in.
 void ForkPrepare() {
   ThreadCacheListLock().Lock();
   ThreadCachePoolLock().Lock();
+  PercpuCacheLock().Lock();
   for (size_t c = 1; c < kNumClasses; ++c) g_transfer[c].lock().Lock();
   for (size_t c = 1; c < kNumClasses; ++c) g_central[c].lock().Lock();
   g_page_heap.lock().Lock();
@@ -59,6 +78,7 @@ void ForkParent() {
   g_page_heap.lock().Unlock();
   for (size_t c = kNumClasses - 1; c >= 1; --c) g_central[c].lock().Unlock();
   for (size_t c = kNumClasses - 1; c >= 1; --c) g_transfer[c].lock().Unlock();
+  PercpuCacheLock().Unlock();
   ThreadCachePoolLock().Unlock();
   ThreadCacheListLock().Unlock();
 }
@@ -72,10 +92,12 @@ void ForkChild() {
   g_page_heap.lock().ResetAfterFork();
   for (size_t c = 1; c < kNumClasses; ++c) g_central[c].lock().ResetAfterFork();
   for (size_t c = 1; c < kNumClasses; ++c) g_transfer[c].lock().ResetAfterFork();
+  PercpuCacheLock().ResetAfterFork();
   ThreadCachePoolLock().ResetAfterFork();
   ThreadCacheListLock().ResetAfterFork();
   // The other threads are gone; what their caches held belongs to the child now.
   ThreadCachesAfterForkChild();
+  PercpuCacheAfterForkChild();
   SpanSourceAfterForkChild();
   // So is the background thread; the child starts its own if it goes on allocating.
   BackgroundThreadAfterForkChild();
@@ -102,12 +124,16 @@ void EnsureGlobalInitSlow() {
   g_page_heap.set_decay_ns(static_cast<uint64_t>(GetOption(Option::kDecayMs)) * 1000000u);
   SetHugepageMode(static_cast<HugepageMode>(GetOption(Option::kHugepages)));
   g_region.Init(static_cast<size_t>(GetOption(Option::kHeapReserve)));
+  g_percpu_fallback = PercpuCacheInit();
   __atomic_store_n(&g_init_done, 1, __ATOMIC_RELEASE);
   // These may call malloc; the allocator is ready for that now.
   ThreadCacheGlobalInit();
   pthread_atfork(ForkPrepare, ForkParent, ForkChild);
   tl_initializing = false;
-  if (GetOption(Option::kVerbose) != 0) PrintOptions();
+  if (GetOption(Option::kVerbose) != 0) {
+    PrintOptions();
+    PrintFrontend();
+  }
   if (GetOption(Option::kShowStats) != 0) os::KeepStderr();
 }
 

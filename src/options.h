@@ -43,7 +43,13 @@ inline constexpr const char kPathOption[] = "<path>";
     "FILE.peak")                                                                             \
   X(kProfileSignal, "PROFILE_SIGNAL", 0, nullptr,                                            \
     "signal number that writes a heap profile (to PROFILE.N, else jsmalloc.PID.N.heap)")     \
-  X(kLeaks, "LEAKS", 0, nullptr, "1 = report the sampled objects still live at exit")
+  X(kLeaks, "LEAKS", 0, nullptr, "1 = report the sampled objects still live at exit")        \
+  X(kFrontend, "FRONTEND", 0, "thread|percpu",                                               \
+    "front-end caches: thread = one per thread, percpu = one per CPU on rseq (per-thread "   \
+    "where rseq cannot be had)")                                                             \
+  X(kPercpuCacheBytes, "PERCPU_CACHE_BYTES", 3 << 20, nullptr,                               \
+    "upper bound on one CPU's cache (FRONTEND=percpu)")                                      \
+  X(kRseq, "RSEQ", 1, nullptr, "0 = act as if the kernel had no rseq (tests the fallback)")
 
 enum class Option : int {
 #define JS_OPTION_ENUM(name, env, def, words, doc) name,

@@ -8,6 +8,7 @@
 #include "backend/huge.h"
 #include "backend/page_heap.h"
 #include "background.h"
+#include "frontend/percpu_cache.h"
 #include "init.h"
 #include "middle/middle.h"
 #include "middle/span_source.h"
@@ -300,6 +301,7 @@ void CheckSizedFree(void* p, size_t size, size_t align) {
 size_t ReleaseFreeMemory() {
   EnsureGlobalInit();
   ThreadCacheFlushCurrent();
+  PercpuCacheDrainAll();
   MiddleDrainTransferCaches();
   ReleaseRetainedSpans();
   return g_page_heap.ReleaseAll();

@@ -4,6 +4,7 @@
 #include "backend/huge.h"
 #include "backend/meta_arena.h"
 #include "backend/page_heap.h"
+#include "frontend/percpu_cache.h"
 #include "frontend/thread_cache.h"
 #include "init.h"
 #include "middle/middle.h"
@@ -45,7 +46,8 @@ void CollectStats(js_stats_t* s) {
     central_free += c.spans * size_t{kClasses[cls].span_pages} * kPageSize - c.objects_out * size;
   }
   ThreadCachePublishCurrent();  // exact for the calling thread, lazy for others
-  size_t thread = ThreadCacheBytes();
+  // The front-end's caches: per thread, and in per-CPU mode per CPU.
+  size_t thread = ThreadCacheBytes() + PercpuCacheBytes();
   if (thread + transfer > small_out) thread = small_out - transfer;  // published lazily
   s->reserved =
       g_region.reserved() + g_region.pagemap_bytes() + g_huge.bytes() + g_meta.bytes_mapped();
@@ -94,6 +96,10 @@ size_t FormatStats(char* buf, size_t size, bool json) {
     for (const Row& r : rows) b.Add("\"").Add(r.key).Add("\": ").Udec(r.value).Add(", ");
     b.Add("\"spans_allocated\": ").Udec(s.spans_allocated);
     b.Add(", \"threads\": ").Udec(ThreadCacheCount());
+    b.Add(", \"cpu_caches\": [");
+    for (uint32_t cpu = 0; cpu < PercpuCacheCpus(); ++cpu)
+      b.Add(cpu != 0 ? ", " : "").Udec(PercpuCacheBytesOf(cpu));
+    b.Add("]");
     b.Add(", \"huge_blocks\": ").Udec(g_huge.count());
     b.Add(", \"sub_region_bytes\": ").Udec(g_region.sub_region_size());
     b.Add(", \"partitions\": [");
@@ -130,6 +136,9 @@ size_t FormatStats(char* buf, size_t size, bool json) {
   }
   b.Add("  spans allocated:   ").Udec(s.spans_allocated).Add("\n");
   b.Add("  threads with caches: ").Udec(ThreadCacheCount()).Add("\n");
+  for (uint32_t cpu = 0; cpu < PercpuCacheCpus(); ++cpu) {
+    b.Add("  cpu ").Udec(cpu).Add(" cache:       ").Udec(PercpuCacheBytesOf(cpu)).Add("\n");
+  }
   b.Add("  huge blocks:       ").Udec(g_huge.count()).Add("\n");
   // One bit per sub-region of each partition the heap grew into.
   for (size_t i = 0; g_region.partition_mask(i) != 0; ++i) {

@@ -6,6 +6,7 @@
 #include "backend/meta_arena.h"
 #include "background.h"
 #include "free_list.h"
+#include "frontend/percpu_cache.h"
 #include "init.h"
 #include "lock.h"
 #include "middle/middle.h"
@@ -265,6 +266,7 @@ void NoteSlowCall(ThreadCache* tc, size_t cls) {
   RefreshCacheLimit();
   if (tc->capacity_bytes > ThreadCacheLimit()) StealCapacity(tc, kNumClasses, 0, true);
   DrainIdleLists(tc);
+  PercpuCacheDrainIdle();
   ReleaseIdleMemory();
   MaybeStartBackgroundThread();  // no lock held, the cache consistent: malloc may re-enter
 }
@@ -365,6 +367,12 @@ void* ThreadCacheRefill(size_t requested, size_t cls) {
     }
     return HandOut(reinterpret_cast<void*>(next));
   }
+  // Per-CPU mode: the lists have no room and there are no runs, so every allocation of
+  // a thread with a cache comes here, and goes to its CPU's cache at once.
+  if (PercpuCacheEnabled() && JS_LIKELY(tc != &g_empty_cache)) {
+    NoteSlowCall(tc, cls);
+    return PercpuCacheAllocate(cls);
+  }
   return ThreadCacheRefillSlow(tc, cls, requested);
 }
 
@@ -379,8 +387,9 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls, size_t requ
       return HandOut(p);
     }
   }
-  size_t size = kClasses[cls].size;
   NoteSlowCall(tc, cls);
+  if (PercpuCacheEnabled()) return PercpuCacheAllocate(cls);  // the cache was just created
+  size_t size = kClasses[cls].size;
   // The list ran dry: let it hold more next time (one at a time up to a batch, then a
   // batch at a time up to its cap), and fetch a batch.
   uint32_t batch = kClasses[cls].batch;
@@ -455,8 +464,23 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls, size_t requ
   return HandOut(objs[0]);
 }
 
+namespace {
+JS_NOINLINE void OverflowSlow(ThreadCache* tc, void* p, size_t cls);
+}  // namespace
+
 void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {
   static_cast<uintptr_t*>(p)[1] = FreeMarker(p);
+  // Per-CPU mode: every free of a thread with a cache comes here (no list has room).
+  if (PercpuCacheEnabled() && JS_LIKELY(tc != &g_empty_cache)) {
+    tc->budget[cls] += 1;  // the fast path took it before finding the list full
+    NoteSlowCall(tc, cls);
+    return PercpuCacheFree(p, cls);
+  }
+  OverflowSlow(tc, p, cls);
+}
+
+namespace {
+void OverflowSlow(ThreadCache* tc, void* p, size_t cls) {
   if (tc == &g_empty_cache) {
     // Threads without a cache may have taken this budget below 0 at once; whatever
     // they wrote, 0 is right.
@@ -467,6 +491,7 @@ void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {
     tc->budget[cls] += 1;  // the fast path took it before finding the list full
   }
   NoteSlowCall(tc, cls);
+  if (PercpuCacheEnabled()) return PercpuCacheFree(p, cls);  // the cache was just created
   // Passive false sharing: the first object of a class this thread frees before it
   // allocated any came from another thread. If that thread is still carving the
   // object's span, the object's cache line neighbours are in use there; reused here,
@@ -500,6 +525,7 @@ void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {
   SetListNext(p, tc->head[cls]);
   tc->head[cls] = p;
 }
+}  // namespace
 
 bool ThreadCacheCountdownRanOut() {
   // The subtract that ran it out wrapped it around: until it is set again it covers any

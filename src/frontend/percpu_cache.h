@@ -1,0 +1,82 @@
+// The per-CPU front-end (JSMALLOC_FRONTEND=percpu): for each CPU and size class, a stack
+// of free objects, pushed and popped by restartable sequences (rseq) so that neither
+// needs a lock or an atomic instruction: the kernel restarts a sequence that was
+// preempted, migrated or interrupted by a signal before its one committing store.
+//
+// Memory: one slab of kSlabBytes per possible CPU, reserved at start-up, committed by
+// the kernel page by page as a CPU's threads use it. A slab starts with a header per
+// class, then the slots (object pointers) of every class:
+//
+//   header[cls] = {current, begin, end}      slot indices into the slab
+//   the objects on the stack of cls are slots [begin, current)
+//
+// pop:  current > begin ? take slot current-1, store current-1 (commit) : miss
+// push: current < end   ? write slot current, store current+1 (commit) : full
+//
+// Only the owning CPU's sequences store `current`; `begin` and `end` change only under
+// the slab lock, around fences that restart the CPU's sequences (RseqFence), so
+// another thread can stop a CPU's stacks (begin = 0xFFFF, end = 0: pop and push both
+// miss), fence, and then own them: how malloc_trim drains every CPU, and how a CPU's
+// stacks are set up on its first use. Header 0 (no class) says whether the slab is.
+//
+// Every thread still has its thread cache, for malloc's countdown and the sampler, but
+// with no room on any list: every malloc and free reaches the thread cache's slow path
+// (ThreadCacheRefillSlow, ThreadCacheOverflow), which comes here. So the per-thread
+// mode's fast path is the same instructions in both modes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common.h"
+
+namespace jsmalloc {
+
+extern constinit bool g_percpu_enabled JS_HIDDEN;
+
+// Whether the per-CPU front-end runs (decided once, at start-up).
+inline bool PercpuCacheEnabled() {
+  return g_percpu_enabled;
+}
+
+// Sets the per-CPU front-end up if JSMALLOC_FRONTEND asks for it. Returns nullptr when
+// it runs (or was not asked for), else why it cannot (the process then runs per-thread
+// caches). Called once during global initialisation, before anything is allocated.
+const char* PercpuCacheInit();
+
+// The thread cache's slow paths in per-CPU mode: an object of class cls, or nullptr
+// with errno ENOMEM; object p (free marker set) given back.
+void* PercpuCacheAllocate(size_t cls);
+void PercpuCacheFree(void* p, size_t cls);
+
+// Every CPU's objects go back to the middle tier (malloc_trim, js_release_free_memory).
+void PercpuCacheDrainAll();
+// A CPU's stacks left alone for two looks a decay time apart go back to the middle
+// tier, so that a CPU whose threads left (or went quiet) holds nothing after the decay
+// time. A busy CPU whose stacks happen to look the same twice loses them too: a refill
+// per class per decay time. Called on the thread caches' every-64th slow call and by
+// the background thread.
+void PercpuCacheDrainIdle();
+// Bytes on all CPUs' stacks, and on one CPU's.
+size_t PercpuCacheBytes();
+size_t PercpuCacheBytesOf(uint32_t cpu);
+// The number of CPU slabs (one per possible CPU), 0 when the mode does not run.
+uint32_t PercpuCacheCpus();
+// The CPU slabs that have been set up (their CPU ran an allocation).
+uint32_t PercpuCacheCpusInUse();
+
+// fork(): the slab lock is taken before fork and released, or reset, after.
+class Mutex;
+Mutex& PercpuCacheLock();
+void PercpuCacheAfterForkChild();
+
+// For tests: one pop or push on the calling thread's CPU's stack of class cls (nullptr
+// or false on a miss), the CPU the thread last ran on, objects on a CPU's stack of cls,
+// and how many the stack of cls holds at most.
+void* PercpuCacheTestPop(size_t cls);
+bool PercpuCacheTestPush(size_t cls, void* p);
+uint32_t PercpuCacheCurrentCpu();
+uint32_t PercpuCacheLength(uint32_t cpu, size_t cls);
+uint32_t PercpuCacheCapacity(size_t cls);
+
+}  // namespace jsmalloc
