@@ -11,6 +11,10 @@ import subprocess
 from dataclasses import dataclass
 
 ORDER = ["jsmalloc", "glibc", "mimalloc", "jemalloc", "tcmalloc"]
+# jsmalloc's other builds and modes, measured only when asked for (--allocators):
+# the same library in per-CPU mode, and the secure library built beside it.
+VARIANTS = ["jsmalloc-percpu", "jsmalloc-secure"]
+KNOWN = ORDER + VARIANTS
 
 # Shared-object names to look for, best first.
 SONAMES = {
@@ -31,12 +35,14 @@ class Allocator:
     available: bool
     note: str = ""       # where it came from, or why it is missing
     version: str = ""
+    extra_env: tuple = ()  # (name, value) pairs the workload runs with
 
     def env(self):
         """The environment for bench-launch: LD_PRELOAD is set by the launcher, in the
         workload's process only."""
         env = dict(os.environ)
         env.pop("LD_PRELOAD", None)
+        env.update(dict(self.extra_env))
         return env
 
 
@@ -122,6 +128,14 @@ def find(name, jsmalloc_path):
                              os.path.abspath(jsmalloc_path), fingerprint(jsmalloc_path))
         return Allocator("jsmalloc", None, False,
                          f"missing: {jsmalloc_path} not found (build it: make release)")
+    if name == "jsmalloc-percpu":
+        a = find("jsmalloc", jsmalloc_path)
+        return Allocator(name, a.preload, a.available, a.note + " with JSMALLOC_FRONTEND=percpu",
+                         a.version, (("JSMALLOC_FRONTEND", "percpu"),))
+    if name == "jsmalloc-secure":
+        path = os.path.join(os.path.dirname(jsmalloc_path or ""), "libjsmalloc-secure.so")
+        a = find("jsmalloc", path)
+        return Allocator(name, a.preload, a.available, a.note, a.version)
     if name not in SONAMES:
         return Allocator(name, None, False, f"missing: unknown allocator '{name}'")
     path = _find_library(SONAMES[name])

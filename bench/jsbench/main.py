@@ -29,7 +29,8 @@ def parse_args(argv):
                    help="comma-separated workload patterns: a substring of the name or "
                         "label (seed, larson-t4) or a glob (seed-*, *-t8)")
     p.add_argument("--allocators", metavar="A,B",
-                   help=f"comma-separated, from {','.join(allocs.ORDER)} (default: all)")
+                   help=f"comma-separated, from {','.join(allocs.KNOWN)} (default: "
+                        f"{','.join(allocs.ORDER)})")
     p.add_argument("--runs", type=int, metavar="N", help="runs per cell (default 5)")
     p.add_argument("--threads", metavar="LIST",
                    help="thread counts for the multi-threaded workloads, e.g. 1,2,4 "
@@ -233,10 +234,10 @@ def main(argv):
     if not check_binaries(args, cfgs):
         return 2
     found = resolve_allocators(args)
-    unknown = [a for a in found if a.name not in allocs.ORDER]
+    unknown = [a for a in found if a.name not in allocs.KNOWN]
     if unknown:
         sys.stderr.write(f"bench/run: unknown allocator(s) {', '.join(a.name for a in unknown)};"
-                         f" choose from {','.join(allocs.ORDER)}\n")
+                         f" choose from {','.join(allocs.KNOWN)}\n")
         return 2
     for a in found:
         if not a.available:
@@ -292,7 +293,7 @@ def run_timing(args, cfgs, found, reference, ref_note):
         sys.stderr.write("\nbench/run: interrupted; writing what was measured\n")
     progress.finish()
     for a in avail:
-        if a.name == "jsmalloc" and allocs.fingerprint(a.preload) != a.version:
+        if a.name.startswith("jsmalloc") and allocs.fingerprint(a.preload) != a.version:
             ref_note = ((ref_note + "; ") if ref_note else "") + (
                 f"WARNING: {a.preload} changed during the run (now "
                 f"{allocs.fingerprint(a.preload)}); jsmalloc's numbers mix two builds")
