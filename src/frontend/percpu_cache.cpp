@@ -91,50 +91,62 @@ void** Slots(uint32_t cpu) {
 //     registered with: glibc's), and the miss at label 5.
 // A section that did not commit wrote at most a slot above `current`, which is free.
 
+// The parts of an rseq critical section that Pop and Push share, in their asm:
+// JS_RSEQ_BEGIN emits the section's descriptor (label 3: start 1, length to the commit
+// label 2, abort handler 4) and its entry in __rseq_cs_ptr_array, points the thread's
+// rseq_cs at it (label 6, where an abort restarts), then, from the start label 1,
+// loads the CPU number, leaves for label 5 when it is out of range, and leaves the CPU's
+// slab address in %[slab]. JS_RSEQ_ABORT opens the out-of-line part: the signature the
+// kernel checks before the abort handler, and the handler itself, which restarts.
+// Each user then ends its section with label 2, and its miss path with label 5 (still
+// inside .text.unlikely) and ".popsection".
+#define JS_RSEQ_BEGIN                            \
+  ".pushsection __rseq_cs, \"aw\"\n\t"           \
+  ".balign 32\n"                                 \
+  "3:\n\t"                                       \
+  ".long 0, 0\n\t"                               \
+  ".quad 1f, 2f - 1f, 4f\n\t"                    \
+  ".popsection\n\t"                              \
+  ".pushsection __rseq_cs_ptr_array, \"aw\"\n\t" \
+  ".quad 3b\n\t"                                 \
+  ".popsection\n"                                \
+  "6:\n\t"                                       \
+  "leaq 3b(%%rip), %[slab]\n\t"                  \
+  "movq %[slab], %%fs:8(%[rseq])\n"              \
+  "1:\n\t"                                       \
+  "movl %%fs:4(%[rseq]), %k[slab]\n\t"           \
+  "cmpl %[cpus], %k[slab]\n\t"                   \
+  "jae 5f\n\t"                                   \
+  "shlq %[shift], %[slab]\n\t"                   \
+  "addq %[base], %[slab]\n\t"
+#define JS_RSEQ_ABORT                       \
+  ".pushsection .text.unlikely, \"ax\"\n\t" \
+  ".long 0x53053053\n"                      \
+  "4:\n\t"                                  \
+  "jmp 6b\n"
+
 // Pops an object of class cls from the stack of this thread's CPU; nullptr when that
 // stack is empty or stopped, or the thread has no rseq registration.
 JS_FAST_PATH void* Pop(size_t cls) {
   void* p;
   uintptr_t slab;
   uint32_t current;
-  __asm__ volatile(
-      ".pushsection __rseq_cs, \"aw\"\n\t"
-      ".balign 32\n"
-      "3:\n\t"
-      ".long 0, 0\n\t"
-      ".quad 1f, 2f - 1f, 4f\n\t"
-      ".popsection\n\t"
-      ".pushsection __rseq_cs_ptr_array, \"aw\"\n\t"
-      ".quad 3b\n\t"
-      ".popsection\n"
-      "6:\n\t"
-      "leaq 3b(%%rip), %[slab]\n\t"
-      "movq %[slab], %%fs:8(%[rseq])\n"
-      "1:\n\t"
-      "movl %%fs:4(%[rseq]), %k[slab]\n\t"
-      "cmpl %[cpus], %k[slab]\n\t"
-      "jae 5f\n\t"
-      "shlq %[shift], %[slab]\n\t"
-      "addq %[base], %[slab]\n\t"
-      "movzwl (%[slab],%[cls],8), %[current]\n\t"
-      "cmpw 2(%[slab],%[cls],8), %w[current]\n\t"
-      "jbe 5f\n\t"
-      "subl $1, %[current]\n\t"
-      "movq (%[slab],%q[current],8), %[p]\n\t"
-      "movw %w[current], (%[slab],%[cls],8)\n"
-      "2:\n\t"
-      ".pushsection .text.unlikely, \"ax\"\n\t"
-      ".long 0x53053053\n"
-      "4:\n\t"
-      "jmp 6b\n"
-      "5:\n\t"
-      "xorl %k[p], %k[p]\n\t"
-      "jmp 2b\n\t"
-      ".popsection\n"
-      : [p] "=&r"(p), [slab] "=&r"(slab), [current] "=&r"(current)
-      : [rseq] "r"(g_rseq_offset), [cpus] "m"(g_cpus), [base] "m"(g_slabs), [cls] "r"(cls),
-        [shift] "i"(kSlabShift)
-      : "memory", "cc");
+  __asm__ volatile(JS_RSEQ_BEGIN
+                   "movzwl (%[slab],%[cls],8), %[current]\n\t"
+                   "cmpw 2(%[slab],%[cls],8), %w[current]\n\t"
+                   "jbe 5f\n\t"
+                   "subl $1, %[current]\n\t"
+                   "movq (%[slab],%q[current],8), %[p]\n\t"
+                   "movw %w[current], (%[slab],%[cls],8)\n"
+                   "2:\n\t" JS_RSEQ_ABORT
+                   "5:\n\t"
+                   "xorl %k[p], %k[p]\n\t"
+                   "jmp 2b\n\t"
+                   ".popsection\n"
+                   : [p] "=&r"(p), [slab] "=&r"(slab), [current] "=&r"(current)
+                   : [rseq] "r"(g_rseq_offset), [cpus] "m"(g_cpus), [base] "m"(g_slabs),
+                     [cls] "r"(cls), [shift] "i"(kSlabShift)
+                   : "memory", "cc");
   return p;
 }
 
@@ -144,44 +156,22 @@ JS_FAST_PATH bool Push(size_t cls, void* p) {
   uintptr_t slab;
   uint32_t current;
   bool pushed;
-  __asm__ volatile(
-      ".pushsection __rseq_cs, \"aw\"\n\t"
-      ".balign 32\n"
-      "3:\n\t"
-      ".long 0, 0\n\t"
-      ".quad 1f, 2f - 1f, 4f\n\t"
-      ".popsection\n\t"
-      ".pushsection __rseq_cs_ptr_array, \"aw\"\n\t"
-      ".quad 3b\n\t"
-      ".popsection\n"
-      "6:\n\t"
-      "leaq 3b(%%rip), %[slab]\n\t"
-      "movq %[slab], %%fs:8(%[rseq])\n"
-      "1:\n\t"
-      "movl %%fs:4(%[rseq]), %k[slab]\n\t"
-      "cmpl %[cpus], %k[slab]\n\t"
-      "jae 5f\n\t"
-      "shlq %[shift], %[slab]\n\t"
-      "addq %[base], %[slab]\n\t"
-      "movzwl (%[slab],%[cls],8), %[current]\n\t"
-      "cmpw 4(%[slab],%[cls],8), %w[current]\n\t"
-      "jae 5f\n\t"
-      "movq %[p], (%[slab],%q[current],8)\n\t"
-      "addl $1, %[current]\n\t"  // never 0: ZF clear says "pushed"
-      "movw %w[current], (%[slab],%[cls],8)\n"
-      "2:\n\t"
-      ".pushsection .text.unlikely, \"ax\"\n\t"
-      ".long 0x53053053\n"
-      "4:\n\t"
-      "jmp 6b\n"
-      "5:\n\t"
-      "xorl %k[current], %k[current]\n\t"  // ZF set: "missed"
-      "jmp 2b\n\t"
-      ".popsection\n"
-      : [slab] "=&r"(slab), [current] "=&r"(current), "=@ccnz"(pushed)
-      : [rseq] "r"(g_rseq_offset), [cpus] "m"(g_cpus), [base] "m"(g_slabs), [cls] "r"(cls),
-        [p] "r"(p), [shift] "i"(kSlabShift)
-      : "memory");
+  __asm__ volatile(JS_RSEQ_BEGIN
+                   "movzwl (%[slab],%[cls],8), %[current]\n\t"
+                   "cmpw 4(%[slab],%[cls],8), %w[current]\n\t"
+                   "jae 5f\n\t"
+                   "movq %[p], (%[slab],%q[current],8)\n\t"
+                   "addl $1, %[current]\n\t"  // never 0: ZF clear says "pushed"
+                   "movw %w[current], (%[slab],%[cls],8)\n"
+                   "2:\n\t" JS_RSEQ_ABORT
+                   "5:\n\t"
+                   "xorl %k[current], %k[current]\n\t"  // ZF set: "missed"
+                   "jmp 2b\n\t"
+                   ".popsection\n"
+                   : [slab] "=&r"(slab), [current] "=&r"(current), "=@ccnz"(pushed)
+                   : [rseq] "r"(g_rseq_offset), [cpus] "m"(g_cpus), [base] "m"(g_slabs),
+                     [cls] "r"(cls), [p] "r"(p), [shift] "i"(kSlabShift)
+                   : "memory");
   return pushed;
 }
 

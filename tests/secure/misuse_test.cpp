@@ -59,8 +59,9 @@ bool AllocateUntil(void* p, size_t size) {
 
 // ---- double free, invalid free: both builds ----
 
-TEST(Misuse, DoubleFreeSmall) {
-  void* p = js_malloc(100);
+// A block of `size` bytes freed twice: both builds abort naming it.
+void ExpectDoubleFreeCaught(size_t size) {
+  void* p = js_malloc(size);
   EXPECT_EXIT(
       {
         js_free(p);
@@ -68,6 +69,10 @@ TEST(Misuse, DoubleFreeSmall) {
       },
       kAborts, Message("double free", p));
   js_free(p);
+}
+
+TEST(Misuse, DoubleFreeSmall) {
+  ExpectDoubleFreeCaught(100);
 }
 
 TEST(Misuse, DoubleFreeSmallAfterItsMarkerWasOverwritten) {
@@ -89,25 +94,11 @@ TEST(Misuse, DoubleFreeSmallAfterItsMarkerWasOverwritten) {
 }
 
 TEST(Misuse, DoubleFreeLarge) {
-  void* p = js_malloc(300 * 1024);
-  EXPECT_EXIT(
-      {
-        js_free(p);
-        js_free(p);
-      },
-      kAborts, Message("double free", p));
-  js_free(p);
+  ExpectDoubleFreeCaught(300 * 1024);
 }
 
 TEST(Misuse, DoubleFreeHuge) {
-  void* p = js_malloc(80 << 20);
-  EXPECT_EXIT(
-      {
-        js_free(p);
-        js_free(p);
-      },
-      kAborts, Message("double free", p));
-  js_free(p);
+  ExpectDoubleFreeCaught(80 << 20);
 }
 
 TEST(Misuse, FreeOfAnInteriorPointer) {
