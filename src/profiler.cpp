@@ -195,6 +195,12 @@ void ProfilerInit() {
   tl_recording = true;  // the warm-up may allocate
   StackTraceInit();
   tl_recording = false;
+  if (GetOption(Option::kVerbose) != 0) {
+    char msg[96];
+    TextBuffer m(msg, sizeof(msg));
+    m.Add("jsmalloc: heap profiler on, unwinding with ").Add(StackTraceUnwinder()).Add("\n");
+    os::WriteStderr(m.data(), m.size());
+  }
   __atomic_store_n(&g_on, 1, __ATOMIC_RELEASE);
 }
 

@@ -5,12 +5,7 @@
 
 #include "common.h"
 
-#if defined(JSMALLOC_HAVE_LIBUNWIND)
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
-#else
 #include <execinfo.h>
-#endif
 
 namespace jsmalloc {
 
@@ -42,17 +37,36 @@ int FindOwnSegment(dl_phdr_info* info, size_t, void* data) {
   return 0;
 }
 
+// libunwind's unw_backtrace, loaded when the profiler starts rather than linked: a
+// DT_NEEDED on it made every process that preloads jsmalloc load and relocate libunwind
+// and liblzma at start-up, for a profiler that is off by default, and made the static
+// library's users link -lunwind. nullptr: glibc's backtrace.
+using UnwindFn = int (*)(void**, int);
+constinit UnwindFn g_unw_backtrace = nullptr;
+
 JS_NOINLINE int Unwind(uintptr_t* frames, int max) {
-#if defined(JSMALLOC_HAVE_LIBUNWIND)
-  return unw_backtrace(reinterpret_cast<void**>(frames), max);
-#else
+  if (g_unw_backtrace != nullptr) return g_unw_backtrace(reinterpret_cast<void**>(frames), max);
   return backtrace(reinterpret_cast<void**>(frames), max);
+}
+
+void LoadLibunwind() {
+#if defined(JSMALLOC_HAVE_LIBUNWIND)
+  static const char* const kNames[] = {"libunwind.so.8", "libunwind.so"};
+  for (const char* name : kNames) {
+    if (void* lib = dlopen(name, RTLD_NOW | RTLD_LOCAL)) {
+      if (void* fn = dlsym(lib, "unw_backtrace")) {
+        g_unw_backtrace = reinterpret_cast<UnwindFn>(fn);
+        return;
+      }
+    }
+  }
 #endif
 }
 
 }  // namespace
 
 void StackTraceInit() {
+  LoadLibunwind();
   dl_iterate_phdr(FindOwnSegment, reinterpret_cast<void*>(&CaptureStack));
   uintptr_t frames[8];
   Unwind(frames, 8);
@@ -73,11 +87,7 @@ JS_NOINLINE int CaptureStack(uintptr_t* frames, int max) {
 }
 
 const char* StackTraceUnwinder() {
-#if defined(JSMALLOC_HAVE_LIBUNWIND)
-  return "libunwind";
-#else
-  return "backtrace";
-#endif
+  return g_unw_backtrace != nullptr ? "libunwind" : "backtrace";
 }
 
 }  // namespace jsmalloc
