@@ -195,6 +195,25 @@ void* Quarantine(ThreadCache* tc, void* p, size_t cls) {
   return evicted;
 }
 
+// Whether [begin, end) is all zero; both 16-byte aligned (objects are, and class sizes
+// are multiples of 16). Four 16-byte accumulators: a loop of 8-byte ORs was 31 % of the
+// secure library's time in seed-free (perf), and seed-free took 552 ms against 362 now.
+bool AllZero(const uint64_t* begin, const uint64_t* end) {
+  using Chunk = uint64_t __attribute__((vector_size(16)));
+  const auto* c = reinterpret_cast<const Chunk*>(__builtin_assume_aligned(begin, 16));
+  const auto* stop = reinterpret_cast<const Chunk*>(end);
+  Chunk a = {0, 0}, b = a, d = a, e = a;
+  for (; stop - c >= 4; c += 4) {
+    a |= c[0];
+    b |= c[1];
+    d |= c[2];
+    e |= c[3];
+  }
+  for (; c < stop; ++c) a |= *c;
+  a |= b | d | e;
+  return (a[0] | a[1]) == 0;
+}
+
 // Small object p of class cls, just popped, becomes the program's: the link the pop
 // followed is checked, the object swapped with the list's head half of the time, its
 // zeros checked and its tag and canary written.
@@ -210,9 +229,8 @@ void* HandOutSmall(void* p, size_t cls, size_t requested) {
   }
   const size_t class_size = kClasses[cls].size;
   auto* words = static_cast<uint64_t*>(p);
-  uint64_t dirty = 0;
-  for (size_t i = 2; i < class_size / sizeof(uint64_t); ++i) dirty |= words[i];
-  if (dirty != 0) ReportBadPointer("write after free", p);
+  if (!AllZero(words + 2, words + class_size / sizeof(uint64_t)))
+    ReportBadPointer("write after free", p);
   words[0] = 0;  // the link: the program sees zeros only
   words[1] = 0;
   Stamp(p, class_size, requested);
