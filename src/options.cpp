@@ -116,7 +116,51 @@ bool OptionIsSet(Option o) {
   return (g_option_set >> static_cast<int>(o) & 1) != 0;
 }
 
+namespace {
+
+// Names under JSMALLOC_ that are not options but are read by jsmalloc's own tools
+// (tools/jsmalloc: the library to preload).
+constexpr const char* kNotOptions[] = {"LIBRARY"};
+
+// Whether `entry` ("JSMALLOC_NAME=value") names an option or a known non-option.
+bool IsKnownName(const char* entry) {
+  const char* name = entry + 9;  // past "JSMALLOC_"
+  auto matches = [name](const char* known) {
+    size_t n = 0;
+    while (known[n] != 0 && name[n] == known[n]) ++n;
+    return known[n] == 0 && name[n] == '=';
+  };
+  for (const OptionInfo& o : kOptionTable)
+    if (matches(o.env)) return true;
+  for (const char* known : kNotOptions)
+    if (matches(known)) return true;
+  return false;
+}
+
+// A misspelt option would otherwise be ignored without a word (JSMALLOC_DECAY=100).
+void WarnOfUnknownNames() {
+  for (size_t i = 0;; ++i) {
+    const char* entry = os::EnvEntry(i);
+    if (entry == nullptr) return;
+    bool ours = true;
+    for (const char *p = "JSMALLOC_", *e = entry; *p != 0; ++p, ++e) ours = ours && *e == *p;
+    if (!ours || IsKnownName(entry)) continue;
+    char msg[256];
+    TextBuffer m(msg, sizeof(msg));
+    m.Add("jsmalloc: ignoring unknown option ");
+    char name[96];
+    size_t n = 0;
+    while (entry[n] != 0 && entry[n] != '=' && n + 1 < sizeof(name)) name[n] = entry[n], ++n;
+    name[n] = 0;
+    m.Add(name).Add(" (JSMALLOC_VERBOSE=1 lists the options)\n");
+    os::WriteStderr(m.data(), m.size());
+  }
+}
+
+}  // namespace
+
 void LoadOptions() {
+  WarnOfUnknownNames();
   g_option_set = 0;
   char name[64];
   for (int i = 0; i < static_cast<int>(Option::kCount); ++i) {

@@ -191,6 +191,13 @@ const char* GetEnv(const char* name) {
   return nullptr;
 }
 
+const char* EnvEntry(size_t i) {
+  if (environ == nullptr) return nullptr;
+  for (size_t k = 0; k < i; ++k)
+    if (environ[k] == nullptr) return nullptr;
+  return environ[i];
+}
+
 }  // namespace jsmalloc::os
 
 namespace jsmalloc::os {

@@ -48,6 +48,8 @@ int ProcessId();
 
 // getenv that is safe before libc's constructors ran (reads environ directly).
 const char* GetEnv(const char* name);
+// The environment's i-th "NAME=value" entry, nullptr past the last.
+const char* EnvEntry(size_t i);
 
 }  // namespace jsmalloc::os
 

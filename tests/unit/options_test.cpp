@@ -4,6 +4,8 @@
 
 #include <stdlib.h>
 
+#include <string>
+
 namespace jsmalloc {
 namespace {
 
@@ -24,6 +26,33 @@ TEST(Options, EnvironmentOverridesDefaults) {
   unsetenv("JSMALLOC_THREAD_CACHE_BYTES");
   unsetenv("JSMALLOC_HEAP_RESERVE");
   unsetenv("JSMALLOC_SAMPLE_INTERVAL");
+}
+
+// Runs LoadOptions with the environment it is given and returns what it wrote on stderr.
+std::string StderrOfLoadOptions() {
+  ::testing::internal::CaptureStderr();
+  LoadOptions();
+  return ::testing::internal::GetCapturedStderr();
+}
+
+TEST(Options, UnknownNamesAreWarnedAboutByName) {
+  setenv("JSMALLOC_DECAY", "100", 1);  // a misspelt JSMALLOC_DECAY_MS
+  setenv("JSMALLOC_DECAY_MSX", "100", 1);
+  setenv("JSMALLOC_LIBRARY", "/x/libjsmalloc.so", 1);  // the jsmalloc command's
+  const std::string err = StderrOfLoadOptions();
+  EXPECT_NE(err.find("jsmalloc: ignoring unknown option JSMALLOC_DECAY (JSMALLOC_VERBOSE=1 "
+                     "lists the options)\n"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("unknown option JSMALLOC_DECAY_MSX "), std::string::npos) << err;
+  EXPECT_EQ(err.find("JSMALLOC_LIBRARY"), std::string::npos) << err;
+  unsetenv("JSMALLOC_DECAY");
+  unsetenv("JSMALLOC_DECAY_MSX");
+  unsetenv("JSMALLOC_LIBRARY");
+  setenv("JSMALLOC_DECAY_MS", "500", 1);  // a real one is not "unknown"
+  EXPECT_EQ(StderrOfLoadOptions().find("unknown option"), std::string::npos);
+  unsetenv("JSMALLOC_DECAY_MS");
+  LoadOptions();
 }
 
 class ProfileOptions : public ::testing::Test {
