@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 ORDER = ["jsmalloc", "glibc", "mimalloc", "jemalloc", "tcmalloc"]
 # jsmalloc's other builds and modes, measured only when asked for (--allocators):
-# the same library in per-CPU mode, and the secure library built beside it.
-VARIANTS = ["jsmalloc-percpu", "jsmalloc-secure"]
+# the same library in per-CPU mode or with the heap profiler on at its default interval,
+# and the secure library built beside it.
+VARIANTS = ["jsmalloc-percpu", "jsmalloc-secure", "jsmalloc-profile"]
 KNOWN = ORDER + VARIANTS
 
 # Shared-object names to look for, best first.
@@ -132,6 +133,11 @@ def find(name, jsmalloc_path):
         a = find("jsmalloc", jsmalloc_path)
         return Allocator(name, a.preload, a.available, a.note + " with JSMALLOC_FRONTEND=percpu",
                          a.version, (("JSMALLOC_FRONTEND", "percpu"),))
+    if name == "jsmalloc-profile":
+        a = find("jsmalloc", jsmalloc_path)
+        return Allocator(name, a.preload, a.available,
+                         a.note + " with JSMALLOC_PROFILE_SAMPLE=2m (the profiler on)", a.version,
+                         (("JSMALLOC_PROFILE_SAMPLE", "2m"),))
     if name == "jsmalloc-secure":
         path = os.path.join(os.path.dirname(jsmalloc_path or ""), "libjsmalloc-secure.so")
         a = find("jsmalloc", path)
