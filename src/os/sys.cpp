@@ -192,10 +192,7 @@ const char* GetEnv(const char* name) {
 }
 
 const char* EnvEntry(size_t i) {
-  if (environ == nullptr) return nullptr;
-  for (size_t k = 0; k < i; ++k)
-    if (environ[k] == nullptr) return nullptr;
-  return environ[i];
+  return environ == nullptr ? nullptr : environ[i];
 }
 
 }  // namespace jsmalloc::os

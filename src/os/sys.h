@@ -48,7 +48,8 @@ int ProcessId();
 
 // getenv that is safe before libc's constructors ran (reads environ directly).
 const char* GetEnv(const char* name);
-// The environment's i-th "NAME=value" entry, nullptr past the last.
+// The environment's i-th "NAME=value" entry; nullptr is the one past the last. Callers
+// walk it from 0 and stop at nullptr, so i never runs past the end.
 const char* EnvEntry(size_t i);
 
 }  // namespace jsmalloc::os
