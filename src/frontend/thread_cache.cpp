@@ -209,12 +209,16 @@ size_t CachedBytes(const ThreadCache* tc) {
   return bytes;
 }
 
+// Gives every object of class cls the cache holds back to the middle tier: the
+// secure library's quarantine (put on the list first), the list, and the unused run.
+void GiveBackClass(ThreadCache* tc, size_t cls) {
+  if constexpr (kSecure) SecureFlushQuarantine(tc, cls);
+  ReleaseFromList(tc, cls, ListLength(tc, cls));
+  ReleaseRun(tc, cls);
+}
+
 void FlushAll(ThreadCache* tc) {
-  for (size_t cls = 1; cls < kNumClasses; ++cls) {
-    if constexpr (kSecure) SecureFlushQuarantine(tc, cls);  // onto the list, given back
-    ReleaseFromList(tc, cls, ListLength(tc, cls));
-    ReleaseRun(tc, cls);
-  }
+  for (size_t cls = 1; cls < kNumClasses; ++cls) GiveBackClass(tc, cls);
   Publish(tc, 0);
 }
 
@@ -241,9 +245,7 @@ void DrainIdleLists(ThreadCache* tc) {
                        static_cast<int32_t>(tc->last_active[cls] - tc->drain_check_calls) <= 0 &&
                        DrainMark(tc, cls) == tc->drain_mark[cls];
     if (alone && tc->quiet.Contains(cls)) {
-      if constexpr (kSecure) SecureFlushQuarantine(tc, cls);
-      ReleaseFromList(tc, cls, ListLength(tc, cls));
-      ReleaseRun(tc, cls);
+      GiveBackClass(tc, cls);
       tc->quiet.Assign(cls, false);
     } else {
       tc->quiet.Assign(cls, alone);
