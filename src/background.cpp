@@ -33,6 +33,7 @@ void* BackgroundMain(void*) {
     os::SleepNanos(period > kMinPeriodNs ? period : kMinPeriodNs);
     PercpuCacheDrainIdle();
     ReleaseIdleMemory();
+    CollapseDenseHugepages();
   }
   return nullptr;
 }

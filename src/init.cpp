@@ -123,6 +123,7 @@ void EnsureGlobalInitSlow() {
   MiddleInit();
   g_page_heap.set_decay_ns(static_cast<uint64_t>(GetOption(Option::kDecayMs)) * 1000000u);
   SetHugepageMode(static_cast<HugepageMode>(GetOption(Option::kHugepages)));
+  SetHugepageCollapse(GetOption(Option::kBackgroundThread) != 0);
   g_region.Init(static_cast<size_t>(GetOption(Option::kHeapReserve)));
   g_percpu_fallback = PercpuCacheInit();
   __atomic_store_n(&g_init_done, 1, __ATOMIC_RELEASE);

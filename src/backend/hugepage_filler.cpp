@@ -1,5 +1,7 @@
 #include "backend/hugepage_filler.h"
 
+#include <errno.h>
+
 #include "backend/heap_region.h"
 #include "os/thp.h"
 #include "os/vm.h"
@@ -11,9 +13,14 @@ namespace {
 
 constexpr size_t kPages = HugePageFiller::kPagesPerHugePage;
 constexpr size_t kMaxSmallSpanPages = 16;
-constexpr uint8_t kBacked = 1;   // in use since it was last whole and empty, THP applies
-constexpr uint8_t kBroken = 2;   // subreleased since: the kernel maps it in 4 KiB pages
-constexpr uint8_t kAdvised = 4;  // MADV_HUGEPAGE applies (or the system's `always`)
+constexpr uint8_t kBacked = 1;       // in use since it was last whole and empty, THP applies
+constexpr uint8_t kBroken = 2;       // subreleased since: the kernel maps it in 4 KiB pages
+constexpr uint8_t kAdvised = 4;      // MADV_HUGEPAGE applies (or the system's `always`)
+constexpr uint8_t kCollapsible = 8;  // on 4 KiB pages, but collapsed once dense
+constexpr uint8_t kDenseSeen = 16;   // dense at the last collapse pass, no page freed since
+constexpr uint8_t kCollapsing = 32;  // a candidate: not released since it was chosen
+// Hugepages placed as if on THP (one family to each, Accepts).
+constexpr uint8_t kPlaced = kAdvised | kCollapsible;
 
 // One record per hugepage of the heap reservation, reserved on first use (8 MiB of
 // address space for a 1 TiB heap; only the records of hugepages grown into are
@@ -21,6 +28,7 @@ constexpr uint8_t kAdvised = 4;  // MADV_HUGEPAGE applies (or the system's `alwa
 constinit HugePageFiller::Record* g_records = nullptr;
 constinit uint8_t g_next_id = 0;
 constinit HugepageMode g_mode = HugepageMode::kAuto;
+constinit bool g_collapse = false;
 
 HugePageFiller::Record* Records() {
   HugePageFiller::Record* r = __atomic_load_n(&g_records, __ATOMIC_ACQUIRE);
@@ -66,22 +74,35 @@ HugepageMode CurrentHugepageMode() {
   return g_mode;
 }
 
+void SetHugepageCollapse(bool on) {
+  g_collapse = on;
+}
+
+bool HugepageCollapseWanted() {
+  return g_collapse;
+}
+
 void HugePageFiller::Attach(uintptr_t first, size_t npages, size_t heap_pages) {
   Record* records = Records();
   if (records == nullptr) return;
   if (id_ == 0) id_ = __atomic_add_fetch(&g_next_id, 1, __ATOMIC_RELAXED);
-  if (thp_ == 0xFF) {
+  if (thp_ == kThpUndecided) {
     const os::ThpSetting sys = os::TransparentHugepageSetting();
     // kAuto follows the system: hugepages where its mode is `always`. In `madvise` mode
     // they are the program's choice (kAlways), because their first touch costs: here (a
     // VM whose host backs guest memory lazily) faulting in 1 GiB of 64 B objects took
     // 4.2 s on hugepages against 1.3 s without, and allocation-heavy runs (the seed's
     // free-desc) 2.6x mimalloc's time against 0.76x; a heap read at random for long
-    // gains 25 % per read (bench-hugeread, 1 GiB: 261 against 347 ns).
+    // gains 25 % per read (bench-hugeread, 1 GiB: 261 against 347 ns). With the
+    // background thread, kAuto has it collapse the dense hugepages instead: the program
+    // faults 4 KiB pages in, and the copy onto a hugepage (about 2 ms each here) is
+    // made off its threads, once, for memory that stayed dense.
     const bool on = g_mode == HugepageMode::kAuto     ? sys == os::ThpSetting::kAlways
                     : g_mode == HugepageMode::kAlways ? sys != os::ThpSetting::kNever
                                                       : false;
-    thp_ = on ? 1 : 0;
+    const bool collapse =
+        !on && g_collapse && g_mode == HugepageMode::kAuto && sys == os::ThpSetting::kMadvise;
+    thp_ = on ? kThpAdvise : collapse ? kThpCollapse : kThpOff;
   }
   void* begin = HeapRegion::AddressOf(first);
   const size_t bytes = npages << kPageShift;
@@ -89,14 +110,16 @@ void HugePageFiller::Attach(uintptr_t first, size_t npages, size_t heap_pages) {
   // mode the kernel backs a range with them only when asked. A small heap is kept off
   // them, even where the system's mode is `always`.
   const bool large_heap = (heap_pages << kPageShift) >= kMinHeapForHugepages;
-  const bool advise = thp_ != 0 && large_heap;
+  const bool advise = thp_ == kThpAdvise && large_heap;
+  const bool collapsible = thp_ == kThpCollapse && large_heap;
   if (advise) {
     os::AdviseHugepages(begin, bytes);
-  } else if (g_mode == HugepageMode::kNever || thp_ != 0) {
+  } else if (g_mode == HugepageMode::kNever || thp_ == kThpAdvise) {
     os::AdviseNoHugepages(begin, bytes);
   }
+  const uint8_t flags = advise ? kAdvised : collapsible ? kCollapsible : uint8_t{0};
   for (uintptr_t h = first / kPages; h < (first + npages) / kPages; ++h) {
-    records[h] = Record{0, 0, 0, 0, id_, advise ? kAdvised : uint8_t{0}, 0};
+    records[h] = Record{0, 0, 0, 0, id_, flags, 0};
     if (h < lowest_) lowest_ = h;
     if (h + 1 > highest_) highest_ = h + 1;
   }
@@ -179,7 +202,7 @@ bool HugePageFiller::Accepts(uintptr_t first, size_t n, uint8_t family) const {
   // are at most 16 pages) takes any: left empty, it would be as resident, and unused.
   for (uintptr_t h : {first / kPages, (first + n - 1) / kPages}) {
     const Record& r = records[h];
-    if ((r.flags & kAdvised) != 0 && r.used != 0 && r.family != family && r.family != kFamilyAny &&
+    if ((r.flags & kPlaced) != 0 && r.used != 0 && r.family != family && r.family != kFamilyAny &&
         kPages - r.used > kMaxSmallSpanPages)
       return false;
   }
@@ -192,6 +215,7 @@ void HugePageFiller::OnFree(uintptr_t first, size_t n, uint64_t now) {
     r->dirty = static_cast<uint16_t>(r->dirty + (hi - lo));
     dirty_pages_ += hi - lo;
     r->last_free_ns = now;
+    r->flags &= static_cast<uint8_t>(~kDenseSeen);
     if (r->used == 0) r->family = 0;
   });
   UpdateSubRegions(first, n);
@@ -222,9 +246,10 @@ size_t HugePageFiller::Release(uintptr_t h, Record* r) {
   r->released = static_cast<uint16_t>(r->released + released);
   dirty_pages_ -= released;
   released_total_ += released;
+  if (released != 0) r->flags &= static_cast<uint8_t>(~kCollapsing);
   if (whole) {
     SetBacked(r, false);
-    r->flags &= kAdvised;
+    r->flags &= kPlaced;
   } else if (released != 0 && (r->flags & kBroken) == 0) {
     const bool was = (r->flags & kBacked) != 0;
     r->flags |= kBroken;
@@ -265,8 +290,8 @@ size_t HugePageFiller::ReleaseIdle(uint64_t now, uint64_t decay_ns, size_t in_us
     released += Release(h, r);
   }
   // Off hugepages there is nothing to keep whole: every idle free page goes back.
-  const size_t min_slack = thp_ != 0 ? (size_t{16} << 20) >> kPageShift : 0;
-  size_t slack = thp_ != 0 ? in_use_pages / 8 : 0;
+  const size_t min_slack = on_hugepages() ? (size_t{16} << 20) >> kPageShift : 0;
+  size_t slack = on_hugepages() ? in_use_pages / 8 : 0;
   if (slack < min_slack) slack = min_slack;
   if (dirty_pages_ > slack) released += Subrelease(now, decay_ns, dirty_pages_ - slack);
   return released;
@@ -280,6 +305,51 @@ size_t HugePageFiller::ReleaseAll() {
     if (r->owner == id_ && r->dirty != 0) released += Release(h, r);
   }
   return released;
+}
+
+// Dense: most of it in use (a hugepage mostly free would soon be subreleased, and broken
+// again), and collapsing it makes little resident that was not: its free pages that
+// read as zero (released, or never touched) are at most a 16th of it. Spans handed out
+// count as resident, though a span being carved may not be touched to its end yet.
+size_t HugePageFiller::CollapseCandidates(uintptr_t* out, size_t max) {
+  Record* records = __atomic_load_n(&g_records, __ATOMIC_RELAXED);
+  if (!collapses() || records == nullptr) return 0;
+  size_t n = 0;
+  for (uintptr_t h = lowest_; h < highest_ && n < max; ++h) {
+    Record* r = &records[h];
+    if (r->owner != id_ || (r->flags & kCollapsible) == 0) continue;
+    if ((r->flags & (kBacked | kBroken)) == kBacked) continue;  // a hugepage already
+    const uint32_t zero = static_cast<uint32_t>(kPages - r->used - r->dirty);
+    if (r->used < kPages * 7 / 8 || zero > kPages / 16) {
+      r->flags &= static_cast<uint8_t>(~kDenseSeen);
+      continue;
+    }
+    // Dense at two passes in a row, no page freed in between: it is likely to stay so,
+    // where a burst about to be freed is not worth a copy.
+    if ((r->flags & kDenseSeen) == 0) {
+      r->flags |= kDenseSeen;
+      continue;
+    }
+    r->flags |= kCollapsing;
+    out[n++] = h;
+  }
+  return n;
+}
+
+void HugePageFiller::OnCollapsed(uintptr_t h, int error) {
+  Record* records = __atomic_load_n(&g_records, __ATOMIC_RELAXED);
+  Record* r = &records[h];
+  const bool still = (r->flags & kCollapsing) != 0;
+  r->flags &= static_cast<uint8_t>(~(kCollapsing | kDenseSeen));
+  // A kernel without MADV_COLLAPSE (before 6.1) says EINVAL for every range: stop
+  // asking. Others (EAGAIN, ENOMEM: no free hugepage now) are tried again two passes on.
+  if (error == EINVAL) thp_ = kThpOff;
+  // Released while it was being collapsed: the kernel may have split it again.
+  if (error != 0 || !still || r->owner != id_) return;
+  const bool was = (r->flags & (kBacked | kBroken)) == kBacked;
+  r->flags = static_cast<uint8_t>((r->flags | kBacked) & ~kBroken);
+  backed_ += static_cast<size_t>(!was);
+  ++collapsed_total_;
 }
 
 uint32_t HugePageFiller::Fullness(uintptr_t page) const {

@@ -23,7 +23,11 @@
 //    it like the rest (+16 % peak RSS for a heap of random sizes up to 4 KiB). One
 //    family to a hugepage leaves at most one gap in it;
 //  - the heap goes on hugepages only once it holds kMinHeapForHugepages: a small heap
-//    gains next to nothing in TLB reach and would pay up to 2 MiB per hugepage touched.
+//    gains next to nothing in TLB reach and would pay up to 2 MiB per hugepage touched;
+//  - where the system's THP mode is `madvise` and the background thread runs, kAuto
+//    faults the heap in as 4 KiB pages (a hugepage's first fault costs milliseconds
+//    here) but places it as on hugepages, and the background thread collapses the
+//    hugepages that stay dense (CollapseCandidates) onto real ones.
 //
 // The pagemap's class bytes stay the truth about each page (kPageFree: may hold data,
 // kPageFreeZero / kPageUnused: reads as zero); the counts here follow them exactly. Every
@@ -74,6 +78,15 @@ class HugePageFiller {
   // Every dirty free page goes back now (malloc_trim). Returns pages released.
   size_t ReleaseAll();
 
+  // Collapse (see SetHugepageCollapse): up to `max` hugepages of this heap that are
+  // dense now and were at the call before, and not backed as hugepages; stores their
+  // numbers in `out`. Marks the ones dense for the first time, for the next call.
+  size_t CollapseCandidates(uintptr_t* out, size_t max);
+  // MADV_COLLAPSE on hugepage h, a candidate, returned `error` (0: it is a hugepage now).
+  void OnCollapsed(uintptr_t h, int error);
+  // Whether dense hugepages are collapsed after the fact (this heap, once decided).
+  bool collapses() const { return thp_ == kThpCollapse; }
+
   // Pages of the hugepage holding `page` that are in spans handed out.
   uint32_t Fullness(uintptr_t page) const;
 
@@ -83,8 +96,11 @@ class HugePageFiller {
   size_t hugepage_backed_bytes() const { return backed_ * kHugePageSize; }
   size_t released_total_pages() const { return released_total_; }
   size_t refaulted_total_pages() const { return refaulted_total_; }
-  // Whether the heap asks for transparent hugepages (after the first Attach).
-  bool on_hugepages() const { return thp_ == 1; }
+  // Hugepages made hugepages by a collapse, over the run.
+  size_t collapsed_total() const { return collapsed_total_; }
+  // Whether the heap is placed for transparent hugepages (after the first Attach): it
+  // asks for them, or has its dense hugepages collapsed.
+  bool on_hugepages() const { return thp_ == kThpAdvise || thp_ == kThpCollapse; }
 
   // What a unit test checks: the record of the hugepage holding `page`.
   struct Record {
@@ -104,18 +120,29 @@ class HugePageFiller {
   size_t Subrelease(uint64_t now, uint64_t decay_ns, size_t need);
   void SetBacked(Record* r, bool backed);
 
+  static constexpr uint8_t kThpOff = 0;
+  static constexpr uint8_t kThpAdvise = 1;    // MADV_HUGEPAGE (or the system's `always`)
+  static constexpr uint8_t kThpCollapse = 2;  // 4 KiB faults, dense hugepages collapsed
+  static constexpr uint8_t kThpUndecided = 0xFF;
+
   uint8_t id_ = 0;
-  uint8_t thp_ = 0xFF;              // 0xFF: not decided yet; else 1 (on hugepages) or 0
+  uint8_t thp_ = kThpUndecided;
   uintptr_t lowest_ = UINTPTR_MAX;  // hugepages this filler has grown into lie in
   uintptr_t highest_ = 0;           // [lowest_, highest_)
   size_t dirty_pages_ = 0;
   size_t backed_ = 0;
   size_t released_total_ = 0;
   size_t refaulted_total_ = 0;
+  size_t collapsed_total_ = 0;
 };
 
 // The mode in force: JSMALLOC_HUGEPAGES, set at start-up before the heap grows.
 void SetHugepageMode(HugepageMode mode);
 HugepageMode CurrentHugepageMode();
+// Whether, in mode kAuto where the system's THP mode is `madvise`, the heap's dense
+// hugepages are moved onto hugepages after the fact (MADV_COLLAPSE, from the background
+// thread), instead of staying on 4 KiB pages. Set at start-up with the mode.
+void SetHugepageCollapse(bool on);
+bool HugepageCollapseWanted();
 
 }  // namespace jsmalloc

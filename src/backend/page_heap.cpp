@@ -2,6 +2,7 @@
 
 #include "backend/meta_arena.h"
 #include "os/sys.h"
+#include "os/thp.h"
 #include "os/vm.h"
 #include "size_class.h"
 
@@ -310,6 +311,26 @@ void PageHeap::ReleaseOldIfDue(uint64_t now) {
 size_t PageHeap::ReleaseAll() {
   LockGuard g(lock_);
   return filler_.ReleaseAll() << kPageShift;
+}
+
+size_t PageHeap::CollapseDense(size_t max) {
+  constexpr size_t kMaxPerCall = 64;
+  uintptr_t hugepages[kMaxPerCall];
+  size_t n;
+  {
+    LockGuard g(lock_);
+    n = filler_.CollapseCandidates(hugepages, max < kMaxPerCall ? max : kMaxPerCall);
+  }
+  size_t collapsed = 0;
+  for (size_t i = 0; i < n; ++i) {
+    void* at = HeapRegion::AddressOf(hugepages[i] * HugePageFiller::kPagesPerHugePage);
+    const int error = os::CollapseHugepages(at, kHugePageSize);
+    LockGuard g(lock_);
+    filler_.OnCollapsed(hugepages[i], error);
+    collapsed += error == 0;
+    if (!filler_.collapses()) break;  // the kernel cannot
+  }
+  return collapsed;
 }
 
 PageHeap::Stats PageHeap::GetStats() {

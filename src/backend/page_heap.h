@@ -33,6 +33,11 @@ class PageHeap {
 
   // Gives every free page back to the OS now. Returns the bytes released.
   size_t ReleaseAll();
+  // Copies up to `max` of the dense hugepages the filler names onto hugepages
+  // (HugePageFiller::CollapseCandidates), without the lock during each copy: a collapse
+  // takes about 2 ms, and the program's threads keep allocating meanwhile. Returns how
+  // many were collapsed. For the background thread only: the copy is made in the caller.
+  size_t CollapseDense(size_t max);
 
   struct Stats {
     size_t free_committed_bytes;  // free pages that may hold data: pending release

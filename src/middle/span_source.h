@@ -36,6 +36,11 @@ void SpansRetained(uint64_t now);
 // paths so that such a program still gets its freed memory back to the OS.
 void ReleaseIdleMemory();
 
+// The background thread's part in hugepages (see SetHugepageCollapse): dense hugepages
+// of the heap, faulted in as 4 KiB pages, are copied onto hugepages, a bounded number
+// per call. Nothing when the heap does not collapse.
+void CollapseDenseHugepages();
+
 // In a fork child: a sweep another thread was making is gone with it.
 void SpanSourceAfterForkChild();
 

@@ -42,4 +42,16 @@ void AdviseNoHugepages(void* p, size_t size) {
   errno = saved;
 }
 
+// Debian 12's headers predate it (Linux 6.1).
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+
+int CollapseHugepages(void* p, size_t size) {
+  int saved = errno;
+  int rc = madvise(p, size, MADV_COLLAPSE) == 0 ? 0 : errno;
+  errno = saved;
+  return rc;
+}
+
 }  // namespace jsmalloc::os

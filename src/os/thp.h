@@ -14,4 +14,9 @@ ThpSetting TransparentHugepageSetting();
 // (a hint; failure is harmless). Its opposite is AdviseHugepages in vm.h.
 void AdviseNoHugepages(void* p, size_t size);
 
+// MADV_COLLAPSE on [p, p + size), whole hugepages: the kernel copies their 4 KiB pages
+// onto hugepages now, in this thread (kernel 6.1 and later). Returns 0 or the errno
+// (EINVAL where the kernel does not know the advice).
+int CollapseHugepages(void* p, size_t size);
+
 }  // namespace jsmalloc::os

@@ -15,6 +15,9 @@
 //            makes and frees a burst (of small blocks, or of large ones only) and watches
 //            its RSS fall as above, then counts its background threads; the parent
 //            counts its own at the end
+//   hugepages  160 MiB of 64 B objects are allocated and written, then, with no call
+//            that allocates, the heap's count of bytes on hugepages is watched until it
+//            covers what the background thread should collapse, or until a deadline
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -319,6 +322,68 @@ JSTEST_CHILD_MAIN(background_fork) {
 
 namespace {
 
+// /proc/self/smaps_rollup's AnonHugePages, in bytes; and the system's THP mode letter
+// ('a'lways, 'm'advise, 'n'ever) from the word in brackets.
+size_t AnonHugePageBytes() {
+  char text[4096] = {};
+  const int fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  const ssize_t n = read(fd, text, sizeof(text) - 1);
+  close(fd);
+  const char* at = n > 0 ? strstr(text, "AnonHugePages:") : nullptr;
+  return at == nullptr ? 0 : strtoull(at + strlen("AnonHugePages:"), nullptr, 10) << 10;
+}
+
+char ThpMode() {
+  char text[128] = {};
+  const int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return '?';
+  const ssize_t n = read(fd, text, sizeof(text) - 1);
+  close(fd);
+  const char* at = n > 0 ? strchr(text, '[') : nullptr;
+  return at == nullptr ? '?' : at[1];
+}
+
+constexpr size_t kDenseHeapBytes = 160 * kMiB;
+constexpr size_t kDenseObjects = kDenseHeapBytes / 64;
+void* g_dense[kDenseObjects];
+
+}  // namespace
+
+// The heap past 64 MiB (kMinHeapForHugepages) is the part that may be collapsed: about
+// 96 MiB of it, every page in use.
+JSTEST_CHILD_MAIN(background_hugepages) {
+  for (size_t i = 0; i < kDenseObjects; ++i) {
+    g_dense[i] = js_malloc(64);
+    if (g_dense[i] == nullptr) abort();
+    memset(g_dense[i], static_cast<int>(i) | 1, 64);
+  }
+  const size_t want = 80 * kMiB;
+  js_stats_t st;
+  const uint64_t start = NowNs();
+  for (;;) {
+    js_get_stats(&st);
+    if (st.hugepage_backed >= want || NowNs() - start > kDeadlineNs) break;
+    Nap(kPollNs);
+  }
+  const size_t kernel = AnonHugePageBytes();
+  // The copies kept every object's contents.
+  size_t damaged = 0;
+  for (size_t i = 0; i < kDenseObjects; ++i) {
+    const auto* b = static_cast<const unsigned char*>(g_dense[i]);
+    damaged += b[0] != static_cast<unsigned char>(static_cast<int>(i) | 1) || b[63] != b[0];
+  }
+  for (size_t i = 0; i < kDenseObjects; ++i) js_free(g_dense[i]);
+  char line[200];
+  snprintf(line, sizeof(line), "thp=%c counted=%zu kernel=%zu damaged=%zu ms=%llu\n", ThpMode(),
+           st.hugepage_backed, kernel, damaged,
+           static_cast<unsigned long long>((NowNs() - start) / 1000000u));
+  Say(line);
+  return 0;
+}
+
+namespace {
+
 const std::vector<std::string> kOn = {"JSMALLOC_BACKGROUND_THREAD=1", "JSMALLOC_DECAY_MS=100"};
 const std::vector<std::string> kOff = {"JSMALLOC_BACKGROUND_THREAD=0", "JSMALLOC_DECAY_MS=100"};
 
@@ -421,6 +486,35 @@ TEST(BackgroundThread, RestartedInForkChildrenAndStillOneInTheParent) {
   EXPECT_EQ(Field(parent[0], "background"), 1) << parent[0];
   EXPECT_EQ(Field(parent[0], "others"), 0) << parent[0];
   EXPECT_EQ(Field(parent[0], "bad_children"), 0) << parent[0];
+}
+
+// In THP mode `madvise`, JSMALLOC_HUGEPAGES=auto leaves the heap on 4 KiB pages when it
+// faults in (a hugepage's first touch costs milliseconds here); with the background
+// thread, the dense part is then collapsed onto hugepages, off the program's threads.
+// The heap's count agrees with the kernel's; without the thread nothing is collapsed.
+TEST(BackgroundThread, CollapsesADenseHeapOntoHugepages) {
+  const jstest::ChildResult on = RunChild("background_hugepages", kOn);
+  const std::vector<std::string> on_lines = LinesStartingWith(on.err, "thp=");
+  ASSERT_EQ(on_lines.size(), 1u) << on.err;
+  const std::string& with = on_lines[0];
+  EXPECT_EQ(Field(with, "damaged"), 0) << with;
+  const long long counted = Field(with, "counted");
+  const long long kernel = Field(with, "kernel");
+  // The kernel backs at least what is counted (and the heap's own metadata besides).
+  EXPECT_GE(kernel, counted) << with;
+  if (with[4] == 'm') {
+    EXPECT_GE(counted, static_cast<long long>(80 * kMiB)) << "not collapsed in time: " << with;
+  } else if (with[4] == 'n') {
+    EXPECT_EQ(counted, 0) << with;
+  }
+
+  const jstest::ChildResult off = RunChild("background_hugepages", kOff);
+  const std::vector<std::string> off_lines = LinesStartingWith(off.err, "thp=");
+  ASSERT_EQ(off_lines.size(), 1u) << off.err;
+  EXPECT_EQ(Field(off_lines[0], "damaged"), 0) << off_lines[0];
+  if (off_lines[0][4] == 'm') {
+    EXPECT_EQ(Field(off_lines[0], "counted"), 0) << off_lines[0];
+  }
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "jsmalloc.h"
 #include "options.h"
 #include "os/sys.h"
+#include "os/thp.h"
 #include "size_class.h"
 #include "test_env.h"
 
@@ -365,6 +366,75 @@ TEST(HugePageFiller, CoverageMatchesTheKernel) {
     EXPECT_EQ(counted, 0u);
   }
   for (Span* s : spans) heap.Deallocate(s);
+  heap.ReleaseAll();
+  EXPECT_EQ(heap.filler().hugepage_backed_bytes(), 0u) << "hugepages given back still counted";
+  EXPECT_LE(AnonHugePageBytes(), kernel_before + (size_t{2} << 20));
+  heap.Deallocate(big);
+  heap.ReleaseAll();
+}
+
+// The default in `madvise` mode with the background thread: the heap faults in 4 KiB
+// pages, and its dense hugepages are collapsed later (CollapseDense, the background
+// thread's call), counted as hugepages as the kernel backs them. A hugepage must be
+// dense at two passes in a row with nothing freed in it between them; given back, it
+// is no longer counted.
+struct CollapseInAutoMode {
+  HugepageMode saved_mode = CurrentHugepageMode();
+  bool saved_collapse = HugepageCollapseWanted();
+  CollapseInAutoMode() {
+    SetHugepageMode(HugepageMode::kAuto);
+    SetHugepageCollapse(true);
+  }
+  ~CollapseInAutoMode() {
+    SetHugepageMode(saved_mode);
+    SetHugepageCollapse(saved_collapse);
+  }
+};
+
+TEST(HugePageFiller, DenseHugePagesAreCollapsedAfterTwoPasses) {
+  testing::EnsureAllocator();
+  CollapseInAutoMode collapse;
+  static constinit PageHeap heap;
+  Span* big = heap.Allocate(HugePageFiller::kMinHeapForHugepages >> kPageShift, 1, kPageLarge);
+  ASSERT_NE(big, nullptr);
+  const bool madvise_mode = os::TransparentHugepageSetting() == os::ThpSetting::kMadvise;
+  EXPECT_EQ(heap.filler().collapses(), madvise_mode);
+  const size_t kernel_before = AnonHugePageBytes();
+  constexpr size_t kDense = size_t{32} << 20;
+  std::vector<Span*> spans;
+  for (size_t bytes = 0; bytes < kDense; bytes += 16 * kPageSize) {
+    Span* s = heap.Allocate(16, 1, 1);
+    ASSERT_NE(s, nullptr);
+    memset(HeapRegion::AddressOf(s->first_page), 1, 16 * kPageSize);
+    spans.push_back(s);
+  }
+  std::set<uintptr_t> hps = HugePagesOf(spans);
+  // One span freed in the first hugepage after the first pass: it is not dense twice.
+  EXPECT_EQ(heap.CollapseDense(64), 0u) << "collapsed at the first sight of density";
+  const uintptr_t first_hp = spans.front()->first_page / kHp;
+  heap.Deallocate(spans.front());
+  const size_t collapsed = heap.CollapseDense(64);
+  const size_t counted = heap.filler().hugepage_backed_bytes();
+  const size_t kernel = AnonHugePageBytes() - kernel_before;
+  if (heap.filler().collapses()) {
+    // Every whole hugepage of the dense part but the one with a span freed.
+    EXPECT_GE(collapsed, kDense / kHugePageSize - 3);
+    EXPECT_LE(collapsed, kDense / kHugePageSize - 1)
+        << "a hugepage with a page freed since the last pass was collapsed";
+    EXPECT_EQ(counted, collapsed * kHugePageSize);
+    EXPECT_GE(kernel, counted) << "counted as hugepages but not backed so";
+    EXPECT_LE(kernel, counted + (size_t{2} << 20)) << "the kernel backs more than counted";
+    // Still dense (15 of 16 spans in use): seen so at the second pass, it goes at the
+    // third, and none of the others is copied again.
+    EXPECT_EQ(heap.CollapseDense(64), 1u) << "hugepage " << first_hp << " not collapsed";
+    EXPECT_EQ(heap.CollapseDense(64), 0u) << "a collapsed hugepage was collapsed again";
+    EXPECT_EQ(heap.filler().hugepage_backed_bytes(), counted + kHugePageSize);
+  } else {
+    // Not `madvise` mode, or a kernel without MADV_COLLAPSE: nothing to count.
+    EXPECT_EQ(collapsed, 0u);
+  }
+  ExpectRecordsMatchPagemap(hps);
+  for (size_t i = 1; i < spans.size(); ++i) heap.Deallocate(spans[i]);
   heap.ReleaseAll();
   EXPECT_EQ(heap.filler().hugepage_backed_bytes(), 0u) << "hugepages given back still counted";
   EXPECT_LE(AnonHugePageBytes(), kernel_before + (size_t{2} << 20));
