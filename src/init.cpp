@@ -50,6 +50,13 @@ void PrintFrontend() {
   os::WriteStderr(b.data(), b.size());
 }
 
+void PrintHugepages() {
+  char line[256];
+  TextBuffer b(line, sizeof(line));
+  b.Add("jsmalloc: hugepages: ").Add(HugepagePolicyText()).Add("\n");
+  os::WriteStderr(b.data(), b.size());
+}
+
 // fork(): every lock is taken in one order before fork and released (or reset, in
 // the child) after it, so the child never inherits a lock held by a vanished thread.
 // Order: thread-cache list, thread-cache pool, per-CPU slabs, transfer caches, central
@@ -134,6 +141,7 @@ void EnsureGlobalInitSlow() {
   if (GetOption(Option::kVerbose) != 0) {
     PrintOptions();
     PrintFrontend();
+    PrintHugepages();
   }
   if (GetOption(Option::kShowStats) != 0) os::KeepStderr();
 }

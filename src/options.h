@@ -30,7 +30,7 @@ inline constexpr const char kPathOption[] = "<path>";
     "blocks this large get their own mapping")                                               \
   X(kHugepages, "HUGEPAGES", 0, "auto|always|never",                                         \
     "transparent hugepages for a heap of 64 MiB or more: auto = where the system's mode is " \
-    "always, always = also where it is madvise")                                             \
+    "always (madvise: collapsed by the background thread), always = MADV_HUGEPAGE")          \
   X(kSampleInterval, "SAMPLE_INTERVAL", 2 << 20, nullptr,                                    \
     "mean bytes between sampled allocations")                                                \
   X(kCheckSizedFree, "CHECK_SIZED_FREE", 1, nullptr,                                         \

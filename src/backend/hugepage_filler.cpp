@@ -74,6 +74,32 @@ HugepageMode CurrentHugepageMode() {
   return g_mode;
 }
 
+uint8_t HugePageFiller::DecideThp(os::ThpSetting sys) {
+  const bool on = g_mode == HugepageMode::kAuto     ? sys == os::ThpSetting::kAlways
+                  : g_mode == HugepageMode::kAlways ? sys != os::ThpSetting::kNever
+                                                    : false;
+  const bool collapse =
+      !on && g_collapse && g_mode == HugepageMode::kAuto && sys == os::ThpSetting::kMadvise;
+  return on ? kThpAdvise : collapse ? kThpCollapse : kThpOff;
+}
+
+const char* HugepagePolicyText() {
+  const os::ThpSetting sys = os::TransparentHugepageSetting();
+  if (g_mode == HugepageMode::kNever) return "4 KiB pages (HUGEPAGES=never)";
+  if (sys != os::ThpSetting::kMadvise && sys != os::ThpSetting::kAlways)
+    return "4 KiB pages (the system's THP mode is never, or unknown)";
+  switch (HugePageFiller::DecideThp(sys)) {
+    case HugePageFiller::kThpAdvise:
+      return "on hugepages from the first touch, once the heap holds 64 MiB";
+    case HugePageFiller::kThpCollapse:
+      return "4 KiB pages; dense hugepages collapsed by the background thread, once the heap "
+             "holds 64 MiB";
+    default:
+      return "4 KiB pages (THP mode madvise: BACKGROUND_THREAD=1 collapses dense ones, "
+             "HUGEPAGES=always asks for them)";
+  }
+}
+
 void SetHugepageCollapse(bool on) {
   g_collapse = on;
 }
@@ -87,7 +113,6 @@ void HugePageFiller::Attach(uintptr_t first, size_t npages, size_t heap_pages) {
   if (records == nullptr) return;
   if (id_ == 0) id_ = __atomic_add_fetch(&g_next_id, 1, __ATOMIC_RELAXED);
   if (thp_ == kThpUndecided) {
-    const os::ThpSetting sys = os::TransparentHugepageSetting();
     // kAuto follows the system: hugepages where its mode is `always`. In `madvise` mode
     // they are the program's choice (kAlways), because their first touch costs: here (a
     // VM whose host backs guest memory lazily) faulting in 1 GiB of 64 B objects took
@@ -97,12 +122,7 @@ void HugePageFiller::Attach(uintptr_t first, size_t npages, size_t heap_pages) {
     // background thread, kAuto has it collapse the dense hugepages instead: the program
     // faults 4 KiB pages in, and the copy onto a hugepage (about 2 ms each here) is
     // made off its threads, once, for memory that stayed dense.
-    const bool on = g_mode == HugepageMode::kAuto     ? sys == os::ThpSetting::kAlways
-                    : g_mode == HugepageMode::kAlways ? sys != os::ThpSetting::kNever
-                                                      : false;
-    const bool collapse =
-        !on && g_collapse && g_mode == HugepageMode::kAuto && sys == os::ThpSetting::kMadvise;
-    thp_ = on ? kThpAdvise : collapse ? kThpCollapse : kThpOff;
+    thp_ = DecideThp(os::TransparentHugepageSetting());
   }
   void* begin = HeapRegion::AddressOf(first);
   const size_t bytes = npages << kPageShift;

@@ -38,6 +38,7 @@
 #include <cstdint>
 
 #include "common.h"
+#include "os/thp.h"
 
 namespace jsmalloc {
 
@@ -50,6 +51,13 @@ enum class HugepageMode : uint8_t {
 
 class HugePageFiller {
  public:
+  // What a heap does with THP, decided once from the mode and the system's setting.
+  static uint8_t DecideThp(os::ThpSetting sys);
+  static constexpr uint8_t kThpOff = 0;
+  static constexpr uint8_t kThpAdvise = 1;    // MADV_HUGEPAGE (or the system's `always`)
+  static constexpr uint8_t kThpCollapse = 2;  // 4 KiB faults, dense hugepages collapsed
+  static constexpr uint8_t kThpUndecided = 0xFF;
+
   static constexpr size_t kPagesPerHugePage =
       kHugePageSize >> kPageShift != 0 ? kHugePageSize >> kPageShift : 1;
 
@@ -120,11 +128,6 @@ class HugePageFiller {
   size_t Subrelease(uint64_t now, uint64_t decay_ns, size_t need);
   void SetBacked(Record* r, bool backed);
 
-  static constexpr uint8_t kThpOff = 0;
-  static constexpr uint8_t kThpAdvise = 1;    // MADV_HUGEPAGE (or the system's `always`)
-  static constexpr uint8_t kThpCollapse = 2;  // 4 KiB faults, dense hugepages collapsed
-  static constexpr uint8_t kThpUndecided = 0xFF;
-
   uint8_t id_ = 0;
   uint8_t thp_ = kThpUndecided;
   uintptr_t lowest_ = UINTPTR_MAX;  // hugepages this filler has grown into lie in
@@ -144,5 +147,8 @@ HugepageMode CurrentHugepageMode();
 // thread), instead of staying on 4 KiB pages. Set at start-up with the mode.
 void SetHugepageCollapse(bool on);
 bool HugepageCollapseWanted();
+// What a heap decides at its first growth, from the mode, the collapse setting and the
+// system's THP mode, in words (for JSMALLOC_VERBOSE).
+const char* HugepagePolicyText();
 
 }  // namespace jsmalloc

@@ -493,10 +493,18 @@ TEST(BackgroundThread, RestartedInForkChildrenAndStillOneInTheParent) {
 // thread, the dense part is then collapsed onto hugepages, off the program's threads.
 // The heap's count agrees with the kernel's; without the thread nothing is collapsed.
 TEST(BackgroundThread, CollapsesADenseHeapOntoHugepages) {
-  const jstest::ChildResult on = RunChild("background_hugepages", kOn);
+  std::vector<std::string> verbose = kOn;
+  verbose.push_back("JSMALLOC_VERBOSE=1");
+  const jstest::ChildResult on = RunChild("background_hugepages", verbose);
   const std::vector<std::string> on_lines = LinesStartingWith(on.err, "thp=");
   ASSERT_EQ(on_lines.size(), 1u) << on.err;
   const std::string& with = on_lines[0];
+  // JSMALLOC_VERBOSE says what the heap does.
+  const std::vector<std::string> said = LinesStartingWith(on.err, "jsmalloc: hugepages: ");
+  ASSERT_EQ(said.size(), 1u) << on.err;
+  if (with[4] == 'm') {
+    EXPECT_NE(said[0].find("collapsed by the background thread"), std::string::npos) << said[0];
+  }
   EXPECT_EQ(Field(with, "damaged"), 0) << with;
   const long long counted = Field(with, "counted");
   const long long kernel = Field(with, "kernel");
