@@ -131,7 +131,9 @@ void HugePageFiller::Attach(uintptr_t first, size_t npages, size_t heap_pages) {
   // them, even where the system's mode is `always`.
   const bool large_heap = (heap_pages << kPageShift) >= kMinHeapForHugepages;
   const bool advise = thp_ == kThpAdvise && large_heap;
-  const bool collapsible = thp_ == kThpCollapse && large_heap;
+  // Collapsible from the start: the first 64 MiB are collapsed too once the heap is
+  // large (CollapseCandidates looks at its size then).
+  const bool collapsible = thp_ == kThpCollapse;
   if (advise) {
     os::AdviseHugepages(begin, bytes);
   } else if (g_mode == HugepageMode::kNever || thp_ == kThpAdvise) {
@@ -331,9 +333,10 @@ size_t HugePageFiller::ReleaseAll() {
 // again), and collapsing it makes little resident that was not: its free pages that
 // read as zero (released, or never touched) are at most a 16th of it. Spans handed out
 // count as resident, though a span being carved may not be touched to its end yet.
-size_t HugePageFiller::CollapseCandidates(uintptr_t* out, size_t max) {
+size_t HugePageFiller::CollapseCandidates(uintptr_t* out, size_t max, size_t in_use_pages) {
   Record* records = __atomic_load_n(&g_records, __ATOMIC_RELAXED);
   if (!collapses() || records == nullptr) return 0;
+  if ((in_use_pages << kPageShift) < kMinHeapForHugepages) return 0;
   size_t n = 0;
   for (uintptr_t h = lowest_; h < highest_ && n < max; ++h) {
     Record* r = &records[h];

@@ -88,8 +88,9 @@ class HugePageFiller {
 
   // Collapse (see SetHugepageCollapse): up to `max` hugepages of this heap that are
   // dense now and were at the call before, and not backed as hugepages; stores their
-  // numbers in `out`. Marks the ones dense for the first time, for the next call.
-  size_t CollapseCandidates(uintptr_t* out, size_t max);
+  // numbers in `out`. Marks the ones dense for the first time, for the next call. None
+  // while the heap has less than kMinHeapForHugepages in use (`in_use_pages`).
+  size_t CollapseCandidates(uintptr_t* out, size_t max, size_t in_use_pages);
   // MADV_COLLAPSE on hugepage h, a candidate, returned `error` (0: it is a hugepage now).
   void OnCollapsed(uintptr_t h, int error);
   // Whether dense hugepages are collapsed after the fact (this heap, once decided).

@@ -319,7 +319,8 @@ size_t PageHeap::CollapseDense(size_t max) {
   size_t n;
   {
     LockGuard g(lock_);
-    n = filler_.CollapseCandidates(hugepages, max < kMaxPerCall ? max : kMaxPerCall);
+    n = filler_.CollapseCandidates(hugepages, max < kMaxPerCall ? max : kMaxPerCall,
+                                   small_pages_ + large_pages_);
   }
   size_t collapsed = 0;
   for (size_t i = 0; i < n; ++i) {
