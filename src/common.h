@@ -21,6 +21,13 @@
 // 9 interleaved runs), the same instructions only placed differently.
 #define JS_FAST_ENTRY __attribute__((aligned(64)))
 #define JS_NOINLINE __attribute__((noinline))
+// Not inlined, and its signature kept as written (GCC drops an unused argument of a
+// local function, and then moves the others into new registers at every caller).
+#if defined(__clang__)
+#define JS_NOIPA __attribute__((noinline))
+#else
+#define JS_NOIPA __attribute__((noipa))
+#endif
 #define JS_EXPORT __attribute__((visibility("default")))
 // Globals the fast paths read are hidden: one rip-relative access, no GOT load.
 #define JS_HIDDEN __attribute__((visibility("hidden")))

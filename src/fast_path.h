@@ -57,7 +57,7 @@ JS_FAST_PATH void* PopOrRefill(size_t cls, size_t size) {
   ThreadCache* tc = tl_thread.cache;
   void* p = tc->head[cls];
   __asm__("" : "+a"(p));  // where it is returned: GCC would load it elsewhere and copy
-  if (JS_UNLIKELY(p == nullptr)) return ThreadCacheRefill(size, cls);
+  if (JS_UNLIKELY(p == nullptr)) return tc->refill(size, cls);
   JS_ASSERT(static_cast<uintptr_t*>(p)[1] == FreeMarker(p));
   tc->head[cls] = ListNext(p);
   tc->budget[cls] += 1;
@@ -82,7 +82,7 @@ JS_FAST_PATH void Free(void* p) {
   uintptr_t marker = FreeMarker(p);
   if (JS_UNLIKELY(obj[1] == marker)) return ReportDoubleFree(p);
   ThreadCache* tc = tl_thread.cache;
-  if (JS_UNLIKELY(TakeBudget(tc->budget[cls]))) return ThreadCacheOverflow(tc, p, cls);
+  if (JS_UNLIKELY(TakeBudget(tc->budget[cls]))) return tc->overflow(p, tc, cls, marker);
   SetListNext(obj, tc->head[cls]);
   CompilerBarrier();  // two plain stores, not an SSE pack of them
   obj[1] = marker;

@@ -159,7 +159,8 @@ uint64_t Random(ThreadCache* tc) {  // xorshift64, seeded per cache
 void PushFree(void* p, size_t cls) {
   auto* obj = static_cast<uintptr_t*>(p);
   ThreadCache* tc = tl_thread.cache;
-  if (JS_UNLIKELY(TakeBudget(tc->budget[cls]))) return ThreadCacheOverflow(tc, p, cls);
+  if (JS_UNLIKELY(TakeBudget(tc->budget[cls])))
+    return ThreadCacheOverflow(p, tc, cls, FreeMarker(p));
   uint32_t others = ListLength(tc, cls) - 1;
   uint32_t depth = static_cast<uint32_t>(Random(tc) >> 62);
   if (depth > others) depth = others;

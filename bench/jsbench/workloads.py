@@ -78,6 +78,16 @@ WORKLOADS = [
         scale=0.05, callgrind_scale=0.005, smoke_scale=0.002,
         what="short-lived threads; a quarter of each thread's blocks freed after it exits"),
     Workload(
+        name="remote", binary="bench-remote", args=(), threads=MANY_THREADS,
+        scale=0.15, callgrind_scale=0.002, smoke_scale=0.002,
+        what="issue 17, rpmalloc's shape: threads allocate 16 B .. 16 KiB, free 7/8 of "
+             "a neighbour's blocks, pause between rounds"),
+    Workload(
+        name="thread-pool", binary="bench-pool", args=(), threads=MANY_THREADS,
+        scale=0.1, callgrind_scale=0.002, smoke_scale=0.001,
+        what="issue 17: a fixed pool of threads takes short tasks that allocate, free, "
+             "and free a result another task left"),
+    Workload(
         name="frag", binary="bench-frag", args=(), threads=SINGLE,
         scale=0.075, callgrind_scale=0.005, smoke_scale=0.001,
         smoke_args=("--rounds", "8"),

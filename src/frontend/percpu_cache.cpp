@@ -3,6 +3,7 @@
 #include <errno.h>
 
 #include "free_list.h"
+#include "frontend/percpu_fast.h"
 #include "frontend/thread_cache.h"
 #include "lock.h"
 #include "middle/middle.h"
@@ -15,6 +16,8 @@
 namespace jsmalloc {
 
 constinit bool g_percpu_enabled = false;
+constinit uintptr_t g_percpu_slabs = 0;
+constinit intptr_t g_percpu_rseq_offset = 0;
 
 namespace {
 
@@ -28,10 +31,12 @@ struct alignas(8) ClassHeader {
 };
 
 // 256 KiB per CPU: the headers and 32,679 slots, more than the default cap needs
-// (PERCPU_CACHE_BYTES sizes the stacks; most of the slab is never touched). A power of
-// two, so the fast path finds a CPU's slab with one shift.
-constexpr size_t kSlabShift = 18;
+// (PERCPU_CACHE_BYTES sizes the stacks; most of the slab is never touched).
+constexpr size_t kSlabShift = kPercpuSlabShift;
 constexpr size_t kSlabBytes = size_t{1} << kSlabShift;
+// Below CPU 0's slab: the two that threads without a registration reach (cpu_id -1
+// and -2, see percpu_fast.h), never set up.
+constexpr size_t kUnregisteredSlabs = 2;
 constexpr uint32_t kSlots = kSlabBytes / sizeof(void*);
 constexpr uint32_t kFirstSlot =
     (kNumClasses * sizeof(ClassHeader) + sizeof(void*) - 1) / sizeof(void*);
@@ -47,10 +52,17 @@ constexpr uint32_t kMaxBatchesPerStack = 4;
 constexpr uint32_t kRseqCpuIdOffset = 4;
 constexpr uint32_t kRseqAreaSize = 32;
 
-// Read by the fast paths (hidden: one rip-relative access).
-constinit uintptr_t g_slabs JS_HIDDEN = 0;
-constinit uint32_t g_cpus JS_HIDDEN = 0;
-constinit intptr_t g_rseq_offset JS_HIDDEN = 0;
+constinit uint32_t g_cpus = 0;
+// What the pop and push read where the front-end does not run: a struct rseq whose
+// cpu_id says "not registered" (-2, as glibc writes), and the header block of the
+// unregistered CPU -2's slab, all zero (both miss).
+struct alignas(32) NoRseq {
+  uint32_t cpu_id_start;
+  uint32_t cpu_id;
+  uint64_t rseq_cs;  // written by every pop and push, read by nobody
+};
+constinit thread_local NoRseq tl_no_rseq JS_TLS_MODEL = {0, 0xFFFFFFFEu, 0};
+alignas(kCacheLine) constinit ClassHeader g_never_set_up[kNumClasses] = {};
 // The layout every slab shares: where each class's slots start and end.
 constinit uint16_t g_begin[kNumClasses] = {};
 constinit uint16_t g_end[kNumClasses] = {};
@@ -64,115 +76,25 @@ constinit uint64_t g_idle_check_ns = 0;
 constinit uint32_t g_idle_mark[kMaxCpus] = {};
 constinit bool g_idle_quiet[kMaxCpus] = {};
 
-static_assert(kRseqCpuIdOffset == 4, "the asm below reads cpu_id at %fs:4(offset)");
+static_assert(kRseqCpuIdOffset == 4, "percpu_fast.h reads cpu_id at %fs:4(offset)");
 
 ClassHeader* Headers(uint32_t cpu) {
-  return reinterpret_cast<ClassHeader*>(g_slabs + (uintptr_t{cpu} << kSlabShift));
+  return reinterpret_cast<ClassHeader*>(g_percpu_slabs + (uintptr_t{cpu} << kSlabShift));
 }
 
 void** Slots(uint32_t cpu) {
-  return reinterpret_cast<void**>(g_slabs + (uintptr_t{cpu} << kSlabShift));
+  return reinterpret_cast<void**>(g_percpu_slabs + (uintptr_t{cpu} << kSlabShift));
 }
 
-// The rseq critical sections. Each asm has
-//   - its descriptor (struct rseq_cs: version 0, flags 0, start, length of the section,
-//     abort handler) in section __rseq_cs, 32-byte aligned as the kernel expects, and a
-//     pointer to it in __rseq_cs_ptr_array (for debuggers and checkers);
-//   - label 6: stores the descriptor's address in the thread's rseq area (rseq_cs).
-//     The kernel clears that field when it aborts a section, so a restart comes here;
-//   - label 1 to label 2, the critical section: reads the CPU number (cpu_id, which is
-//     not below g_cpus unless the thread is registered: -1 or -2 otherwise, as unsigned
-//     huge), finds the CPU's slab and the class's header, checks, and ends with the one
-//     store that makes the change (the commit). A preemption, migration or signal
-//     anywhere before the commit sends the thread to the abort handler, which starts
-//     over: every load is taken again, on whatever CPU it now runs;
-//   - out of line (.text.unlikely): the abort handler at label 4, preceded by the
-//     4-byte signature the kernel checks there (it must be the one the thread
-//     registered with: glibc's), and the miss at label 5.
-// A section that did not commit wrote at most a slot above `current`, which is free.
-
-// The parts of an rseq critical section that Pop and Push share, in their asm:
-// JS_RSEQ_BEGIN emits the section's descriptor (label 3: start 1, length to the commit
-// label 2, abort handler 4) and its entry in __rseq_cs_ptr_array, points the thread's
-// rseq_cs at it (label 6, where an abort restarts), then, from the start label 1,
-// loads the CPU number, leaves for label 5 when it is out of range, and leaves the CPU's
-// slab address in %[slab]. JS_RSEQ_ABORT opens the out-of-line part: the signature the
-// kernel checks before the abort handler, and the handler itself, which restarts.
-// Each user then ends its section with label 2, and its miss path with label 5 (still
-// inside .text.unlikely) and ".popsection".
-#define JS_RSEQ_BEGIN                            \
-  ".pushsection __rseq_cs, \"aw\"\n\t"           \
-  ".balign 32\n"                                 \
-  "3:\n\t"                                       \
-  ".long 0, 0\n\t"                               \
-  ".quad 1f, 2f - 1f, 4f\n\t"                    \
-  ".popsection\n\t"                              \
-  ".pushsection __rseq_cs_ptr_array, \"aw\"\n\t" \
-  ".quad 3b\n\t"                                 \
-  ".popsection\n"                                \
-  "6:\n\t"                                       \
-  "leaq 3b(%%rip), %[slab]\n\t"                  \
-  "movq %[slab], %%fs:8(%[rseq])\n"              \
-  "1:\n\t"                                       \
-  "movl %%fs:4(%[rseq]), %k[slab]\n\t"           \
-  "cmpl %[cpus], %k[slab]\n\t"                   \
-  "jae 5f\n\t"                                   \
-  "shlq %[shift], %[slab]\n\t"                   \
-  "addq %[base], %[slab]\n\t"
-#define JS_RSEQ_ABORT                       \
-  ".pushsection .text.unlikely, \"ax\"\n\t" \
-  ".long 0x53053053\n"                      \
-  "4:\n\t"                                  \
-  "jmp 6b\n"
-
-// Pops an object of class cls from the stack of this thread's CPU; nullptr when that
-// stack is empty or stopped, or the thread has no rseq registration.
-JS_FAST_PATH void* Pop(size_t cls) {
+// One pop or push on the calling thread's CPU (percpu_fast.h): nullptr or false on a
+// miss.
+void* Pop(size_t cls) {
   void* p;
-  uintptr_t slab;
-  uint32_t current;
-  __asm__ volatile(JS_RSEQ_BEGIN
-                   "movzwl (%[slab],%[cls],8), %[current]\n\t"
-                   "cmpw 2(%[slab],%[cls],8), %w[current]\n\t"
-                   "jbe 5f\n\t"
-                   "subl $1, %[current]\n\t"
-                   "movq (%[slab],%q[current],8), %[p]\n\t"
-                   "movw %w[current], (%[slab],%[cls],8)\n"
-                   "2:\n\t" JS_RSEQ_ABORT
-                   "5:\n\t"
-                   "xorl %k[p], %k[p]\n\t"
-                   "jmp 2b\n\t"
-                   ".popsection\n"
-                   : [p] "=&r"(p), [slab] "=&r"(slab), [current] "=&r"(current)
-                   : [rseq] "r"(g_rseq_offset), [cpus] "m"(g_cpus), [base] "m"(g_slabs),
-                     [cls] "r"(cls), [shift] "i"(kSlabShift)
-                   : "memory", "cc");
-  return p;
+  return PercpuTryPop(cls, &p) ? p : nullptr;
 }
 
-// Pushes object p on the stack of class cls of this thread's CPU; false when that stack
-// is full or stopped, or the thread has no rseq registration.
-JS_FAST_PATH bool Push(size_t cls, void* p) {
-  uintptr_t slab;
-  uint32_t current;
-  bool pushed;
-  __asm__ volatile(JS_RSEQ_BEGIN
-                   "movzwl (%[slab],%[cls],8), %[current]\n\t"
-                   "cmpw 4(%[slab],%[cls],8), %w[current]\n\t"
-                   "jae 5f\n\t"
-                   "movq %[p], (%[slab],%q[current],8)\n\t"
-                   "addl $1, %[current]\n\t"  // never 0: ZF clear says "pushed"
-                   "movw %w[current], (%[slab],%[cls],8)\n"
-                   "2:\n\t" JS_RSEQ_ABORT
-                   "5:\n\t"
-                   "xorl %k[current], %k[current]\n\t"  // ZF set: "missed"
-                   "jmp 2b\n\t"
-                   ".popsection\n"
-                   : [slab] "=&r"(slab), [current] "=&r"(current), "=@ccnz"(pushed)
-                   : [rseq] "r"(g_rseq_offset), [cpus] "m"(g_cpus), [base] "m"(g_slabs),
-                     [cls] "r"(cls), [p] "r"(p), [shift] "i"(kSlabShift)
-                   : "memory");
-  return pushed;
+bool Push(size_t cls, void* p) {
+  return PercpuTryPush(cls, p);
 }
 
 static_assert(os::kRseqSignature == 0x53053053, "the signature in the asm above");
@@ -181,7 +103,7 @@ static_assert(os::kRseqSignature == 0x53053053, "the signature in the asm above"
 void* RseqArea() {
   uintptr_t tp;
   __asm__("movq %%fs:0, %0" : "=r"(tp));
-  return reinterpret_cast<void*>(tp + static_cast<uintptr_t>(g_rseq_offset));
+  return reinterpret_cast<void*>(tp + static_cast<uintptr_t>(g_percpu_rseq_offset));
 }
 
 // The CPU the kernel last said this thread runs on; g_cpus or more if it is not
@@ -358,13 +280,14 @@ JS_NOINLINE void FreeSlow(void* p, size_t cls) {
 
 }  // namespace
 
-const char* PercpuCacheInit() {
+namespace {
+const char* StartEngine() {
   if (GetOption(Option::kFrontend) != 1) return nullptr;
   if (GetOption(Option::kRseq) == 0) return "rseq turned off (JSMALLOC_RSEQ=0)";
   uint32_t cpus = os::PossibleCpus();
   if (cpus == 0) return "the number of CPUs is unknown (no /sys/devices/system/cpu/possible)";
   if (cpus > kMaxCpus) return "more than 4096 possible CPUs";
-  g_rseq_offset = os::GlibcRseqOffset();
+  g_percpu_rseq_offset = os::GlibcRseqOffset();
   g_cpus = cpus;
   if (os::GlibcRseqSize() == 0 && CurrentCpu() >= cpus) {
     // glibc did not register (its tunable, or a kernel it found lacking): this thread
@@ -376,12 +299,36 @@ const char* PercpuCacheInit() {
   }
   if (os::RseqFenceRegister() != 0)
     return "membarrier cannot restart rseq sections (Linux 5.10+ needed)";
-  void* slabs = os::Reserve(size_t{cpus} << kSlabShift, kSlabBytes);
+  void* slabs = os::Reserve(size_t{cpus + kUnregisteredSlabs} << kSlabShift, kSlabBytes);
   if (slabs == nullptr) return "no address space for the per-CPU slabs";
   LayOutSlabs(static_cast<size_t>(GetOption(Option::kPercpuCacheBytes)));
-  g_slabs = reinterpret_cast<uintptr_t>(slabs);
+  g_percpu_slabs = reinterpret_cast<uintptr_t>(slabs) + (kUnregisteredSlabs << kSlabShift);
   g_percpu_enabled = true;
   return nullptr;
+}
+}  // namespace
+
+void PercpuFastInit() {
+  uintptr_t tp;
+  __asm__("movq %%fs:0, %0" : "=r"(tp));
+  g_percpu_rseq_offset = static_cast<intptr_t>(reinterpret_cast<uintptr_t>(&tl_no_rseq) - tp);
+  // cpu_id -2 finds "CPU -2's slab" two slabs below, which is g_never_set_up.
+  g_percpu_slabs = reinterpret_cast<uintptr_t>(g_never_set_up) + (kUnregisteredSlabs << kSlabShift);
+}
+
+const char* PercpuCacheInit() {
+  PercpuFastInit();
+  const char* why = StartEngine();
+  if (!g_percpu_enabled) PercpuFastInit();  // StartEngine may have set half of it
+  return why;
+}
+
+void* PercpuCacheAllocateMissed(size_t cls) {
+  return AllocateSlow(cls);
+}
+
+void PercpuCacheFreeMissed(void* p, size_t cls) {
+  FreeSlow(p, cls);
 }
 
 void* PercpuCacheAllocate(size_t cls) {
@@ -479,12 +426,14 @@ void PercpuCacheAfterForkChild() {
 }
 
 void* PercpuCacheTestPop(size_t cls) {
+  if (!g_percpu_enabled) return nullptr;
   uint32_t cpu = RegisteredCpu();
   if (cpu < g_cpus) EnsureSlab(cpu);
   return Pop(cls);
 }
 
 bool PercpuCacheTestPush(size_t cls, void* p) {
+  if (!g_percpu_enabled) return false;
   uint32_t cpu = RegisteredCpu();
   if (cpu < g_cpus) EnsureSlab(cpu);
   return Push(cls, p);

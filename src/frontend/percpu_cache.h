@@ -20,9 +20,12 @@
 // stacks are set up on its first use. Header 0 (no class) says whether the slab is.
 //
 // Every thread still has its thread cache, for malloc's countdown and the sampler, but
-// with no room on any list: every malloc and free reaches the thread cache's slow path
-// (ThreadCacheRefillSlow, ThreadCacheOverflow), which comes here. So the per-thread
-// mode's fast path is the same instructions in both modes.
+// with no room on any list. malloc and free have per-CPU bodies (fast_path.h,
+// percpu_fast.h) that the dynamic loader binds in this mode: they pop and push here
+// directly and reach the slow paths only on a miss. Every other entry (operator new,
+// calloc, realloc, ...) and builds without those bodies reach the thread cache's slow
+// paths (ThreadCacheRefill, ThreadCacheOverflow), which come here. The per-thread
+// mode's fast path is the same instructions as before.
 #pragma once
 
 #include <cstddef>
@@ -48,6 +51,10 @@ const char* PercpuCacheInit();
 // with errno ENOMEM; object p (free marker set) given back.
 void* PercpuCacheAllocate(size_t cls);
 void PercpuCacheFree(void* p, size_t cls);
+// The same after a pop or push of the caller's missed (no second try on the stack
+// before the thread's registration and the CPU's slab are checked).
+void* PercpuCacheAllocateMissed(size_t cls);
+void PercpuCacheFreeMissed(void* p, size_t cls);
 
 // Every CPU's objects go back to the middle tier (malloc_trim, js_release_free_memory).
 void PercpuCacheDrainAll();

@@ -7,6 +7,7 @@
 #include "background.h"
 #include "free_list.h"
 #include "frontend/percpu_cache.h"
+#include "frontend/percpu_fast.h"
 #include "init.h"
 #include "lock.h"
 #include "middle/middle.h"
@@ -18,6 +19,7 @@
 namespace jsmalloc {
 
 constinit thread_local ThreadSlots tl_thread JS_TLS_MODEL = {&g_empty_cache, 0, ThreadState::kNone};
+// Its refill and overflow are the slow paths that make the thread its cache.
 constinit ThreadCache g_empty_cache = {};
 
 namespace {
@@ -318,6 +320,9 @@ ThreadCache* CreateForThisThread() {
     tl_thread.state = ThreadState::kNone;
     return nullptr;
   }
+  const bool percpu = PercpuCacheEnabled();
+  tc->refill = percpu ? &PercpuRefill : &ThreadCacheRefill;
+  tc->overflow = percpu ? &PercpuOverflow : &ThreadCacheOverflow;
   if constexpr (kSecure) SecureGuardThreadCache(tc, true);
   tc->sample_bytes_left = NextSampleCountdown();
   {
@@ -353,6 +358,25 @@ void* DirectAllocate(size_t cls) {
 
 }  // namespace
 
+namespace {
+// Per-CPU mode's pop or push missed (the stack was empty or full, the thread is not
+// registered, or its CPU's slab is not set up). The thread cache's bookkeeping
+// (NoteSlowCall: idle drains, the limit, the background thread) runs on these misses
+// only, not on every call.
+// Their arguments are where PercpuRefill and PercpuOverflow have them, so that the
+// hit paths move no register to make room for the miss's call (JS_NOIPA).
+JS_NOIPA void* PercpuAllocateMissed(size_t /*size*/, size_t cls) {
+  ThreadCache* tc = tl_thread.cache;
+  if (JS_LIKELY(tc != &g_empty_cache)) NoteSlowCall(tc, cls);
+  return PercpuCacheAllocateMissed(cls);
+}
+
+JS_NOIPA void PercpuFreeMissed(void* p, ThreadCache* tc, size_t cls) {
+  if (JS_LIKELY(tc != &g_empty_cache)) NoteSlowCall(tc, cls);
+  PercpuCacheFreeMissed(p, cls);
+}
+}  // namespace
+
 // The list is empty: bump through the run of never-used objects if there is one (the
 // shared empty cache has none, so it never gets here), else refill.
 void* ThreadCacheRefill(size_t requested, size_t cls) {
@@ -369,12 +393,8 @@ void* ThreadCacheRefill(size_t requested, size_t cls) {
     }
     return HandOut(reinterpret_cast<void*>(next));
   }
-  // Per-CPU mode: the lists have no room and there are no runs, so every allocation of
-  // a thread with a cache comes here, and goes to its CPU's cache at once.
-  if (PercpuCacheEnabled() && JS_LIKELY(tc != &g_empty_cache)) {
-    NoteSlowCall(tc, cls);
-    return PercpuCacheAllocate(cls);
-  }
+  // Per-CPU mode, a caller other than malloc (its caches' refill is PercpuRefill).
+  if (PercpuCacheEnabled() && JS_LIKELY(tc != &g_empty_cache)) return PercpuRefill(requested, cls);
   return ThreadCacheRefillSlow(tc, cls, requested);
 }
 
@@ -467,22 +487,37 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls, size_t requ
 }
 
 namespace {
-JS_NOINLINE void OverflowSlow(ThreadCache* tc, void* p, size_t cls);
+JS_NOINLINE void OverflowSlow(void* p, ThreadCache* tc, size_t cls);
 }  // namespace
 
-void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls) {
-  static_cast<uintptr_t*>(p)[1] = FreeMarker(p);
-  // Per-CPU mode: every free of a thread with a cache comes here (no list has room).
-  if (PercpuCacheEnabled() && JS_LIKELY(tc != &g_empty_cache)) {
-    tc->budget[cls] += 1;  // the fast path took it before finding the list full
-    NoteSlowCall(tc, cls);
-    return PercpuCacheFree(p, cls);
-  }
-  OverflowSlow(tc, p, cls);
+void ThreadCacheOverflow(void* p, ThreadCache* tc, size_t cls, uintptr_t marker) {
+  // Per-CPU mode, a caller other than free (its caches' overflow is PercpuOverflow).
+  if (PercpuCacheEnabled() && JS_LIKELY(tc != &g_empty_cache))
+    return PercpuOverflow(p, tc, cls, marker);
+  static_cast<uintptr_t*>(p)[1] = marker;
+  OverflowSlow(p, tc, cls);
+}
+
+// Per-CPU mode: every list is empty and full, so a thread's every malloc and free
+// comes to these and pops or pushes on its CPU's stack at once. The thread cache's
+// bookkeeping (NoteSlowCall) runs on their misses only.
+void* PercpuRefill(size_t size, size_t cls) {
+  void* p;
+  if (JS_LIKELY(PercpuTryPop(cls, &p))) return HandOut(p);
+  return PercpuAllocateMissed(size, cls);
+}
+
+void PercpuOverflow(void* p, ThreadCache* tc, size_t cls, uintptr_t marker) {
+  static_cast<uintptr_t*>(p)[1] = marker;  // before the push commits (another may pop it)
+  // Free took the unit before it came here; the list stays at 0 of 0. In asm, as the
+  // one plain store it is.
+  __asm__("movl $0, %0" : "=m"(tc->budget[cls]));
+  if (JS_LIKELY(PercpuTryPush(cls, p))) return;
+  PercpuFreeMissed(p, tc, cls);
 }
 
 namespace {
-void OverflowSlow(ThreadCache* tc, void* p, size_t cls) {
+void OverflowSlow(void* p, ThreadCache* tc, size_t cls) {
   if (tc == &g_empty_cache) {
     // Threads without a cache may have taken this budget below 0 at once; whatever
     // they wrote, 0 is right.
@@ -551,6 +586,13 @@ bool ThreadCacheCountdownRanOut() {
   bool sampled = tc->sample_bytes_left < 0;
   if (sampled) tc->sample_bytes_left = NextSampleCountdown();
   SetCountdown(tc);
+  // Per-CPU mode: a thread whose every call hits its CPU's stack takes no other slow
+  // call, so every 128 KiB it allocates this one does what those would have: the
+  // thread cache's bookkeeping, and the look for CPUs left idle for the decay time.
+  if (PercpuCacheEnabled()) {
+    NoteSlowCall(tc, 0);
+    PercpuCacheDrainIdle();
+  }
   // The sampler also serves as a clock of allocation: every couple of MiB a thread
   // allocates, idle memory may go back to the OS, even while every allocation is served
   // from the cache (no slow call) and the page heap is never used.

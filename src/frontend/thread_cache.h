@@ -21,10 +21,22 @@
 
 namespace jsmalloc {
 
+struct ThreadCache;
+void* ThreadCacheRefill(size_t size, size_t cls);
+void ThreadCacheOverflow(void* p, ThreadCache* tc, size_t cls, uintptr_t marker);
+using RefillFn = void* (*)(size_t size, size_t cls);
+using OverflowFn = void (*)(void* p, ThreadCache* tc, size_t cls, uintptr_t marker);
+
 struct alignas(kCacheLine) ThreadCache {
   // ---- read and written by the fast path ----
   void* head[kNumClasses];
   int32_t budget[kNumClasses];
+  // Where malloc goes when list cls is empty and free when it is full, by one indirect
+  // jump (the same one instruction as a direct one): ThreadCacheRefill and
+  // ThreadCacheOverflow, or, for a cache of per-CPU mode's, the pop and push on the
+  // CPU's stack (PercpuRefill, PercpuOverflow), so that neither mode tests which it is.
+  RefillFn refill = &ThreadCacheRefill;
+  OverflowFn overflow = &ThreadCacheOverflow;
 
   // ---- slow path only ----
   uint32_t max_length[kNumClasses];
@@ -88,7 +100,14 @@ void* ThreadCacheRefill(size_t size, size_t cls);
 // List and run empty. requested: what malloc was asked for (a run is faulted in at once
 // only for requests that fill most of their object).
 void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls, size_t requested);
-void ThreadCacheOverflow(ThreadCache* tc, void* p, size_t cls);  // list at its limit
+// List at its limit. marker: FreeMarker(p), which free has in a register already. p
+// comes first and tc second because that is where free holds them: no moves before
+// the jump.
+void ThreadCacheOverflow(void* p, ThreadCache* tc, size_t cls, uintptr_t marker);
+// The same two in per-CPU mode (see ThreadCache::refill): pop from and push on the
+// CPU's stack.
+void* PercpuRefill(size_t size, size_t cls);
+void PercpuOverflow(void* p, ThreadCache* tc, size_t cls, uintptr_t marker);
 // malloc's countdown ran out: counts what it covered and sets it again, before anything
 // that may allocate. Returns whether the allocation that ran it out is sampled.
 bool ThreadCacheCountdownRanOut();

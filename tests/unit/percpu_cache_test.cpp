@@ -33,6 +33,7 @@
 
 #include "backend/page_heap.h"
 #include "free_list.h"
+#include "frontend/thread_cache.h"
 #include "jsmalloc.h"
 #include "middle/middle.h"
 #include "options.h"
@@ -177,6 +178,78 @@ TEST_F(PercpuTest, MigratedThreadUsesItsNewCpusStack) {
   for (void* b : blocks) EXPECT_NE(p, b);  // those are on the first CPU's stack
   js_free(p);
   EXPECT_GT(PercpuCacheLength(second, cls), 0u);
+}
+
+// malloc and free of a thread with a cache jump straight to the CPU's stack
+// (ThreadCache::refill and overflow): each hit moves exactly one object, the thread's
+// own lists stay empty at 0 of 0, and the middle tier sees none of it.
+TEST_F(PercpuTest, HitPathMovesExactlyOneObjectPerCall) {
+  PinTo(allowed_[0]);
+  constexpr size_t kSize = 32;
+  constexpr int kObjects = 20;
+  const size_t cls = SizeToClass(kSize);
+  const uint32_t cpu = PercpuCacheCurrentCpu();
+  std::vector<void*> blocks(kObjects);
+  for (void*& p : blocks) p = js_malloc(kSize);
+  ThreadCache* tc = tl_thread.cache;
+  ASSERT_NE(tc, &g_empty_cache);
+  EXPECT_EQ(tc->refill, &PercpuRefill);
+  EXPECT_EQ(tc->overflow, &PercpuOverflow);
+  const uint32_t start = PercpuCacheLength(cpu, cls);
+  ASSERT_LE(start + kObjects, PercpuCacheCapacity(cls)) << "the frees below must all hit";
+  const size_t out = ObjectsOut(cls);
+  for (int i = 0; i < kObjects; ++i) {
+    js_free(blocks[i]);
+    EXPECT_EQ(PercpuCacheLength(cpu, cls), start + i + 1);
+    EXPECT_EQ(tc->head[cls], nullptr);
+    EXPECT_EQ(tc->budget[cls], 0);
+    EXPECT_EQ(static_cast<uintptr_t*>(blocks[i])[1], FreeMarker(blocks[i]));
+  }
+  // Last in, first out: the same objects in the reverse order, markers cleared.
+  for (int i = kObjects - 1; i >= 0; --i) {
+    void* p = js_malloc(kSize);
+    EXPECT_EQ(p, blocks[i]);
+    EXPECT_EQ(static_cast<uintptr_t*>(p)[1], 0u);
+    EXPECT_EQ(PercpuCacheLength(cpu, cls), start + i);
+    EXPECT_EQ(tc->head[cls], nullptr);
+  }
+  EXPECT_EQ(ObjectsOut(cls), out);
+  for (void* p : blocks) js_free(p);
+}
+
+// A thread moved to another CPU between every few calls: each object it holds is one
+// no one else holds, its contents survive, and at the end every object the middle
+// tier handed out is on some CPU's stack.
+TEST_F(PercpuTest, HitPathStaysExactUnderMigration) {
+  constexpr size_t kSize = 80;
+  constexpr int kHeld = 8;
+  constexpr int kRounds = 3000;
+  const size_t cls = SizeToClass(kSize);
+  const size_t out_before = ObjectsOut(cls);
+  std::vector<unsigned char*> held;
+  std::set<void*> live;
+  int bad = 0;
+  for (int r = 0; r < kRounds; ++r) {
+    PinTo(allowed_[static_cast<size_t>(r) % allowed_.size()]);
+    for (unsigned char* p : held) {
+      for (size_t b = 16; b < kSize; ++b) bad += p[b] != static_cast<unsigned char>(b ^ r);
+      live.erase(p);
+      js_free(p);
+    }
+    held.clear();
+    for (int i = 0; i < kHeld; ++i) {
+      auto* p = static_cast<unsigned char*>(js_malloc(kSize));
+      ASSERT_NE(p, nullptr);
+      if (!live.insert(p).second) ++bad;  // handed out twice
+      for (size_t b = 16; b < kSize; ++b) p[b] = static_cast<unsigned char>(b ^ (r + 1));
+      held.push_back(p);
+    }
+  }
+  for (unsigned char* p : held) js_free(p);
+  EXPECT_EQ(bad, 0);
+  size_t on_stacks = 0;
+  for (uint32_t cpu = 0; cpu < PercpuCacheCpus(); ++cpu) on_stacks += PercpuCacheLength(cpu, cls);
+  EXPECT_EQ(ObjectsOut(cls) - out_before, on_stacks);
 }
 
 TEST_F(PercpuTest, ReleaseFreeMemoryDrainsEveryCpu) {
