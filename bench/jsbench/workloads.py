@@ -80,12 +80,12 @@ WORKLOADS = [
     Workload(
         name="remote", binary="bench-remote", args=(), threads=MANY_THREADS,
         scale=0.15, callgrind_scale=0.002, smoke_scale=0.002,
-        what="issue 17, rpmalloc's shape: threads allocate 16 B .. 16 KiB, free 7/8 of "
+        what="rpmalloc's shape: threads allocate 16 B .. 16 KiB, free 7/8 of "
              "a neighbour's blocks, pause between rounds"),
     Workload(
         name="thread-pool", binary="bench-pool", args=(), threads=MANY_THREADS,
         scale=0.1, callgrind_scale=0.002, smoke_scale=0.001,
-        what="issue 17: a fixed pool of threads takes short tasks that allocate, free, "
+        what="a fixed pool of threads takes short tasks that allocate, free, "
              "and free a result another task left"),
     Workload(
         name="frag", binary="bench-frag", args=(), threads=SINGLE,

@@ -336,6 +336,19 @@ size_t AnonHugePageBytes() {
   return kb << 10;
 }
 
+// `bytes` of 16-page spans of class 1 from `heap`, every byte written; fewer if the heap
+// runs out.
+std::vector<Span*> WriteDenseSpans(PageHeap& heap, size_t bytes) {
+  std::vector<Span*> spans;
+  for (size_t done = 0; done < bytes; done += 16 * kPageSize) {
+    Span* s = heap.Allocate(16, 1, 1);
+    if (s == nullptr) break;
+    memset(HeapRegion::AddressOf(s->first_page), 1, 16 * kPageSize);
+    spans.push_back(s);
+  }
+  return spans;
+}
+
 // The heap's own count of bytes on hugepages agrees with the kernel's: spans of small
 // classes written densely, in a heap past kMinHeapForHugepages, are backed by hugepages
 // where the system lets them be, and counted as such; given back, they are not.
@@ -348,13 +361,8 @@ TEST(HugePageFiller, CoverageMatchesTheKernel) {
   ASSERT_NE(big, nullptr);
   const size_t kernel_before = AnonHugePageBytes();
   constexpr size_t kDense = size_t{64} << 20;
-  std::vector<Span*> spans;
-  for (size_t bytes = 0; bytes < kDense; bytes += 16 * kPageSize) {
-    Span* s = heap.Allocate(16, 1, 1);
-    ASSERT_NE(s, nullptr);
-    memset(HeapRegion::AddressOf(s->first_page), 1, 16 * kPageSize);
-    spans.push_back(s);
-  }
+  std::vector<Span*> spans = WriteDenseSpans(heap, kDense);
+  ASSERT_EQ(spans.size(), kDense / (16 * kPageSize));
   const size_t counted = heap.filler().hugepage_backed_bytes();
   const size_t kernel = AnonHugePageBytes() - kernel_before;
   if (heap.filler().on_hugepages()) {
@@ -401,13 +409,8 @@ TEST(HugePageFiller, DenseHugePagesAreCollapsedAfterTwoPasses) {
   EXPECT_EQ(heap.filler().collapses(), madvise_mode);
   const size_t kernel_before = AnonHugePageBytes();
   constexpr size_t kDense = size_t{32} << 20;
-  std::vector<Span*> spans;
-  for (size_t bytes = 0; bytes < kDense; bytes += 16 * kPageSize) {
-    Span* s = heap.Allocate(16, 1, 1);
-    ASSERT_NE(s, nullptr);
-    memset(HeapRegion::AddressOf(s->first_page), 1, 16 * kPageSize);
-    spans.push_back(s);
-  }
+  std::vector<Span*> spans = WriteDenseSpans(heap, kDense);
+  ASSERT_EQ(spans.size(), kDense / (16 * kPageSize));
   std::set<uintptr_t> hps = HugePagesOf(spans);
   // One span freed in the first hugepage after the first pass: it is not dense twice.
   EXPECT_EQ(heap.CollapseDense(64), 0u) << "collapsed at the first sight of density";
