@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace jstest {
 
@@ -150,6 +151,16 @@ size_t RssBytes() {
 }
 size_t VmBytes() {
   return StatmField(0);
+}
+
+size_t AnonHugePageBytes() {
+  char text[4096] = {};
+  const int fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  const ssize_t n = read(fd, text, sizeof(text) - 1);
+  close(fd);
+  const char* at = n > 0 ? strstr(text, "AnonHugePages:") : nullptr;
+  return at == nullptr ? 0 : strtoull(at + strlen("AnonHugePages:"), nullptr, 10) << 10;
 }
 
 void DisableTransparentHugePages() {

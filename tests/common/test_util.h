@@ -88,6 +88,9 @@ size_t FindNonZero(const void* p, size_t n);
 // Process memory as the kernel reports it (/proc/self/statm), in bytes.
 size_t RssBytes();
 size_t VmBytes();
+// The process's anonymous memory on transparent hugepages (AnonHugePages of
+// /proc/self/smaps_rollup), in bytes; 0 where the kernel has no such file. No heap use.
+size_t AnonHugePageBytes();
 
 // Turns transparent huge pages off for this process so RSS moves in 4 KiB steps
 // (RSS-bound tests call it first; every ctest test runs in its own process).

@@ -322,18 +322,8 @@ JSTEST_CHILD_MAIN(background_fork) {
 
 namespace {
 
-// /proc/self/smaps_rollup's AnonHugePages, in bytes; and the system's THP mode letter
-// ('a'lways, 'm'advise, 'n'ever) from the word in brackets.
-size_t AnonHugePageBytes() {
-  char text[4096] = {};
-  const int fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  const ssize_t n = read(fd, text, sizeof(text) - 1);
-  close(fd);
-  const char* at = n > 0 ? strstr(text, "AnonHugePages:") : nullptr;
-  return at == nullptr ? 0 : strtoull(at + strlen("AnonHugePages:"), nullptr, 10) << 10;
-}
-
+// The system's THP mode letter ('a'lways, 'm'advise, 'n'ever), from the word in
+// brackets.
 char ThpMode() {
   char text[128] = {};
   const int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
@@ -366,7 +356,7 @@ JSTEST_CHILD_MAIN(background_hugepages) {
     if (st.hugepage_backed >= want || NowNs() - start > kDeadlineNs) break;
     Nap(kPollNs);
   }
-  const size_t kernel = AnonHugePageBytes();
+  const size_t kernel = jstest::AnonHugePageBytes();
   // The copies kept every object's contents.
   size_t damaged = 0;
   for (size_t i = 0; i < kDenseObjects; ++i) {

@@ -23,6 +23,7 @@
 #include "os/thp.h"
 #include "size_class.h"
 #include "test_env.h"
+#include "test_util.h"
 
 namespace jsmalloc {
 namespace {
@@ -323,18 +324,7 @@ TEST(MemoryBackToTheOs, SmallObjectsFreedUnderLightActivity) {
   g_page_heap.set_decay_ns(saved_decay);
 }
 
-// AnonHugePages of /proc/self/smaps_rollup, in bytes (0 when the kernel has no such line).
-size_t AnonHugePageBytes() {
-  FILE* f = fopen("/proc/self/smaps_rollup", "r");
-  if (f == nullptr) return 0;
-  char line[256];
-  size_t kb = 0;
-  while (fgets(line, sizeof(line), f) != nullptr) {
-    if (sscanf(line, "AnonHugePages: %zu kB", &kb) == 1) break;
-  }
-  fclose(f);
-  return kb << 10;
-}
+using jstest::AnonHugePageBytes;
 
 // `bytes` of 16-page spans of class 1 from `heap`, every byte written; fewer if the heap
 // runs out.
