@@ -97,7 +97,7 @@ bool Push(size_t cls, void* p) {
   return PercpuTryPush(cls, p);
 }
 
-static_assert(os::kRseqSignature == 0x53053053, "the signature in the asm above");
+static_assert(os::kRseqSignature == 0x53053053, "the signature in percpu_fast.h's asm");
 
 // The calling thread's rseq area.
 void* RseqArea() {

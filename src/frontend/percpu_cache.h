@@ -20,12 +20,11 @@
 // stacks are set up on its first use. Header 0 (no class) says whether the slab is.
 //
 // Every thread still has its thread cache, for malloc's countdown and the sampler, but
-// with no room on any list. malloc and free have per-CPU bodies (fast_path.h,
-// percpu_fast.h) that the dynamic loader binds in this mode: they pop and push here
-// directly and reach the slow paths only on a miss. Every other entry (operator new,
-// calloc, realloc, ...) and builds without those bodies reach the thread cache's slow
-// paths (ThreadCacheRefill, ThreadCacheOverflow), which come here. The per-thread
-// mode's fast path is the same instructions as before.
+// with no room on any list, so every malloc and free leaves the fast path (fast_path.h)
+// by the cache's own slow-path entries: in this mode PercpuRefill and PercpuOverflow
+// (thread_cache.cpp), which pop and push inline (percpu_fast.h) and come here only on a
+// miss. Other callers of ThreadCacheRefill and ThreadCacheOverflow are sent to the same
+// two. The per-thread mode's fast path is the same instructions in both modes.
 #pragma once
 
 #include <cstddef>
