@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <vector>
 
 namespace jsmalloc {
 namespace {
@@ -84,6 +85,25 @@ TEST(SizeClass, AlignedLookupIsAligned) {
     }
   }
   EXPECT_EQ(AlignedSizeToClass(kMaxSmallSize + 1, 32), 0u);
+}
+
+// The lookup is the smallest fitting aligned class, for every size and alignment
+// (powers of two up to beyond the largest class, and a few that are not, which only a
+// careless operator new can pass): checked against a walk over the classes.
+TEST(SizeClass, AlignedLookupIsTheSmallestAlignedClass) {
+  auto walk = [](size_t n, size_t align) -> size_t {
+    for (size_t c = 1; c < kNumClasses; ++c)
+      if (ClassSize(c) >= n && ClassSize(c) % align == 0) return c;
+    return 0;
+  };
+  std::vector<size_t> aligns = {24, 48, 96, 640, 3 * kPageSize};
+  for (size_t a = 1; a <= 2 * kMaxSmallSize; a *= 2) aligns.push_back(a);
+  for (size_t align : aligns) {
+    for (size_t n = 1; n <= kMaxSmallSize; n += (n < 4096 ? 1 : 61)) {
+      ASSERT_EQ(AlignedSizeToClass(n, align), walk(n, align)) << "size " << n << " align " << align;
+    }
+    ASSERT_EQ(AlignedSizeToClass(kMaxSmallSize, align), walk(kMaxSmallSize, align));
+  }
 }
 
 }  // namespace
