@@ -64,7 +64,8 @@ void CheckLargeTail(const Span* s, const void* p) {
 
 // Large blocks are whole spans; huge ones (or large ones the heap cannot hold) are
 // their own mappings. Returns the block and whether it may hold old data.
-void* LargeAlloc(size_t size, size_t align, bool* maybe_dirty) {
+void* LargeAlloc(size_t size, size_t align, bool* maybe_dirty,
+                 RetainedSpans retained = RetainedSpans::kGiveBack) {
   EnsureGlobalInit();
   MaybeStartBackgroundThread();  // a program of large blocks may never use a thread cache
   *maybe_dirty = false;
@@ -73,7 +74,7 @@ void* LargeAlloc(size_t size, size_t align, bool* maybe_dirty) {
   if (size < HugeThreshold() && align <= (size_t{1} << 30)) {
     size_t npages = (size + kPageSize - 1) >> kPageShift;
     size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
-    Span* s = AllocateSpan(npages, align_pages, kPageLarge);
+    Span* s = AllocateSpan(npages, align_pages, kPageLarge, retained);
     if (s != nullptr) {
       void* p = HeapRegion::AddressOf(s->first_page);
       *maybe_dirty = s->committed;
@@ -103,7 +104,8 @@ void* SmallAlloc(size_t cls, size_t size) {
 // large span marked sampled or a huge mapping, whatever its size, so that the free of
 // an unsampled small object never needs to ask whether it was sampled.
 void* SampledAlloc(size_t size, size_t align, bool* maybe_dirty) {
-  void* p = LargeAlloc(size == 0 ? 1 : size, align, maybe_dirty);
+  void* p = LargeAlloc(size == 0 ? 1 : size, align, maybe_dirty,
+                       size <= kMaxSmallSize ? RetainedSpans::kKeep : RetainedSpans::kGiveBack);
   if (p == nullptr) return nullptr;
   bool huge = !HeapRegion::Contains(p);
   if (!huge) HeapRegion::SpanOf(p)->sampled = true;

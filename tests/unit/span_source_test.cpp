@@ -78,6 +78,21 @@ TEST_F(SpanSource, RetainedSpansGoBackBeforeTheHeapHandsOutASpan) {
   g_page_heap.Deallocate(large);
 }
 
+// A profiler's sample of a small object (RetainedSpans::kKeep) takes a span of its own
+// and leaves the classes their retained spans; the next span asked for as usual takes
+// them back.
+TEST_F(SpanSource, ASampleLeavesTheRetainedSpansWithTheirClasses) {
+  ASSERT_NO_FATAL_FAILURE(RetainSpans(kClassA, 2));
+  Span* sample = AllocateSpan(1, 1, kPageLarge, RetainedSpans::kKeep);
+  ASSERT_NE(sample, nullptr);
+  EXPECT_EQ(g_central[kClassA].retained(), 2u);
+  Span* large = AllocateSpan(1, 1, kPageLarge);
+  ASSERT_NE(large, nullptr);
+  EXPECT_EQ(g_central[kClassA].retained(), 0u);
+  g_page_heap.Deallocate(large);
+  g_page_heap.Deallocate(sample);
+}
+
 // A retained span that no fetch reuses goes back to the page heap once it has been idle
 // for the decay time; the sweep runs when spans are retained.
 TEST_F(SpanSource, IdleRetainedSpansGoBackAfterTheDecayTime) {
