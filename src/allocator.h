@@ -18,9 +18,10 @@ size_t ReleaseFreeMemory();
 // align: what the caller says p was allocated with (0: no alignment was asked for).
 void CheckSizedFree(void* p, size_t size, size_t align);
 
-// Internal (secure.cpp): a large block (or a huge one) of at least size bytes, and the
-// request of a large block, whose canary follows it.
-void* AllocateLarge(size_t size, size_t align);
+// Internal (secure.cpp): a large block (or a huge one) of at least size bytes and
+// whether it may hold old data, and the request of a large block, whose canary follows
+// it.
+void* AllocateLarge(size_t size, size_t align, bool* maybe_dirty);
 void SetLargeRequest(void* p, size_t requested);
 
 // Whether a sized free of p (not aligned) may be wrong, in a few instructions: a small

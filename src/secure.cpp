@@ -18,7 +18,8 @@
 //                  deep into its list; half of the mallocs swap the object they got
 //                  with the list's head.
 //   large blocks   get a guard page (PROT_NONE) after their last page and keep the
-//                  default build's tail canary; realloc always moves them.
+//                  default build's tail canary; realloc always moves them. A new
+//                  one reads as zero (its pages zeroed if they may hold old data).
 //   huge blocks    get a guard page after them.
 //   thread caches  end with a guard page (ThreadCache::secure_guard_room).
 #include "secure.h"
@@ -262,8 +263,13 @@ void* AllocateGuarded(size_t requested, size_t align) {
   size_t body = RoundUp(requested == 0 ? 1 : requested, kPageSize);
   if (requested > kMaxRequest || body + kGuardBytes < body) return OutOfMemory();
   CountAllocation(requested);
-  void* p = AllocateLarge(body + kGuardBytes, align);
+  bool dirty;
+  void* p = AllocateLarge(body + kGuardBytes, align, &dirty);
   if (p == nullptr) return nullptr;
+  // A read of a new block sees zeros, as a small one's does, not an old block's data
+  // (as calloc: only when its pages may hold any). Freed large blocks are not zeroed:
+  // see docs/design.md, "Secure library", for what that cost.
+  if (dirty && LargeSpanOf(p) != nullptr) memset(p, 0, body);
   if (LargeSpanOf(p) != nullptr) SetLargeRequest(p, requested);
   if (!os::Protect(static_cast<char*>(p) + body, kGuardBytes, false)) {
     SecureFree(p);
@@ -314,10 +320,9 @@ void SecureFree(void* p) {
 void* SecureCalloc(size_t count, size_t size) {
   size_t bytes;
   if (__builtin_mul_overflow(count, size, &bytes)) return OutOfMemory();
-  void* p = SecureMalloc(bytes);
-  // Small objects are zero already; large ones may come from pages that held data.
-  if (p != nullptr && SmallClassOf(p) == 0) memset(p, 0, bytes);
-  return p;
+  // Every new block reads as zero already: small ones are zeroed at free, large ones
+  // when handed out (AllocateGuarded), huge ones are fresh mappings.
+  return SecureMalloc(bytes);
 }
 
 size_t SecureUsableSize(const void* p, const char* what) {

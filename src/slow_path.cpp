@@ -277,9 +277,8 @@ size_t UsableSize(const void* p) {
   return info.usable;
 }
 
-void* AllocateLarge(size_t size, size_t align) {
-  bool dirty;
-  return LargeAlloc(size, align, &dirty);
+void* AllocateLarge(size_t size, size_t align, bool* maybe_dirty) {
+  return LargeAlloc(size, align, maybe_dirty);
 }
 
 void SetLargeRequest(void* p, size_t requested) {
