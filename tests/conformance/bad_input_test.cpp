@@ -60,6 +60,7 @@ struct Block {
 
 // ---- free of pointers jsmalloc never handed out ----
 
+// README row: free of a wild, stack, global, interior or misaligned pointer
 TEST(BadInput, InvalidFreeWildAddress) {
   void* wild = reinterpret_cast<void*>(uintptr_t{0x12345678});
   EXPECT_EXIT(fn::free_(wild), kAborts, InvalidFree(wild));
@@ -72,6 +73,7 @@ TEST(BadInput, InvalidFreeStackAddress) {
   EXPECT_EXIT(fn::free_(stack), kAborts, InvalidFree(stack));
 }
 
+// README row: free of a wild, stack, global, interior or misaligned pointer
 TEST(BadInput, InvalidFreeGlobalAddress) {
   void* g = jstest::Opaque(static_cast<void*>(g_global_buffer));
   EXPECT_EXIT(fn::free_(g), kAborts, InvalidFree(g));
@@ -82,6 +84,7 @@ TEST(BadInput, InvalidFreeInsideSmallPlus16) {
   EXPECT_EXIT(fn::free_(At(b.p, 16)), kAborts, InvalidFree(At(b.p, 16)));
 }
 
+// README row: free of a wild, stack, global, interior or misaligned pointer
 TEST(BadInput, InvalidFreeInsideSmallPlus1) {
   Block b(jstest::kSmallSize);
   EXPECT_EXIT(fn::free_(At(b.p, 1)), kAborts, InvalidFree(At(b.p, 1)));
@@ -281,6 +284,7 @@ TEST(BadInput, ReallocAfterFreeSmall) {
       kAborts, DoubleFree(b.p));
 }
 
+// README row: double free / realloc of freed memory, large and huge
 TEST(BadInput, ReallocAfterFreeLarge) {
   Block b(jstest::kLargeSize);
   EXPECT_EXIT(
@@ -291,6 +295,7 @@ TEST(BadInput, ReallocAfterFreeLarge) {
       kAborts, DoubleFree(b.p));
 }
 
+// README row: double free / realloc of freed memory, large and huge
 TEST(BadInput, ReallocAfterFreeHuge) {
   Block b(jstest::kHugeSize);
   EXPECT_EXIT(
@@ -349,6 +354,7 @@ std::string HeapOverflow(const void* p) {
   return "jsmalloc: heap overflow " + jstest::AddrRegex(p);
 }
 
+// README row: overflow past a large block's size
 TEST(BadInput, OverflowOfALargeBlockByOneByteIsSeenAtFree) {
   // The bytes after a large block's request hold a canary (the free is a slow call).
   const size_t n = jstest::kLargeSize + 10;
@@ -393,6 +399,7 @@ TEST(BadInput, ReallocOfALargeBlockMovesItsCanary) {
   fn::free_(p);
 }
 
+// README row: sized free / sized delete, size the class cannot hold
 TEST(BadInput, SizedDeleteWithASizeTheBlockCannotHold) {
   void* p = fn::new_(100);
   EXPECT_EXIT(fn::delete_sized_(p, 5000), kAborts,

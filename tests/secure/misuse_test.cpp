@@ -81,10 +81,12 @@ void ExpectDoubleFreeCaught(size_t size) {
   js_free(p);
 }
 
+// README row: double free, small, right after the first
 TEST(Misuse, DoubleFreeSmall) {
   ExpectDoubleFreeCaught(100);
 }
 
+// README row: double free, small, after a write to the freed block's word 1
 TEST(Misuse, DoubleFreeSmallAfterItsMarkerWasOverwritten) {
   // A write after free hit word 1 (the default build's free marker) first. The secure
   // library sees the object's zeroed tag instead; in the default one the block goes on
@@ -100,26 +102,31 @@ TEST(Misuse, DoubleFreeSmallAfterItsMarkerWasOverwritten) {
   js_free(p);
 }
 
+// README row: double free / realloc of freed memory, large and huge
 TEST(Misuse, DoubleFreeLarge) {
   ExpectDoubleFreeCaught(300 * 1024);
 }
 
+// README row: double free / realloc of freed memory, large and huge
 TEST(Misuse, DoubleFreeHuge) {
   ExpectDoubleFreeCaught(80 << 20);
 }
 
+// README row: free of a wild, stack, global, interior or misaligned pointer
 TEST(Misuse, FreeOfAnInteriorPointer) {
   void* p = js_malloc(100);
   EXPECT_EXIT(js_free(Bytes(p) + 8), kAborts, Message("invalid free", Bytes(p) + 8));
   js_free(p);
 }
 
+// README row: free of a wild, stack, global, interior or misaligned pointer
 TEST(Misuse, FreeOfAStackPointer) {
   alignas(64) char buf[64];
   void* stack = jstest::Opaque(static_cast<void*>(buf));
   EXPECT_EXIT(js_free(stack), kAborts, Message("invalid free", stack));
 }
 
+// README row: realloc of freed memory, small
 TEST(Misuse, ReallocOfAFreedBlock) {
   void* p = js_malloc(100);
   EXPECT_EXIT(
@@ -131,12 +138,14 @@ TEST(Misuse, ReallocOfAFreedBlock) {
   js_free(p);
 }
 
+// README row: sized free / sized delete, size the class cannot hold
 TEST(Misuse, SizedFreeWithASizeTheBlockCannotHold) {
   void* p = js_malloc(100);
   EXPECT_EXIT(js_free_sized(p, 4000), kAborts, "jsmalloc: sized free with wrong size");
   js_free(p);
 }
 
+// README row: sized free, size above the request but within its class; wrong alignment
 TEST(Misuse, SizedFreeAboveTheRequestWithinItsClass) {
   // 110 for a 100-byte block: both in the 112-byte class. Only the secure library
   // knows the request.
@@ -149,6 +158,7 @@ TEST(Misuse, SizedFreeAboveTheRequestWithinItsClass) {
   js_free(p);
 }
 
+// README row: sized free, size above the request but within its class; wrong alignment
 TEST(Misuse, AlignedFreeWithAnAlignmentTheBlockDoesNotHave) {
   // The second of two 64-aligned blocks of 64 bytes is not 4096-aligned.
   void* a = js_aligned_alloc(64, 64);
@@ -166,6 +176,7 @@ TEST(Misuse, AlignedFreeWithAnAlignmentTheBlockDoesNotHave) {
 
 // ---- overflows ----
 
+// README row: overflow of a small block by 1 byte, 8 bytes, many bytes
 TEST(Misuse, OverflowByOneByteOfASmallBlock) {
   void* p = js_malloc(100);  // class 112 by default: the byte lands in the slack
   auto body = [p] {
@@ -177,6 +188,7 @@ TEST(Misuse, OverflowByOneByteOfASmallBlock) {
   js_free(p);
 }
 
+// README row: overflow of a small block by 1 byte, 8 bytes, many bytes
 TEST(Misuse, OverflowByOneByteSeenByRealloc) {
   void* p = js_malloc(100);
   auto body = [p] {
@@ -188,6 +200,7 @@ TEST(Misuse, OverflowByOneByteSeenByRealloc) {
   js_free(p);
 }
 
+// README row: overflow of a small block by 1 byte, 8 bytes, many bytes
 TEST(Misuse, OverflowBy8BytesIntoALiveNeighbour) {
   void* p = js_malloc(112);  // exactly a class by default: the write reaches the neighbour
   auto body = [p] {
@@ -199,6 +212,7 @@ TEST(Misuse, OverflowBy8BytesIntoALiveNeighbour) {
   js_free(p);
 }
 
+// README row: overflow of a small block by 1 byte, 8 bytes, many bytes
 TEST(Misuse, OverflowByManyBytesOfASmallBlock) {
   void* p = js_malloc(64);
   auto body = [p] {
@@ -210,6 +224,7 @@ TEST(Misuse, OverflowByManyBytesOfASmallBlock) {
   js_free(p);
 }
 
+// README row: underflow into the block below
 TEST(Misuse, UnderflowIntoTheBlockBefore) {
   // A write just before a block lands in the tail of the object before it: in the
   // secure library its tag, seen when that object is freed. Both builds put 100 bytes
@@ -231,6 +246,7 @@ TEST(Misuse, UnderflowIntoTheBlockBefore) {
   for (char* p : ps) js_free(p);
 }
 
+// README row: overflow past a large block's size
 TEST(Misuse, OverflowByOneByteOfALargeBlock) {
   // Both builds: the bytes after a large block's request hold a canary.
   void* p = js_malloc(300 * 1024 + 10);
@@ -243,6 +259,7 @@ TEST(Misuse, OverflowByOneByteOfALargeBlock) {
   js_free(p);
 }
 
+// README row: overflow past a large block's last page, past a huge block
 TEST(Misuse, OverflowOfALargeBlockEndingOnAPage) {
   // No slack: the secure library's guard page faults at once; the default build's next
   // page may be anything of the heap.
@@ -256,6 +273,7 @@ TEST(Misuse, OverflowOfALargeBlockEndingOnAPage) {
   js_free(p);
 }
 
+// README row: overflow past a large block's last page, past a huge block
 TEST(Misuse, OverflowOfAHugeBlock) {
   const size_t size = size_t{80} << 20;
   void* p = js_malloc(size);
@@ -269,6 +287,7 @@ TEST(Misuse, OverflowOfAHugeBlock) {
 
 // ---- use after free ----
 
+// README row: write after free, small block
 TEST(Misuse, WriteAfterFreeOfASmallBlock) {
   void* p = js_malloc(256);
   auto body = [p] {
@@ -282,6 +301,7 @@ TEST(Misuse, WriteAfterFreeOfASmallBlock) {
   js_free(p);
 }
 
+// README row: write after free over the free-list link
 #if defined(JSMALLOC_SECURE)  // the default build would follow the damaged link
 TEST(Misuse, WriteAfterFreeOfTheFreeListLink) {
   // Word 0 of a free object is its list link. The secure library checks each link it
@@ -299,6 +319,7 @@ TEST(Misuse, WriteAfterFreeOfTheFreeListLink) {
 }
 #endif
 
+// README row: write after free, small block
 #if defined(JSMALLOC_SECURE)  // the default build would follow the damaged link
 TEST(Misuse, WriteAfterFreeOfAQuarantinedObjectsFirstWords) {
   // While in the quarantine, a free object's first two words are known (0, the free
@@ -316,6 +337,7 @@ TEST(Misuse, WriteAfterFreeOfAQuarantinedObjectsFirstWords) {
 }
 #endif
 
+// README row: read after free (small block); read of a new block (uninitialised)
 TEST(Misuse, ReadAfterFreeSeesZerosInTheSecureLibrary) {
   // What a read of freed memory sees: the secure library zeroed the object at free.
   char* p = Bytes(js_malloc(256));
@@ -329,6 +351,7 @@ TEST(Misuse, ReadAfterFreeSeesZerosInTheSecureLibrary) {
     EXPECT_EQ(stale, 0x7878787878787878u);  // the old data, unseen
 }
 
+// README row: read after free (small block); read of a new block (uninitialised)
 TEST(Misuse, UninitialisedReadSeesZerosInTheSecureLibrary) {
   char* p = Bytes(js_malloc(256));
   memset(p, 'x', 256);
@@ -348,6 +371,18 @@ TEST(Misuse, UninitialisedReadSeesZerosInTheSecureLibrary) {
 // that would cost: docs/design.md, "Secure library").
 constexpr size_t kLargeBlock = 256 * 1024;
 
+// README row: read after free, large block
+TEST(Misuse, ReadAfterFreeOfALargeBlockSeesOldData) {
+  // Not zeroed at its free in either build (docs/design.md, "Secure library").
+  char* p = Bytes(js_malloc(kLargeBlock));
+  memset(p, 'x', kLargeBlock);
+  js_free(p);
+  uint64_t stale = 0;
+  memcpy(&stale, p + kLargeBlock / 2, sizeof stale);  // the program's mistake, on purpose
+  EXPECT_EQ(stale, 0x7878787878787878u);
+}
+
+// README row: read after free (small block); read of a new block (uninitialised)
 TEST(Misuse, UninitialisedReadOfALargeBlockSeesZerosInTheSecureLibrary) {
   // A block written, freed and handed out again: the secure library zeroes it when it
   // is handed out (its pages may hold old data).
@@ -369,6 +404,7 @@ TEST(Misuse, UninitialisedReadOfALargeBlockSeesZerosInTheSecureLibrary) {
 
 // ---- layout ----
 
+// README row: reuse order
 TEST(Misuse, ReuseOrderIsRandomisedInTheSecureLibrary) {
   // 16 objects freed, then 16 allocated: the default build hands them back last freed
   // first (LIFO), the secure library in an order an attacker cannot plan on. A few
@@ -387,6 +423,7 @@ TEST(Misuse, ReuseOrderIsRandomisedInTheSecureLibrary) {
   for (void* p : again) js_free(p);
 }
 
+// README row: malloc_usable_size
 TEST(Misuse, UsableSizeIsTheRequestInTheSecureLibrary) {
   void* p = js_malloc(100);
   EXPECT_EQ(js_usable_size(p), kSecure ? 100u : 112u);

@@ -101,6 +101,7 @@ class FourMiBCacheLimit {
 // reported as skipped.
 
 #if defined(JSMALLOC_SECURE)
+// README row: stray write past a thread's cache (allocator metadata)
 TEST(ThreadCacheDeathTest, SecureCacheIsFollowedByAGuardPage) {
   testing::EnsureAllocator();
   js_free(js_malloc(16));  // the thread has a cache now
