@@ -10,6 +10,7 @@
 #include "free_list.h"
 #include "size_class.h"
 #include "test_env.h"
+#include "test_util.h"
 
 namespace jsmalloc {
 namespace {
@@ -314,6 +315,31 @@ TEST_F(CentralFixture, WholeFreeListOfASpanGoesOutAsAChain) {
   cfl.ReturnRun(run + (20 * size), static_cast<uint32_t>(run_count - 20));
   ExpectAllBack(cfl);
 }
+
+#if defined(JSMALLOC_SECURE)
+// The secure library checks each link the middle tier walks, as the thread cache does
+// each one it pops: a link into an object's middle (in the same span) or out of the
+// heap is reported with the object it was read from, not followed. (The default build
+// would follow both.)
+TEST_F(CentralFixture, SecureWalksReportACorruptedLink) {
+  UseClass(7);  // 112 bytes
+  ASSERT_EQ(Take(), 0);
+  ASSERT_GE(run_count, 8);
+  std::vector<void*> objs = ObjectsFrom(run, 8, size);
+  for (size_t i = 0; i + 1 < objs.size(); ++i) SetListNext(objs[i], objs[i + 1]);
+  SetListNext(objs.back(), nullptr);
+  void* rest = nullptr;
+  SetListNext(objs[3], static_cast<char*>(objs[5]) + 16);
+  EXPECT_DEATH(cfl.InsertList(objs[0], 8, &rest),
+               "jsmalloc: corrupted free list " + jstest::AddrRegex(objs[3]));
+  SetListNext(objs[3], reinterpret_cast<void*>(uintptr_t{0x10000}));
+  EXPECT_DEATH(cfl.InsertList(objs[0], 8, &rest),
+               "jsmalloc: corrupted free list " + jstest::AddrRegex(objs[3]));
+  SetListNext(objs[3], objs[4]);  // mended: taken whole
+  EXPECT_EQ(cfl.InsertList(objs[0], 8, &rest), 8u);
+  EXPECT_EQ(rest, nullptr);
+}
+#endif
 
 }  // namespace
 }  // namespace jsmalloc
