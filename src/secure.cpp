@@ -14,9 +14,9 @@
 //                  Each thread-cache pop checks the link it followed (in the heap, of
 //                  the list's class, at an object's start): "corrupted free list".
 //                  Reuse is randomised: a free takes one of 4 quarantine slots of its
-//                  class (up to 4 KiB) and evicts its object, which goes 0-3 objects
-//                  deep into its list; half of the mallocs swap the object they got
-//                  with the list's head.
+//                  class (up to 4 KiB; above, one slot, half of the time) and evicts
+//                  its object, which goes 0-3 objects deep into its list; half of the
+//                  mallocs swap the object they got with the list's head.
 //   large blocks   get a guard page (PROT_NONE) after their last page and keep the
 //                  default build's tail canary; realloc always moves them. A new
 //                  one reads as zero (its pages zeroed if they may hold old data).
@@ -187,10 +187,13 @@ void CheckQuarantined(void* q) {
 // Free object p (class cls) takes a random one of the class's quarantine slots; returns
 // the object it evicts (nullptr if the slot was empty), which goes on the list. Freed
 // objects come back after a random number of frees, not at once. Classes above 4 KiB
-// have none: four objects of each would hold too much memory.
+// have one slot, which a free takes half of the time (so an object waits there for a
+// number of frees drawn from a geometric distribution): four objects of each would
+// hold up to 6 MiB a thread, one holds at most 1.5 MiB.
 void* Quarantine(ThreadCache* tc, void* p, size_t cls) {
-  if (kClasses[cls].size > 4096) return p;
-  void*& slot = tc->secure_quarantine[cls][Random(tc) & 3];
+  const uint64_t r = Random(tc);
+  if (kClasses[cls].size > 4096 && (r & 4) != 0) return p;
+  void*& slot = tc->secure_quarantine[cls][kClasses[cls].size > 4096 ? 0 : r & 3];
   void* evicted = slot;
   slot = p;
   if (evicted != nullptr) CheckQuarantined(evicted);

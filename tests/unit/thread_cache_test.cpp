@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <barrier>
 #include <chrono>
@@ -21,6 +22,7 @@
 #include "backend/page_heap.h"
 #include "middle/middle.h"
 #include "options.h"
+#include "secure.h"
 #include "size_class.h"
 #include "test_env.h"
 
@@ -113,6 +115,27 @@ TEST(ThreadCacheDeathTest, SecureCacheIsFollowedByAGuardPage) {
   // A cache made and deleted by another thread leaves a record the pool can reuse.
   std::thread([] { js_free(js_malloc(16)); }).join();
   std::thread([] { js_free(js_malloc(16)); }).join();
+}
+
+// Classes above 4 KiB have one quarantine slot, which a free takes half of the time: of
+// 64 objects freed, one is held there (that all 64 passed it by: a chance of 2^-64),
+// and no malloc hands it out until a later free evicts it.
+TEST(ThreadCache, SecureQuarantineHoldsAnObjectOfALargeClass) {
+  testing::EnsureAllocator();
+  constexpr size_t kSize = 8192;
+  const size_t cls = SizeToClass(kSize + kSecureTagBytes);
+  std::vector<void*> objs;
+  for (int i = 0; i < 64; ++i) objs.push_back(js_malloc(kSize));
+  for (void* p : objs) js_free(p);
+  ThreadCache* tc = tl_thread.cache;
+  void* held = tc->secure_quarantine[cls][0];
+  ASSERT_NE(held, nullptr);
+  EXPECT_NE(std::find(objs.begin(), objs.end(), held), objs.end());
+  for (int k = 1; k < 4; ++k) EXPECT_EQ(tc->secure_quarantine[cls][k], nullptr);
+  std::vector<void*> again;
+  for (int i = 0; i < 100; ++i) again.push_back(js_malloc(kSize));
+  EXPECT_EQ(std::find(again.begin(), again.end(), held), again.end());
+  for (void* p : again) js_free(p);
 }
 #endif
 
