@@ -158,11 +158,13 @@ BlockInfo Classify(const void* p, const char* invalid_what) {
 }
 
 // Memcheck mode: a small object freed goes straight to the middle tier (no thread has
-// a cache), its free marker set as the fast path would.
+// a cache), its free marker set as the fast path would. Not through the transfer cache,
+// whose slots keep the pointers they handed out: memcheck's leak search would find them
+// and call a leaked block reused from there "still reachable".
 void FreeSmallUnderMemcheck(void* p) {
   size_t cls = HeapRegion::ClassAt(HeapRegion::PageOf(p));
   static_cast<uintptr_t*>(p)[1] = FreeMarker(p);
-  MiddleInsert(cls, &p, 1);
+  MiddleInsert(cls, &p, 1, /*share=*/false);
 }
 
 // Memcheck mode: realloc always moves the block, so that memcheck sees the old block

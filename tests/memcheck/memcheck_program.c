@@ -128,6 +128,11 @@ static int clean(void) {
 }
 
 static __attribute__((noinline)) void leak(void) {
+  /* Blocks freed first, so that the lost one is a reused block, whose address jsmalloc
+   * has held in its free lists. */
+  void* reused[8];
+  for (int i = 0; i < 8; ++i) reused[i] = do_malloc(100);
+  for (int i = 0; i < 8; ++i) do_free(reused[i]);
   char* volatile p = do_malloc(100);
   memset(p, 1, 100);
   p = NULL; /* the only pointer to the block */
