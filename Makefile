@@ -3,7 +3,7 @@
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all release debug test bench deps-build deps-test deps-bench install format clean
+.PHONY: all release debug test fuzz bench deps-build deps-test deps-bench install format clean
 
 all: release
 
@@ -25,6 +25,12 @@ debug: deps-build
 
 test: deps-test release
 	cd build/release && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+# The libFuzzer target for FUZZ_SECONDS (600) in a clang build of its own; crashes are
+# saved as build/fuzz/crash-*, new inputs under build/fuzz/corpus.
+FUZZ_SECONDS ?= 600
+fuzz: deps-test
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run_fuzz.sh $(CURDIR) $(CURDIR)/build/fuzz long
 
 bench: deps-bench release
 	bench/run

@@ -5,6 +5,7 @@
 #include "middle/span_source.h"
 #include "os/sys.h"
 #include "report.h"
+#include "valgrind_hooks.h"
 
 namespace jsmalloc {
 
@@ -26,6 +27,7 @@ constexpr uint64_t kMinPeriodNs = 1000000;
 // Holds no lock while it sleeps and makes no allocation, so it has no thread cache to
 // keep memory in; it never exits, and being detached needs no join at process exit.
 void* BackgroundMain(void*) {
+  ValgrindQuiet quiet;  // the thread runs allocator code only (valgrind_hooks.h)
   os::NameThisThread("jsmalloc-bg");
   for (;;) {
     // Read each time, as the page heap does: set_decay_ns may change it at any time.

@@ -18,6 +18,7 @@
 #include "os/sys.h"
 #include "profiler.h"
 #include "report.h"
+#include "valgrind_hooks.h"
 
 namespace jsmalloc {
 
@@ -133,6 +134,7 @@ void EnsureGlobalInitSlow() {
   SetHugepageCollapse(GetOption(Option::kBackgroundThread) != 0);
   g_region.Init(static_cast<size_t>(GetOption(Option::kHeapReserve)));
   g_percpu_fallback = PercpuCacheInit();
+  ValgrindInit();  // memcheck mode, before any thread has a cache (valgrind_hooks.h)
   __atomic_store_n(&g_init_done, 1, __ATOMIC_RELEASE);
   // These may call malloc; the allocator is ready for that now.
   ThreadCacheGlobalInit();

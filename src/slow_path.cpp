@@ -16,6 +16,7 @@
 #include "profiler.h"
 #include "report.h"
 #include "secure.h"
+#include "valgrind_hooks.h"
 
 namespace jsmalloc {
 
@@ -35,7 +36,12 @@ size_t HugeThreshold() {
 
 void* HugeAlloc(size_t size, size_t align) {
   void* p = g_huge.Allocate(size, align);
-  return p != nullptr ? p : OutOfMemory();
+  if (p == nullptr) return OutOfMemory();
+  if (UnderMemcheck()) {
+    HugeRegistry::Lookup state;
+    ValgrindAllocated(p, size, g_huge.UsableSize(p, &state), false);
+  }
+  return p;
 }
 
 // The bytes after a large block's request, up to 8 before the end of its last page, hold
@@ -83,6 +89,7 @@ void* LargeAlloc(size_t size, size_t align, bool* maybe_dirty,
       // (realloc copies blocks offset for offset). Clean pages are zero already.
       if (s->committed) static_cast<uintptr_t*>(p)[1] = 0;
       StampLargeTail(s, p, size);
+      if (UnderMemcheck()) ValgrindAllocated(p, size, size_t{s->npages} << kPageShift, false);
       return p;
     }
   }
@@ -128,7 +135,9 @@ BlockInfo Classify(const void* p, const char* invalid_what) {
     uintptr_t page = offset >> kPageShift;
     uint8_t cls = HeapRegion::ClassAt(page);
     if (cls > 0 && cls < kNumClasses) {
-      if (StartsObject(g_pagemap.classes, cls, offset)) {
+      // kClassMagic, not the pagemap's copy: in memcheck mode (valgrind_hooks.h) that
+      // one fails every pointer.
+      if (offset * kClassMagic[cls] < kClassMagic[cls]) {
         if (static_cast<const uintptr_t*>(p)[1] == FreeMarker(p))
           ReportBadPointer("double free", p);
         return BlockInfo{Kind::kSmall, kClasses[cls].size, nullptr};
@@ -150,9 +159,32 @@ BlockInfo Classify(const void* p, const char* invalid_what) {
   ReportBadPointer(invalid_what, p);
 }
 
+// Memcheck mode: a small object freed goes straight to the middle tier (no thread has
+// a cache), its free marker set as the fast path would. Not through the transfer cache,
+// whose slots keep the pointers they handed out: memcheck's leak search would find them
+// and call a leaked block reused from there "still reachable".
+void FreeSmallUnderMemcheck(void* p) {
+  size_t cls = HeapRegion::ClassAt(HeapRegion::PageOf(p));
+  static_cast<uintptr_t*>(p)[1] = FreeMarker(p);
+  MiddleInsert(cls, &p, 1, /*share=*/false);
+}
+
+// Memcheck mode: realloc always moves the block, so that memcheck sees the old block
+// freed and a new one of the new size, and copies what memcheck knows the block holds.
+void* MoveUnderMemcheck(void* p, size_t size, const BlockInfo& info) {
+  if (info.kind == Kind::kLarge) CheckLargeTail(info.span, p);
+  size_t old_size = ValgrindBlockSize(p, info.usable);
+  void* q = Malloc(size);
+  if (q == nullptr) return nullptr;
+  memcpy(q, p, size < old_size ? size : old_size);
+  Free(p);
+  return q;
+}
+
 }  // namespace
 
 void* MallocSlow(size_t size) {
+  ValgrindQuiet quiet;
   if (ThreadCacheCountdownRanOut() && ProfilerWantsSample()) {
     bool dirty;
     return SampledAlloc(size, 1, &dirty);
@@ -164,7 +196,9 @@ void* MallocSlow(size_t size) {
 
 void FreeSlow(void* p) {
   if (p == nullptr) return;
+  ValgrindQuiet quiet;
   BlockInfo info = Classify(p, "invalid free");
+  if (UnderMemcheck()) ValgrindFreed(p);
   switch (info.kind) {
     case Kind::kLarge:
       CheckLargeTail(info.span, p);
@@ -178,6 +212,7 @@ void FreeSlow(void* p) {
       if (g_huge.Free(p) != HugeRegistry::Lookup::kLive) ReportBadPointer("double free", p);
       return;
     case Kind::kSmall:
+      if (UnderMemcheck()) return FreeSmallUnderMemcheck(p);
       // The fast path frees every small object; one it refused fails Classify too.
       InternalError("small object on the slow free path", __FILE__, __LINE__);
   }
@@ -185,6 +220,7 @@ void FreeSlow(void* p) {
 
 void* Calloc(size_t count, size_t size) {
   if constexpr (kSecure) return SecureCalloc(count, size);
+  ValgrindQuiet quiet;
   size_t bytes;
   if (__builtin_mul_overflow(count, size, &bytes)) return OutOfMemory();
   if (bytes <= kMaxSmallSize) {
@@ -196,12 +232,17 @@ void* Calloc(size_t count, size_t size) {
   void* p = CountAllocation(bytes) && ProfilerWantsSample() ? SampledAlloc(bytes, 1, &dirty)
                                                             : LargeAlloc(bytes, 1, &dirty);
   // Fresh or released pages already read as zero: do not touch (and commit) them.
-  if (p != nullptr && dirty) memset(p, 0, bytes);
+  if (p != nullptr && dirty) {
+    memset(p, 0, bytes);
+  } else if (p != nullptr && UnderMemcheck()) {
+    ValgrindMarkDefined(p, bytes);
+  }
   return p;
 }
 
 void* Realloc(void* p, size_t size) {
   if constexpr (kSecure) return SecureRealloc(p, size);
+  ValgrindQuiet quiet;
   if (p == nullptr) return Malloc(size);
   if (size == 0) {
     Free(p);
@@ -209,6 +250,7 @@ void* Realloc(void* p, size_t size) {
   }
   BlockInfo info = Classify(p, "invalid realloc");
   if (size > kMaxRequest) return OutOfMemory();
+  if (UnderMemcheck()) return MoveUnderMemcheck(p, size, info);
   switch (info.kind) {
     case Kind::kSmall:
       // Stay when the block still fits and is not more than twice what is needed.
@@ -251,6 +293,7 @@ void* Realloc(void* p, size_t size) {
 
 void* AlignedAlloc(size_t align, size_t size) {
   if constexpr (kSecure) return SecureAlignedAlloc(align, size);
+  ValgrindQuiet quiet;
   if (align <= 16) return Malloc(size);
   if (size > kMaxRequest) return OutOfMemory();
   if (CountAllocation(size) && ProfilerWantsSample()) {
@@ -271,9 +314,11 @@ void* AlignedAlloc(size_t align, size_t size) {
 size_t UsableSize(const void* p) {
   if (p == nullptr) return 0;
   if constexpr (kSecure) return SecureUsableSize(p, "invalid pointer");
+  ValgrindQuiet quiet;
   BlockInfo info = Classify(p, "invalid pointer");
   // The program may now use the whole block: its canary goes (nothing is past the end).
   if (info.kind == Kind::kLarge) info.span->requested = info.usable;
+  if (UnderMemcheck()) ValgrindGrowToUsable(const_cast<void*>(p), info.usable);
   return info.usable;
 }
 
@@ -287,6 +332,7 @@ void SetLargeRequest(void* p, size_t requested) {
 
 void CheckSizedFree(void* p, size_t size, size_t align) {
   if (p == nullptr || GetOption(Option::kCheckSizedFree) == 0) return;
+  ValgrindQuiet quiet;
   if (align != 0 && (!IsPowerOfTwo(align) || reinterpret_cast<uintptr_t>(p) % align != 0))
     ReportAlignedFreeMismatch(p, align);
   // Not UsableSize, which lets the program have a large block's canary.
@@ -300,6 +346,7 @@ void CheckSizedFree(void* p, size_t size, size_t align) {
 }
 
 size_t ReleaseFreeMemory() {
+  ValgrindQuiet quiet;
   EnsureGlobalInit();
   ThreadCacheFlushCurrent();
   PercpuCacheDrainAll();

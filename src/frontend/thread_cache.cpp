@@ -15,6 +15,7 @@
 #include "options.h"
 #include "sampler.h"
 #include "secure.h"
+#include "valgrind_hooks.h"
 
 namespace jsmalloc {
 
@@ -314,6 +315,7 @@ void SetCountdown(ThreadCache* tc) {
 ThreadCache* CreateForThisThread() {
   if (tl_thread.state != ThreadState::kNone) return nullptr;
   EnsureGlobalInit();
+  if (UnderMemcheck()) return nullptr;  // every call takes a slow path (valgrind_hooks.h)
   tl_thread.state = ThreadState::kBusy;
   ThreadCache* tc = g_cache_pool.New();
   if (tc == nullptr) {

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# memcheck.<mode>: runs memcheck_program <mode> under valgrind's memcheck and checks that
+# memcheck reported exactly what the mode does wrong (and nothing for "clean").
+# Fails, never skips, without valgrind or when jsmalloc was built without its headers:
+# tools/install-deps test installs valgrind, headers included.
+#   usage: run_memcheck.sh <program> <mode> <client requests compiled in: ON|OFF>
+set -uo pipefail
+prog=$1 mode=$2 requests=$3
+if ! command -v valgrind >/dev/null 2>&1; then
+  echo "run_memcheck: valgrind is not installed (tools/install-deps test installs it)" >&2
+  exit 1
+fi
+if [ "$requests" != ON ]; then
+  echo "run_memcheck: jsmalloc was built without valgrind/memcheck.h: no client requests" >&2
+  exit 1
+fi
+# By default memcheck replaces malloc in the main program too, and would test itself:
+# nouserintercepts leaves jsmalloc's in place, as in a -static program. The js_* calls
+# it never replaces: "prefixed" runs with valgrind's defaults.
+synonyms=(--soname-synonyms=somalloc=nouserintercepts)
+[ "$mode" = prefixed ] && synonyms=()
+out=$(valgrind --tool=memcheck --leak-check=full --error-exitcode=99 "${synonyms[@]}" \
+  "$prog" "$mode" 2>&1)
+rc=$?
+printf '%s\n' "$out"
+failed=0
+expect() {  # <extended regexp> <what memcheck should have said>
+  if ! grep -qE -- "$1" <<<"$out"; then
+    echo "run_memcheck: $mode: memcheck did not report $2" >&2
+    failed=1
+  fi
+}
+# Exactly the errors the mode makes: none more from jsmalloc's own workings.
+errors() {
+  expect "ERROR SUMMARY: $1 errors? from" "$1 error(s) in all"
+  local want_rc=99
+  [ "$1" -eq 0 ] && want_rc=0
+  if [ "$rc" -ne "$want_rc" ]; then
+    echo "run_memcheck: $mode: exit status $rc, expected $want_rc" >&2
+    failed=1
+  fi
+}
+case $mode in
+  clean)
+    errors 0
+    expect "memcheck_program: clean run ok" "(the program's own checks failed)"
+    if grep -qE "definitely lost: [1-9]" <<<"$out"; then
+      echo "run_memcheck: clean: memcheck found a leak" >&2
+      failed=1
+    fi
+    ;;
+  leak)
+    errors 1
+    expect "definitely lost: 100 bytes in 1 blocks" "the lost 100-byte block"
+    ;;
+  uaf)
+    errors 1
+    expect "Invalid read of size 1" "the invalid read"
+    expect "is 20 bytes inside a block of size 64 free'd" "it as a read of a freed block"
+    ;;
+  overflow)
+    errors 1
+    expect "Invalid write of size 1" "the invalid write"
+    expect "is 0 bytes after a block of size 40 alloc'd" "it as past the block's end"
+    ;;
+  large)
+    errors 3
+    expect "is 20 bytes inside a block of size 200,000 free'd" "the read of a freed large block"
+    expect "is 8 bytes after a (recently re-allocated )?block of size 200,000 alloc'd" "the write past a large block"
+    expect "is 0 bytes after a (recently re-allocated )?block of size 73,400,420 alloc'd" "the write past a huge block"
+    ;;
+  prefixed)
+    errors 2
+    expect "definitely lost: 100 bytes in 1 blocks" "the lost js_malloc block"
+    expect "is 20 bytes inside a block of size 64 free'd" "the read of a block js_free freed"
+    ;;
+  *)
+    echo "run_memcheck: unknown mode $mode" >&2
+    exit 2
+    ;;
+esac
+exit $failed
