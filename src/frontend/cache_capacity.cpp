@@ -44,6 +44,7 @@ void CapacityInit(const CapacityLimits& lim, CacheCapacity* c) {
     c->capacity_bytes += Bytes(lim, cls, c->capacity[cls]);
     SetRelaxed(&c->misses[cls], 0);
     SetRelaxed(&c->missed_at_tick[cls], kNeverMissed);
+    SetRelaxed(&c->refusals[cls], 0);
   }
   c->active_at_last_look = ClassSet{};
 }
@@ -59,7 +60,8 @@ bool CapacityNoteMiss(const CapacityLimits& lim, CacheCapacity* c, size_t cls) {
   SetRelaxed(&c->missed_at_tick[cls], Relaxed(&c->tick));
   uint32_t misses = Relaxed(&c->misses[cls]) + 1;
   SetRelaxed(&c->misses[cls], misses);
-  return misses >= kMissesToGrow && CapacityGrowStep(lim, *c, cls) > 0;
+  uint32_t refusals = Relaxed(&c->refusals[cls]);
+  return misses >= (kMissesToGrow << refusals) && CapacityGrowStep(lim, *c, cls) > 0;
 }
 
 void CapacitySet(const CapacityLimits& lim, CacheCapacity* c, size_t cls, uint32_t capacity) {
@@ -70,7 +72,7 @@ void CapacitySet(const CapacityLimits& lim, CacheCapacity* c, size_t cls, uint32
 }
 
 bool CapacityGrow(const CapacityLimits& lim, CacheCapacity* c, size_t cls, bool from_active,
-                  ClassSet* shrunk) {
+                  const uint32_t* length, ClassSet* shrunk) {
   const uint32_t step = CapacityGrowStep(lim, *c, cls);
   if (step == 0) return false;
   const size_t need = Bytes(lim, cls, step);
@@ -80,25 +82,35 @@ bool CapacityGrow(const CapacityLimits& lim, CacheCapacity* c, size_t cls, bool 
     if (v == cls || c->capacity[v] == 0 || !Idle(*c, v)) continue;
     Lower(lim, c, v, 0, shrunk);
   }
-  // Then a step from each class above its initial capacity in turn, so that no class
-  // is always the one to lose. Only for a class that ran dry: one that overflowed takes
-  // from idle classes alone, or capacity would circle between two full classes at a
-  // hand-back per free.
+  // Then a step of unused capacity from each class above its initial capacity in turn,
+  // so that no class is always the one to lose. Only for a class that ran dry: one that
+  // overflowed takes from idle classes alone, or capacity would circle between two full
+  // classes at a hand-back per free.
   for (bool took = from_active; took && Over(lim, *c, need) > 0;) {
     took = false;
     for (uint32_t n = 1; n < kNumClasses && Over(lim, *c, need) > 0; ++n) {
       size_t v = (c->steal_cursor + n) % kNumClasses;
-      if (v == 0 || v == cls || c->capacity[v] <= lim.initial[v]) continue;
-      uint32_t spare = c->capacity[v] - lim.initial[v];
+      if (v == 0 || v == cls) continue;
+      const uint32_t floor = length[v] > lim.initial[v] ? length[v] : lim.initial[v];
+      if (c->capacity[v] <= floor) continue;
+      uint32_t spare = c->capacity[v] - floor;
       uint32_t take = lim.step[v] < spare ? lim.step[v] : spare;
       Lower(lim, c, v, c->capacity[v] - take, shrunk);
       c->steal_cursor = static_cast<uint32_t>(v);
       took = true;
     }
   }
-  if (Over(lim, *c, need) > 0) return false;
-  CapacitySet(lim, c, cls, c->capacity[cls] + step);
+  // Counted again from 0 either way: a class refused at the cap asks again after as
+  // many misses as one that grew, not on every miss (each ask scans every class, under
+  // the caller's lock).
   SetRelaxed(&c->misses[cls], 0);
+  if (Over(lim, *c, need) > 0) {
+    uint32_t refusals = Relaxed(&c->refusals[cls]);
+    if (refusals < kMaxRefusals) SetRelaxed(&c->refusals[cls], refusals + 1);
+    return false;
+  }
+  SetRelaxed(&c->refusals[cls], 0);
+  CapacitySet(lim, c, cls, c->capacity[cls] + step);
   return true;
 }
 
@@ -108,6 +120,7 @@ void CapacityDecayTick(const CapacityLimits& lim, CacheCapacity* c, const ClassS
   const uint32_t last = c->tick;
   SetRelaxed(&c->tick, last + 1);
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    SetRelaxed(&c->refusals[cls], 0);  // idle classes may have given up room since
     const bool active = used.Contains(cls) || Relaxed(&c->missed_at_tick[cls]) == last;
     c->active_at_last_look.Assign(cls, active);
     if (active) continue;

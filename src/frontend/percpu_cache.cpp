@@ -57,8 +57,10 @@ static_assert(kSlots < 0x10000 && kSlots > kFirstSlot);
 // both miss, whatever current is.
 constexpr uint16_t kStoppedBegin = 0xFFFF;
 constexpr uint16_t kStoppedEnd = 0;
-// A stack starts at a batch and grows a batch at a time (cache_capacity.h) up to this
-// many objects, fewer where the slab's slots or PERCPU_CACHE_BYTES are short.
+// A stack starts at up to this many batches (all stacks together at most
+// PERCPU_CACHE_BYTES), and grows a batch at a time (cache_capacity.h) up to
+// kMaxStackObjects, fewer where the slab's slots or PERCPU_CACHE_BYTES are short.
+constexpr uint32_t kInitialBatchesPerStack = 4;
 constexpr uint32_t kMaxStackObjects = 2048;
 // struct rseq: cpu_id at 4, rseq_cs at 8 (linux/rseq.h); the original size of the area,
 // which glibc 2.36 registers too.
@@ -271,8 +273,13 @@ bool GrowStack(uint32_t cpu, size_t cls, bool from_active) {
   ClassHeader* h = Headers(cpu);
   // Stopped (a fence failed in ShrinkStacks): left so.
   if (__atomic_load_n(&h[cls].begin, __ATOMIC_RELAXED) == kStoppedBegin) return false;
+  uint32_t length[kNumClasses];
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    uint32_t current = __atomic_load_n(&h[c].current, __ATOMIC_RELAXED);
+    length[c] = current > g_begin[c] ? current - g_begin[c] : 0;
+  }
   ClassSet shrunk;
-  if (!CapacityGrow(g_limits, &Sizing(cpu)->capacity, cls, from_active, &shrunk)) {
+  if (!CapacityGrow(g_limits, &Sizing(cpu)->capacity, cls, from_active, length, &shrunk)) {
     if (shrunk.Count() > 0) ShrinkStacks(cpu, shrunk, false);
     return false;
   }
@@ -290,11 +297,18 @@ bool NoteMiss(uint32_t cpu, size_t cls, bool from_active) {
 
 // The slots each class reserves (its max capacity) and the capacity it starts at. Max:
 // up to kMaxStackObjects, and no more than `cap` bytes; while the slots would not fit
-// the slab, the class that reserves the most is halved (1024 objects of each class up
-// to 3 KiB with the default 3 MiB, 12 of 256 KiB). Initial: a batch, and while those
-// together would hold more than a quarter of `cap`, the class that would hold the most
-// bytes is halved, so that the rest of the cap is there to grow into (32 objects of
-// each class up to 1 KiB, none from 16 KiB up: they grow on their misses).
+// the slab, the class whose max would hold the most bytes is halved, so that no class
+// may take most of the cap (with the default 3 MiB: 2048 objects of each class up to
+// 512 B, 1024 up to 1 KiB, then 0.75-1.5 MiB of each, 7 objects of 128 KiB). Initial:
+// kInitialBatchesPerStack batches, and while those together would hold more than `cap`,
+// the class that would hold the most bytes is halved (128 objects of each class up to
+// 448 B, 32 of 1 KiB, 8 of 4 KiB, none from 64 KiB up: the fixed layout before run-time
+// sizing). Every class starts in use; a class grows past its initial capacity with what
+// idle classes give up (a program using few classes soon holds the cap in them:
+// micro-batch's 1000 objects of 32 B), and what a class that ran dry takes from others
+// that do not use theirs. Starting at a quarter of the cap instead, the classes that
+// grew first kept the rest, and mix-t2 went to the middle tier as often with 20 % more
+// time spent asking to grow.
 void LayOutSlabs(size_t cap) {
   uint32_t max[kNumClasses] = {};
   uint32_t initial[kNumClasses] = {};
@@ -309,18 +323,22 @@ void LayOutSlabs(size_t cap) {
   };
   while (slots() > kSlots - kFirstSlot) {
     size_t most = 1;
-    for (size_t cls = 2; cls < kNumClasses; ++cls)
-      if (max[cls] > max[most]) most = cls;
+    for (size_t cls = 2; cls < kNumClasses; ++cls) {
+      if (size_t{max[cls]} * kClasses[cls].size >= size_t{max[most]} * kClasses[most].size)
+        most = cls;
+    }
     max[most] /= 2;
   }
-  for (size_t cls = 1; cls < kNumClasses; ++cls)
-    initial[cls] = kClasses[cls].batch < max[cls] ? kClasses[cls].batch : max[cls];
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    const uint32_t want = kInitialBatchesPerStack * kClasses[cls].batch;
+    initial[cls] = want < max[cls] ? want : max[cls];
+  }
   auto bytes = [&] {
     size_t b = 0;
     for (size_t cls = 1; cls < kNumClasses; ++cls) b += size_t{initial[cls]} * kClasses[cls].size;
     return b;
   };
-  while (bytes() > cap / 4) {
+  while (bytes() > cap) {
     size_t biggest = 1;
     for (size_t cls = 2; cls < kNumClasses; ++cls) {
       if (size_t{initial[cls]} * kClasses[cls].size >

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace jsmalloc {
 namespace {
 
@@ -21,17 +23,21 @@ CapacityLimits Limits(size_t cap_bytes) {
   return lim;
 }
 
+// Every class empty: all its capacity is unused.
+constexpr uint32_t kNoLengths[kNumClasses] = {};
+
 size_t SumBytes(const CapacityLimits& lim, const CacheCapacity& c) {
   size_t bytes = 0;
   for (size_t cls = 0; cls < kNumClasses; ++cls) bytes += size_t{c.capacity[cls]} * lim.size[cls];
   return bytes;
 }
 
-// Misses until the policy says grow, then the grow.
+// Misses until the policy says grow (after a refusal it waits longer), then the grow.
 bool MissAndGrow(const CapacityLimits& lim, CacheCapacity* c, size_t cls, bool from_active,
                  ClassSet* shrunk) {
-  for (uint32_t i = 0; i < kMissesToGrow; ++i) {
-    if (CapacityNoteMiss(lim, c, cls)) return CapacityGrow(lim, c, cls, from_active, shrunk);
+  for (uint32_t i = 0; i < (kMissesToGrow << kMaxRefusals); ++i) {
+    if (CapacityNoteMiss(lim, c, cls))
+      return CapacityGrow(lim, c, cls, from_active, kNoLengths, shrunk);
   }
   return false;
 }
@@ -52,7 +58,7 @@ TEST(CacheCapacity, OneMissDoesNotGrowRepeatedMissesDo) {
   EXPECT_FALSE(CapacityNoteMiss(lim, &c, 2));
   EXPECT_TRUE(CapacityNoteMiss(lim, &c, 2));
   ClassSet shrunk;
-  EXPECT_TRUE(CapacityGrow(lim, &c, 2, true, &shrunk));
+  EXPECT_TRUE(CapacityGrow(lim, &c, 2, true, kNoLengths, &shrunk));
   EXPECT_EQ(c.capacity[2], 8u);
   EXPECT_EQ(shrunk.Count(), 0);
   // The count starts again after a grow.
@@ -86,7 +92,7 @@ TEST(CacheCapacity, ByteCapIsNeverExceeded) {
     const size_t cls = 1 + (seed >> 16) % 4;
     ClassSet shrunk;
     if (CapacityNoteMiss(lim, &c, cls)) {
-      if (CapacityGrow(lim, &c, cls, ((seed >> 8) & 1) != 0, &shrunk)) {
+      if (CapacityGrow(lim, &c, cls, ((seed >> 8) & 1) != 0, kNoLengths, &shrunk)) {
         ++grew;
       } else {
         ++refused;
@@ -203,6 +209,26 @@ TEST(CacheCapacity, IdleClassShrinksOnTheSecondLook) {
   // Classes with nothing to hand back and no capacity above initial are not reported.
   EXPECT_FALSE(idle.Contains(4));
   EXPECT_EQ(c.capacity_bytes, SumBytes(lim, c));
+}
+
+// A class refused at the cap asks again only after twice as many misses each time; a
+// look of the decay clock lets it ask again at once.
+TEST(CacheCapacity, RefusedGrowsBackOff) {
+  const CapacityLimits lim = Limits(4 * 16 + 4 * 64 + 4 * 1024 + 4 * 16384);  // at the cap
+  CacheCapacity c;
+  CapacityInit(lim, &c);
+  for (size_t cls : {1, 3, 4}) CapacityNoteMiss(lim, &c, cls);  // none idle
+  ClassSet shrunk;
+  for (uint32_t refused = 0; refused < kMaxRefusals + 2; ++refused) {
+    const uint32_t wait = kMissesToGrow << std::min(refused, kMaxRefusals);
+    for (uint32_t i = 1; i < wait; ++i) ASSERT_FALSE(CapacityNoteMiss(lim, &c, 2)) << refused;
+    ASSERT_TRUE(CapacityNoteMiss(lim, &c, 2)) << refused;
+    ASSERT_FALSE(CapacityGrow(lim, &c, 2, true, kNoLengths, &shrunk));
+  }
+  ClassSet used, holding, idle;
+  CapacityDecayTick(lim, &c, used, holding, &idle);
+  EXPECT_FALSE(CapacityNoteMiss(lim, &c, 2));
+  EXPECT_TRUE(CapacityNoteMiss(lim, &c, 2));
 }
 
 // The step rule both modes grow by: back to initial at once, then one object at a time
