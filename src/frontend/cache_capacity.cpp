@@ -45,6 +45,7 @@ void CapacityInit(const CapacityLimits& lim, CacheCapacity* c) {
     SetRelaxed(&c->misses[cls], 0);
     SetRelaxed(&c->missed_at_tick[cls], kNeverMissed);
     SetRelaxed(&c->refusals[cls], 0);
+    SetRelaxed(&c->ran_dry[cls], 0);
   }
   c->active_at_last_look = ClassSet{};
 }
@@ -56,8 +57,13 @@ uint32_t CapacityGrowStep(const CapacityLimits& lim, const CacheCapacity& c, siz
   return step < lim.max[cls] - cap ? step : lim.max[cls] - cap;
 }
 
-bool CapacityNoteMiss(const CapacityLimits& lim, CacheCapacity* c, size_t cls) {
+bool CapacityNoteMiss(const CapacityLimits& lim, CacheCapacity* c, size_t cls, bool ran_dry) {
   SetRelaxed(&c->missed_at_tick[cls], Relaxed(&c->tick));
+  if (ran_dry) {
+    SetRelaxed(&c->ran_dry[cls], 1);
+  } else if (Relaxed(&c->ran_dry[cls]) == 0) {
+    return false;
+  }
   uint32_t misses = Relaxed(&c->misses[cls]) + 1;
   SetRelaxed(&c->misses[cls], misses);
   uint32_t refusals = Relaxed(&c->refusals[cls]);
@@ -110,6 +116,7 @@ bool CapacityGrow(const CapacityLimits& lim, CacheCapacity* c, size_t cls, bool 
     return false;
   }
   SetRelaxed(&c->refusals[cls], 0);
+  SetRelaxed(&c->ran_dry[cls], 0);
   CapacitySet(lim, c, cls, c->capacity[cls] + step);
   return true;
 }

@@ -288,11 +288,11 @@ bool GrowStack(uint32_t cpu, size_t cls, bool from_active) {
   return true;
 }
 
-// A pop or push of cls that missed on `cpu` (its stack empty or full): counted, and the
-// stack grows when it keeps missing. Returns whether it grew.
-bool NoteMiss(uint32_t cpu, size_t cls, bool from_active) {
-  if (!CapacityNoteMiss(g_limits, &Sizing(cpu)->capacity, cls)) return false;
-  return GrowStack(cpu, cls, from_active);
+// A pop (`ran_dry`) or push of cls that missed on `cpu` (its stack empty or full):
+// counted, and the stack grows when it keeps missing. Returns whether it grew.
+bool NoteMiss(uint32_t cpu, size_t cls, bool ran_dry) {
+  if (!CapacityNoteMiss(g_limits, &Sizing(cpu)->capacity, cls, ran_dry)) return false;
+  return GrowStack(cpu, cls, ran_dry);
 }
 
 // The slots each class reserves (its max capacity) and the capacity it starts at. Max:

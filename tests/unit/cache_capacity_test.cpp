@@ -36,7 +36,7 @@ size_t SumBytes(const CapacityLimits& lim, const CacheCapacity& c) {
 bool MissAndGrow(const CapacityLimits& lim, CacheCapacity* c, size_t cls, bool from_active,
                  ClassSet* shrunk) {
   for (uint32_t i = 0; i < (kMissesToGrow << kMaxRefusals); ++i) {
-    if (CapacityNoteMiss(lim, c, cls))
+    if (CapacityNoteMiss(lim, c, cls, true))
       return CapacityGrow(lim, c, cls, from_active, kNoLengths, shrunk);
   }
   return false;
@@ -55,14 +55,14 @@ TEST(CacheCapacity, OneMissDoesNotGrowRepeatedMissesDo) {
   const CapacityLimits lim = Limits(1 << 20);
   CacheCapacity c;
   CapacityInit(lim, &c);
-  EXPECT_FALSE(CapacityNoteMiss(lim, &c, 2));
-  EXPECT_TRUE(CapacityNoteMiss(lim, &c, 2));
+  EXPECT_FALSE(CapacityNoteMiss(lim, &c, 2, true));
+  EXPECT_TRUE(CapacityNoteMiss(lim, &c, 2, true));
   ClassSet shrunk;
   EXPECT_TRUE(CapacityGrow(lim, &c, 2, true, kNoLengths, &shrunk));
   EXPECT_EQ(c.capacity[2], 8u);
   EXPECT_EQ(shrunk.Count(), 0);
   // The count starts again after a grow.
-  EXPECT_FALSE(CapacityNoteMiss(lim, &c, 2));
+  EXPECT_FALSE(CapacityNoteMiss(lim, &c, 2, true));
 }
 
 TEST(CacheCapacity, GrowsUpToItsMaxAndNoFurther) {
@@ -74,7 +74,7 @@ TEST(CacheCapacity, GrowsUpToItsMaxAndNoFurther) {
   for (int i = 0; i < 100; ++i) grows += MissAndGrow(lim, &c, 1, true, &shrunk) ? 1 : 0;
   EXPECT_EQ(c.capacity[1], 64u);
   EXPECT_EQ(grows, (64 - 4) / 4);
-  EXPECT_FALSE(CapacityNoteMiss(lim, &c, 1)) << "at its max a class does not ask to grow";
+  EXPECT_FALSE(CapacityNoteMiss(lim, &c, 1, true)) << "at its max a class does not ask to grow";
   EXPECT_EQ(c.capacity_bytes, SumBytes(lim, c));
 }
 
@@ -91,7 +91,7 @@ TEST(CacheCapacity, ByteCapIsNeverExceeded) {
     seed = seed * 1103515245u + 12345u;
     const size_t cls = 1 + (seed >> 16) % 4;
     ClassSet shrunk;
-    if (CapacityNoteMiss(lim, &c, cls)) {
+    if (CapacityNoteMiss(lim, &c, cls, true)) {
       if (CapacityGrow(lim, &c, cls, ((seed >> 8) & 1) != 0, kNoLengths, &shrunk)) {
         ++grew;
       } else {
@@ -160,7 +160,7 @@ TEST(CacheCapacity, ActiveClassesLoseOnlyToAClassThatRanDry) {
   while (MissAndGrow(lim, &c, 3, true, &shrunk)) {
   }
   ASSERT_EQ(c.capacity[3], 64u);
-  for (size_t cls = 1; cls <= 4; ++cls) CapacityNoteMiss(lim, &c, cls);  // all in use
+  for (size_t cls = 1; cls <= 4; ++cls) CapacityNoteMiss(lim, &c, cls, true);  // all in use
   EXPECT_FALSE(MissAndGrow(lim, &c, 2, false, &shrunk));
   EXPECT_EQ(shrunk.Count(), 0);
   EXPECT_EQ(c.capacity[3], 64u);
@@ -169,7 +169,7 @@ TEST(CacheCapacity, ActiveClassesLoseOnlyToAClassThatRanDry) {
   EXPECT_EQ(c.capacity[2], 8u);
   EXPECT_EQ(c.capacity[3], 60u);  // one step of class 3 made room for one of class 2
   for (int i = 0; i < 50; ++i) {
-    for (size_t cls = 1; cls <= 4; ++cls) CapacityNoteMiss(lim, &c, cls);
+    for (size_t cls = 1; cls <= 4; ++cls) CapacityNoteMiss(lim, &c, cls, true);
     MissAndGrow(lim, &c, 2, true, &shrunk);
   }
   EXPECT_EQ(c.capacity[2], 64u);
@@ -211,24 +211,35 @@ TEST(CacheCapacity, IdleClassShrinksOnTheSecondLook) {
   EXPECT_EQ(c.capacity_bytes, SumBytes(lim, c));
 }
 
+// A class that only overflows (a consumer of objects allocated elsewhere) never grows;
+// once it also runs dry, its overflows count as misses.
+TEST(CacheCapacity, OverflowsAloneDoNotGrow) {
+  const CapacityLimits lim = Limits(1 << 20);
+  CacheCapacity c;
+  CapacityInit(lim, &c);
+  for (int i = 0; i < 100; ++i) ASSERT_FALSE(CapacityNoteMiss(lim, &c, 2, false));
+  EXPECT_FALSE(CapacityNoteMiss(lim, &c, 2, true));
+  EXPECT_TRUE(CapacityNoteMiss(lim, &c, 2, false));
+}
+
 // A class refused at the cap asks again only after twice as many misses each time; a
 // look of the decay clock lets it ask again at once.
 TEST(CacheCapacity, RefusedGrowsBackOff) {
   const CapacityLimits lim = Limits(4 * 16 + 4 * 64 + 4 * 1024 + 4 * 16384);  // at the cap
   CacheCapacity c;
   CapacityInit(lim, &c);
-  for (size_t cls : {1, 3, 4}) CapacityNoteMiss(lim, &c, cls);  // none idle
+  for (size_t cls : {1, 3, 4}) CapacityNoteMiss(lim, &c, cls, true);  // none idle
   ClassSet shrunk;
   for (uint32_t refused = 0; refused < kMaxRefusals + 2; ++refused) {
     const uint32_t wait = kMissesToGrow << std::min(refused, kMaxRefusals);
-    for (uint32_t i = 1; i < wait; ++i) ASSERT_FALSE(CapacityNoteMiss(lim, &c, 2)) << refused;
-    ASSERT_TRUE(CapacityNoteMiss(lim, &c, 2)) << refused;
+    for (uint32_t i = 1; i < wait; ++i) ASSERT_FALSE(CapacityNoteMiss(lim, &c, 2, true)) << refused;
+    ASSERT_TRUE(CapacityNoteMiss(lim, &c, 2, true)) << refused;
     ASSERT_FALSE(CapacityGrow(lim, &c, 2, true, kNoLengths, &shrunk));
   }
   ClassSet used, holding, idle;
   CapacityDecayTick(lim, &c, used, holding, &idle);
-  EXPECT_FALSE(CapacityNoteMiss(lim, &c, 2));
-  EXPECT_TRUE(CapacityNoteMiss(lim, &c, 2));
+  EXPECT_FALSE(CapacityNoteMiss(lim, &c, 2, true));
+  EXPECT_TRUE(CapacityNoteMiss(lim, &c, 2, true));
 }
 
 // The step rule both modes grow by: back to initial at once, then one object at a time
