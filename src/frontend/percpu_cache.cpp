@@ -3,6 +3,7 @@
 #include <errno.h>
 
 #include "free_list.h"
+#include "frontend/cache_capacity.h"
 #include "frontend/percpu_fast.h"
 #include "frontend/thread_cache.h"
 #include "lock.h"
@@ -30,23 +31,37 @@ struct alignas(8) ClassHeader {
   uint16_t unused;
 };
 
-// 256 KiB per CPU: the headers and 32,679 slots, more than the default cap needs
-// (PERCPU_CACHE_BYTES sizes the stacks; most of the slab is never touched).
+// 512 KiB per CPU: the headers, the slots, and at the end the CPU's sizing state
+// (CpuSizing). Only what the stacks' capacities reach is ever touched: the slots of a
+// class are reserved up to its max, and its capacity grows into them with use.
 constexpr size_t kSlabShift = kPercpuSlabShift;
 constexpr size_t kSlabBytes = size_t{1} << kSlabShift;
 // Below CPU 0's slab: the two that threads without a registration reach (cpu_id -1
 // and -2, see percpu_fast.h), never set up.
 constexpr size_t kUnregisteredSlabs = 2;
-constexpr uint32_t kSlots = kSlabBytes / sizeof(void*);
 constexpr uint32_t kFirstSlot =
     (kNumClasses * sizeof(ClassHeader) + sizeof(void*) - 1) / sizeof(void*);
-static_assert(kSlots <= 0x10000 && kSlots > kFirstSlot);
+// A CPU's capacities, and each class's `current` at the last look of the decay clock
+// (PercpuCacheDrainIdle): at the end of the CPU's own slab, so that no two CPUs' sizing
+// state shares a cache line. Written under g_slab_lock, but for the miss counts
+// (CapacityNoteMiss, by the threads that miss on the CPU).
+struct alignas(kCacheLine) CpuSizing {
+  CacheCapacity capacity;
+  uint16_t current_at_look[kNumClasses];
+};
+constexpr size_t kSizingBytes = (sizeof(CpuSizing) + kCacheLine - 1) / kCacheLine * kCacheLine;
+// Slots end where the sizing state starts; `end` stays a 16-bit index.
+constexpr uint32_t kSlots = static_cast<uint32_t>((kSlabBytes - kSizingBytes) / sizeof(void*));
+static_assert(kSlots < 0x10000 && kSlots > kFirstSlot);
 // begin and end of a stopped stack: pop (current > begin) and push (current < end)
 // both miss, whatever current is.
 constexpr uint16_t kStoppedBegin = 0xFFFF;
 constexpr uint16_t kStoppedEnd = 0;
-// A stack holds at most this many batches (fewer when PERCPU_CACHE_BYTES is short).
-constexpr uint32_t kMaxBatchesPerStack = 4;
+// A stack starts at up to this many batches (all stacks together at most
+// PERCPU_CACHE_BYTES), and grows a batch at a time (cache_capacity.h) up to
+// kMaxStackObjects, fewer where the slab's slots or PERCPU_CACHE_BYTES are short.
+constexpr uint32_t kInitialBatchesPerStack = 4;
+constexpr uint32_t kMaxStackObjects = 2048;
 // struct rseq: cpu_id at 4, rseq_cs at 8 (linux/rseq.h); the original size of the area,
 // which glibc 2.36 registers too.
 constexpr uint32_t kRseqCpuIdOffset = 4;
@@ -63,18 +78,16 @@ struct alignas(32) NoRseq {
 };
 constinit thread_local NoRseq tl_no_rseq JS_TLS_MODEL = {0, 0xFFFFFFFEu, 0};
 alignas(kCacheLine) constinit ClassHeader g_never_set_up[kNumClasses] = {};
-// The layout every slab shares: where each class's slots start and end.
+// The layout every slab shares: where each class's slots start and where its reserved
+// slots end (begin + the class's max capacity); and the sizing limits of every CPU.
 constinit uint16_t g_begin[kNumClasses] = {};
 constinit uint16_t g_end[kNumClasses] = {};
+constinit CapacityLimits g_limits = {};
 // Setting a slab up, and stopping a CPU's stacks, are under this lock.
 constinit Mutex g_slab_lock;
-// The idle drain (PercpuCacheDrainIdle): when it last looked, and per CPU what the
-// stacks were then and whether they had not changed at the look before. Written only
-// by the thread that won the look, under g_slab_lock.
+// The idle drain (PercpuCacheDrainIdle): when it last looked.
 constexpr uint32_t kMaxCpus = 4096;
 constinit uint64_t g_idle_check_ns = 0;
-constinit uint32_t g_idle_mark[kMaxCpus] = {};
-constinit bool g_idle_quiet[kMaxCpus] = {};
 
 static_assert(kRseqCpuIdOffset == 4, "percpu_fast.h reads cpu_id at %fs:4(offset)");
 
@@ -84,6 +97,17 @@ ClassHeader* Headers(uint32_t cpu) {
 
 void** Slots(uint32_t cpu) {
   return reinterpret_cast<void**>(g_percpu_slabs + (uintptr_t{cpu} << kSlabShift));
+}
+
+CpuSizing* Sizing(uint32_t cpu) {
+  return reinterpret_cast<CpuSizing*>(g_percpu_slabs + (uintptr_t{cpu} << kSlabShift) + kSlabBytes -
+                                      kSizingBytes);
+}
+
+// Where a stack of cls on `cpu` ends at its capacity now.
+uint16_t EndOf(uint32_t cpu, size_t cls) {
+  return static_cast<uint16_t>(
+      g_begin[cls] + __atomic_load_n(&Sizing(cpu)->capacity.capacity[cls], __ATOMIC_RELAXED));
 }
 
 // One pop or push on the calling thread's CPU (percpu_fast.h): nullptr or false on a
@@ -134,13 +158,16 @@ bool SlabReady(uint32_t cpu) {
 // then end: the first push may commit.
 void SetUpSlab(uint32_t cpu) {
   ClassHeader* h = Headers(cpu);
+  CpuSizing* sizing = Sizing(cpu);
+  CapacityInit(g_limits, &sizing->capacity);
+  for (size_t cls = 0; cls < kNumClasses; ++cls) sizing->current_at_look[cls] = g_begin[cls];
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     __atomic_store_n(&h[cls].begin, g_begin[cls], __ATOMIC_RELAXED);
     __atomic_store_n(&h[cls].current, g_begin[cls], __ATOMIC_RELEASE);
   }
   if (os::RseqFence(cpu) != 0) return;  // stays unused: every call goes to the middle tier
   for (size_t cls = 1; cls < kNumClasses; ++cls)
-    __atomic_store_n(&h[cls].end, g_end[cls], __ATOMIC_RELEASE);
+    __atomic_store_n(&h[cls].end, EndOf(cpu, cls), __ATOMIC_RELEASE);
   __atomic_store_n(&h[0].current, 1, __ATOMIC_RELEASE);
 }
 
@@ -194,65 +221,142 @@ void Overflow(size_t cls, void* p) {
   MiddleInsert(cls, objs, n);
 }
 
-// Stops, empties and restarts one CPU's stacks (g_slab_lock held). The first fence
-// waits out every section that read the stacks as they were; after it the stacks are
-// this thread's. The second waits out every section that read `current` before it was
-// reset, before pop may pass again.
-void DrainSlab(uint32_t cpu) {
+// Stops some of a CPU's stacks, hands back each one's objects above `keep` of them
+// (all with drain_all, else its capacity now), and restarts them at their capacity
+// (g_slab_lock held). The first fence waits out every section that read the stacks as
+// they were; after it the stacks are this thread's. The second waits out every section
+// that read `current` before it was reset, before pop may pass again.
+void ShrinkStacks(uint32_t cpu, const ClassSet& classes, bool drain_all) {
   ClassHeader* h = Headers(cpu);
-  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+  for (size_t cls = classes.NextFrom(1); cls != kNumClasses; cls = classes.NextFrom(cls + 1)) {
     __atomic_store_n(&h[cls].begin, kStoppedBegin, __ATOMIC_RELAXED);
     __atomic_store_n(&h[cls].end, kStoppedEnd, __ATOMIC_RELAXED);
   }
   const bool stopped = os::RseqFence(cpu) == 0;
   void** slots = Slots(cpu);
-  for (size_t cls = 1; stopped && cls < kNumClasses; ++cls) {
+  for (size_t cls = classes.NextFrom(1); stopped && cls != kNumClasses;
+       cls = classes.NextFrom(cls + 1)) {
     uint32_t current = __atomic_load_n(&h[cls].current, __ATOMIC_RELAXED);
-    for (uint32_t i = g_begin[cls]; i < current;) {
+    uint32_t keep_to = drain_all ? g_begin[cls] : EndOf(cpu, cls);
+    for (uint32_t i = keep_to; i < current;) {
       uint32_t n = current - i < kMaxBatch ? current - i : kMaxBatch;
       MiddleInsert(cls, slots + i, static_cast<int>(n));
       i += n;
     }
-    __atomic_store_n(&h[cls].current, g_begin[cls], __ATOMIC_RELAXED);
+    if (current > keep_to) __atomic_store_n(&h[cls].current, keep_to, __ATOMIC_RELAXED);
   }
   if (stopped && os::RseqFence(cpu) != 0) return;  // left stopped: nothing is lost
-  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+  for (size_t cls = classes.NextFrom(1); cls != kNumClasses; cls = classes.NextFrom(cls + 1)) {
     __atomic_store_n(&h[cls].begin, g_begin[cls], __ATOMIC_RELEASE);
-    __atomic_store_n(&h[cls].end, g_end[cls], __ATOMIC_RELEASE);
+    __atomic_store_n(&h[cls].end, EndOf(cpu, cls), __ATOMIC_RELEASE);
   }
 }
 
-// The slots of each class: up to kMaxBatchesPerStack batches; while all stacks together
-// would hold more than `cap` bytes (or not fit the slab), the stack that would hold the
-// most bytes is halved. With the default 3 MiB: 128 objects of each class up to 448 B,
-// 64 of 512 B, 32 of 1 KiB, 8 of 4 KiB, 2 of 16 KiB, 1 of 32 KiB and none from 64 KiB
-// up (those go to the middle tier each time; run-time sizing is to come).
+// Every class of a CPU's stacks.
+ClassSet AllClasses() {
+  ClassSet all;
+  for (size_t cls = 1; cls < kNumClasses; ++cls) all.Assign(cls, true);
+  return all;
+}
+
+// Empties every stack of a CPU (g_slab_lock held); capacities stay.
+void DrainSlab(uint32_t cpu) {
+  ShrinkStacks(cpu, AllClasses(), true);
+}
+
+// Class cls of `cpu` missed twice since it last grew: a batch more of capacity, taken
+// from the CPU's other classes at the byte cap (cache_capacity.h), which hand back what
+// they hold above their new capacity first. Raising `end` needs no fence: a section
+// that read the old one only pushes less. Returns whether the stack grew.
+bool GrowStack(uint32_t cpu, size_t cls, bool from_active) {
+  LockGuard g(g_slab_lock);
+  ClassHeader* h = Headers(cpu);
+  // Stopped (a fence failed in ShrinkStacks): left so.
+  if (__atomic_load_n(&h[cls].begin, __ATOMIC_RELAXED) == kStoppedBegin) return false;
+  uint32_t length[kNumClasses];
+  for (size_t c = 0; c < kNumClasses; ++c) {
+    uint32_t current = __atomic_load_n(&h[c].current, __ATOMIC_RELAXED);
+    length[c] = current > g_begin[c] ? current - g_begin[c] : 0;
+  }
+  ClassSet shrunk;
+  if (!CapacityGrow(g_limits, &Sizing(cpu)->capacity, cls, from_active, length, &shrunk)) {
+    if (shrunk.Count() > 0) ShrinkStacks(cpu, shrunk, false);
+    return false;
+  }
+  if (shrunk.Count() > 0) ShrinkStacks(cpu, shrunk, false);
+  __atomic_store_n(&h[cls].end, EndOf(cpu, cls), __ATOMIC_RELEASE);
+  return true;
+}
+
+// A pop (`ran_dry`) or push of cls that missed on `cpu` (its stack empty or full):
+// counted, and the stack grows when it keeps missing. Returns whether it grew.
+bool NoteMiss(uint32_t cpu, size_t cls, bool ran_dry) {
+  if (!CapacityNoteMiss(g_limits, &Sizing(cpu)->capacity, cls, ran_dry)) return false;
+  return GrowStack(cpu, cls, ran_dry);
+}
+
+// The slots each class reserves (its max capacity) and the capacity it starts at. Max:
+// up to kMaxStackObjects, and no more than `cap` bytes; while the slots would not fit
+// the slab, the class whose max would hold the most bytes is halved, so that no class
+// may take most of the cap (with the default 3 MiB: 2048 objects of each class up to
+// 512 B, 1024 up to 1 KiB, then 0.75-1.5 MiB of each, 7 objects of 128 KiB). Initial:
+// kInitialBatchesPerStack batches, and while those together would hold more than `cap`,
+// the class that would hold the most bytes is halved (128 objects of each class up to
+// 448 B, 32 of 1 KiB, 8 of 4 KiB, none from 64 KiB up: the fixed layout before run-time
+// sizing). Every class starts in use; a class grows past its initial capacity with what
+// idle classes give up (a program using few classes soon holds the cap in them:
+// micro-batch's 1000 objects of 32 B), and what a class that ran dry takes from others
+// that do not use theirs. Starting at a quarter of the cap instead, the classes that
+// grew first kept the rest, and mix-t2 went to the middle tier as often with 20 % more
+// time spent asking to grow.
 void LayOutSlabs(size_t cap) {
-  uint32_t length[kNumClasses] = {};
-  for (size_t cls = 1; cls < kNumClasses; ++cls)
-    length[cls] = kMaxBatchesPerStack * kClasses[cls].batch;
-  auto fits = [&] {
-    size_t bytes = 0, slots = 0;
-    for (size_t cls = 1; cls < kNumClasses; ++cls) {
-      bytes += size_t{length[cls]} * kClasses[cls].size;
-      slots += length[cls];
-    }
-    return bytes <= cap && slots <= kSlots - kFirstSlot;
+  uint32_t max[kNumClasses] = {};
+  uint32_t initial[kNumClasses] = {};
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    size_t by_bytes = cap / kClasses[cls].size;
+    max[cls] = static_cast<uint32_t>(by_bytes < kMaxStackObjects ? by_bytes : kMaxStackObjects);
+  }
+  auto slots = [&] {
+    size_t n = 0;
+    for (size_t cls = 1; cls < kNumClasses; ++cls) n += max[cls];
+    return n;
   };
-  while (!fits()) {
+  while (slots() > kSlots - kFirstSlot) {
+    size_t most = 1;
+    for (size_t cls = 2; cls < kNumClasses; ++cls) {
+      if (size_t{max[cls]} * kClasses[cls].size >= size_t{max[most]} * kClasses[most].size)
+        most = cls;
+    }
+    max[most] /= 2;
+  }
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    const uint32_t want = kInitialBatchesPerStack * kClasses[cls].batch;
+    initial[cls] = want < max[cls] ? want : max[cls];
+  }
+  auto bytes = [&] {
+    size_t b = 0;
+    for (size_t cls = 1; cls < kNumClasses; ++cls) b += size_t{initial[cls]} * kClasses[cls].size;
+    return b;
+  };
+  while (bytes() > cap) {
     size_t biggest = 1;
     for (size_t cls = 2; cls < kNumClasses; ++cls) {
-      if (size_t{length[cls]} * kClasses[cls].size >
-          size_t{length[biggest]} * kClasses[biggest].size)
+      if (size_t{initial[cls]} * kClasses[cls].size >
+          size_t{initial[biggest]} * kClasses[biggest].size)
         biggest = cls;
     }
-    length[biggest] /= 2;
+    initial[biggest] /= 2;
   }
   uint32_t next = kFirstSlot;
+  g_limits.cap_bytes = cap;
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     g_begin[cls] = static_cast<uint16_t>(next);
-    next += length[cls];
+    next += max[cls];
     g_end[cls] = static_cast<uint16_t>(next);
+    g_limits.size[cls] = kClasses[cls].size;
+    g_limits.step[cls] = kClasses[cls].batch;
+    g_limits.initial[cls] = initial[cls];
+    g_limits.max[cls] = max[cls];
   }
 }
 
@@ -265,6 +369,8 @@ JS_NOINLINE void* AllocateSlow(size_t cls) {
     EnsureSlab(cpu);
     void* p = Pop(cls);
     if (p != nullptr) return HandOut(p);
+    // Empty: a stack that keeps running dry grows, so the refill below leaves more on it.
+    NoteMiss(cpu, cls, true);
   }
   return Refill(cls);
 }
@@ -274,6 +380,8 @@ JS_NOINLINE void FreeSlow(void* p, size_t cls) {
   if (cpu < g_cpus) {
     EnsureSlab(cpu);
     if (Push(cls, p)) return;
+    // Full: a stack that keeps overflowing grows, and takes p after all.
+    if (NoteMiss(cpu, cls, false) && Push(cls, p)) return;
   }
   Overflow(cls, p);
 }
@@ -351,15 +459,28 @@ void PercpuCacheDrainAll() {
 }
 
 namespace {
-// The state of a CPU's stacks, as one word: the same at two looks, they were most
-// likely left alone in between.
-uint32_t IdleMark(uint32_t cpu) {
-  const ClassHeader* h = Headers(cpu);
-  uint32_t mark = 0;
-  for (size_t cls = 1; cls < kNumClasses; ++cls) {
-    mark = (mark ^ __atomic_load_n(&h[cls].current, __ATOMIC_RELAXED)) * 0x9E3779B1u;
+// One look of the decay clock at every CPU (g_slab_lock held): a class whose stack did
+// not move (the same `current`) and did not miss since the last look is idle, and goes
+// back to the middle tier and to its initial capacity (CapacityDecayTick). A class left
+// alone is thus drained within two decay times, and so is a CPU whose threads all left.
+// A busy stack whose `current` happens to be the same at a look loses its objects too:
+// a refill per class per decay time at most.
+void DecayLook() {
+  for (uint32_t cpu = 0; cpu < g_cpus; ++cpu) {
+    if (!SlabReady(cpu)) continue;
+    const ClassHeader* h = Headers(cpu);
+    CpuSizing* sizing = Sizing(cpu);
+    ClassSet used, holding, idle;
+    for (size_t cls = 1; cls < kNumClasses; ++cls) {
+      uint16_t current = __atomic_load_n(&h[cls].current, __ATOMIC_RELAXED);
+      used.Assign(cls, current != sizing->current_at_look[cls]);
+      holding.Assign(cls, current > g_begin[cls]);
+    }
+    CapacityDecayTick(g_limits, &sizing->capacity, used, holding, &idle);
+    if (idle.Count() > 0) ShrinkStacks(cpu, idle, true);
+    for (size_t cls = 1; cls < kNumClasses; ++cls)
+      sizing->current_at_look[cls] = __atomic_load_n(&h[cls].current, __ATOMIC_RELAXED);
   }
-  return mark;
 }
 }  // namespace
 
@@ -373,19 +494,13 @@ void PercpuCacheDrainIdle() {
                                    __ATOMIC_RELAXED))
     return;
   LockGuard g(g_slab_lock);
-  for (uint32_t cpu = 0; cpu < g_cpus; ++cpu) {
-    if (!SlabReady(cpu)) continue;
-    const uint32_t mark = IdleMark(cpu);
-    const bool alone = mark == g_idle_mark[cpu];
-    if (alone && g_idle_quiet[cpu] && PercpuCacheBytesOf(cpu) > 0) {
-      DrainSlab(cpu);
-      g_idle_quiet[cpu] = false;
-      g_idle_mark[cpu] = IdleMark(cpu);
-    } else {
-      g_idle_quiet[cpu] = alone;
-      g_idle_mark[cpu] = mark;
-    }
-  }
+  DecayLook();
+}
+
+void PercpuCacheDecayLookForTest() {
+  if (!g_percpu_enabled) return;
+  LockGuard g(g_slab_lock);
+  DecayLook();
 }
 
 size_t PercpuCacheBytesOf(uint32_t cpu) {
@@ -449,8 +564,21 @@ uint32_t PercpuCacheLength(uint32_t cpu, size_t cls) {
   return current > g_begin[cls] ? current - g_begin[cls] : 0;
 }
 
-uint32_t PercpuCacheCapacity(size_t cls) {
+uint32_t PercpuCacheMaxCapacity(size_t cls) {
   return g_end[cls] - g_begin[cls];
+}
+
+uint32_t PercpuCacheCapacity(uint32_t cpu, size_t cls) {
+  if (!g_percpu_enabled || cpu >= g_cpus || !SlabReady(cpu)) return 0;
+  return __atomic_load_n(&Sizing(cpu)->capacity.capacity[cls], __ATOMIC_RELAXED);
+}
+
+size_t PercpuCacheCapacityBytes(uint32_t cpu) {
+  if (!g_percpu_enabled || cpu >= g_cpus || !SlabReady(cpu)) return 0;
+  size_t bytes = 0;
+  for (size_t cls = 1; cls < kNumClasses; ++cls)
+    bytes += size_t{PercpuCacheCapacity(cpu, cls)} * kClasses[cls].size;
+  return bytes;
 }
 
 }  // namespace jsmalloc

@@ -5,7 +5,9 @@
 //
 // Memory: one slab of kSlabBytes per possible CPU, reserved at start-up, committed by
 // the kernel page by page as a CPU's threads use it. A slab starts with a header per
-// class, then the slots (object pointers) of every class:
+// class, then the slots (object pointers) of every class, each class's up to its max
+// capacity, and ends with the CPU's sizing state (cache_capacity.h: a stack's `end`
+// moves with its run-time capacity, under the slab lock):
 //
 //   header[cls] = {current, begin, end}      slot indices into the slab
 //   the objects on the stack of cls are slots [begin, current)
@@ -57,12 +59,16 @@ void PercpuCacheFreeMissed(void* p, size_t cls);
 
 // Every CPU's objects go back to the middle tier (malloc_trim, js_release_free_memory).
 void PercpuCacheDrainAll();
-// A CPU's stacks left alone for two looks a decay time apart go back to the middle
-// tier, so that a CPU whose threads left (or went quiet) holds nothing after the decay
-// time. A busy CPU whose stacks happen to look the same twice loses them too: a refill
-// per class per decay time. Called on the thread caches' every-64th slow call and by
-// the background thread.
+// Once per decay time: each CPU's stacks that were left alone since the last look go
+// back to the middle tier and to their initial capacity, so that a CPU whose threads
+// left (or a class that went quiet) holds nothing after two decay times. A busy stack
+// that happens to look the same at a look loses its objects too: a refill per class per
+// decay time. Called on the thread caches' every-64th slow call, on a per-CPU mode
+// thread's countdown run-out, and by the background thread.
 void PercpuCacheDrainIdle();
+// For tests: one such look now, whatever the clock says (the decay clock's tick, driven
+// by the test).
+void PercpuCacheDecayLookForTest();
 // Bytes on all CPUs' stacks, and on one CPU's.
 size_t PercpuCacheBytes();
 size_t PercpuCacheBytesOf(uint32_t cpu);
@@ -78,11 +84,15 @@ void PercpuCacheAfterForkChild();
 
 // For tests: one pop or push on the calling thread's CPU's stack of class cls (nullptr
 // or false on a miss), the CPU the thread last ran on, objects on a CPU's stack of cls,
-// and how many the stack of cls holds at most.
+// how many the stack of cls may hold now on a CPU (its run-time capacity, 0 for a CPU
+// not set up) and at most (the slots it reserves in every slab), and what all of a
+// CPU's stacks may hold now in bytes (at most PERCPU_CACHE_BYTES).
 void* PercpuCacheTestPop(size_t cls);
 bool PercpuCacheTestPush(size_t cls, void* p);
 uint32_t PercpuCacheCurrentCpu();
 uint32_t PercpuCacheLength(uint32_t cpu, size_t cls);
-uint32_t PercpuCacheCapacity(size_t cls);
+uint32_t PercpuCacheCapacity(uint32_t cpu, size_t cls);
+uint32_t PercpuCacheMaxCapacity(size_t cls);
+size_t PercpuCacheCapacityBytes(uint32_t cpu);
 
 }  // namespace jsmalloc

@@ -40,8 +40,8 @@ namespace jsmalloc {
 extern constinit uintptr_t g_percpu_slabs JS_HIDDEN;       // CPU 0's slab
 extern constinit intptr_t g_percpu_rseq_offset JS_HIDDEN;  // struct rseq from the thread pointer
 
-// 256 KiB per CPU (a power of two: the pop and push find a CPU's slab with one shift).
-inline constexpr size_t kPercpuSlabShift = 18;
+// 512 KiB per CPU (a power of two: the pop and push find a CPU's slab with one shift).
+inline constexpr size_t kPercpuSlabShift = 19;
 
 #define JS_RSEQ_BEGIN                            \
   ".pushsection __rseq_cs, \"aw\"\n\t"           \

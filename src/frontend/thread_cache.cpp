@@ -6,6 +6,7 @@
 #include "backend/meta_arena.h"
 #include "background.h"
 #include "free_list.h"
+#include "frontend/cache_capacity.h"
 #include "frontend/percpu_cache.h"
 #include "frontend/percpu_fast.h"
 #include "init.h"
@@ -122,8 +123,7 @@ void ReleaseFromList(ThreadCache* tc, size_t cls, uint32_t n) {
 constexpr uint32_t kIdleSlowCalls = 128;
 
 size_t OverLimit(const ThreadCache* tc, size_t bytes) {
-  size_t want = tc->capacity_bytes + bytes;
-  return want > ThreadCacheLimit() ? want - ThreadCacheLimit() : 0;
+  return CapacityOverCap(tc->capacity_bytes, bytes, ThreadCacheLimit());
 }
 
 // Lowers list victim's limit by up to `over` bytes, handing back objects above the new
@@ -176,16 +176,16 @@ void StealCapacity(ThreadCache* tc, size_t cls, size_t bytes, bool from_active) 
   if (OverLimit(tc, bytes) > 0) tc->idle_scan_after = next_idle;
 }
 
-// Lets list cls hold more if the whole cache stays under its limit: one object at a
-// time up to a batch, then a batch at a time. Returns false when it may not grow.
+// Lets list cls hold more if the whole cache stays under its limit, by the step of the
+// sizing rules both modes share (cache_capacity.h; a list starts at 0: one object at a
+// time up to a batch, then a batch at a time). Returns false when it may not grow.
 bool Grow(ThreadCache* tc, size_t cls, bool from_active) {
-  uint32_t batch = kClasses[cls].batch;
   uint32_t max_len = tc->max_length[cls];
-  uint32_t step = max_len < batch ? 1 : batch;
+  uint32_t step = CapacityStep(max_len, 0, kClasses[cls].batch);
   if (max_len + step > MaxLength(cls)) return false;
   size_t need = size_t{step} * kClasses[cls].size;
-  if (tc->capacity_bytes + need > ThreadCacheLimit()) StealCapacity(tc, cls, need, from_active);
-  if (tc->capacity_bytes + need > ThreadCacheLimit()) return false;
+  if (OverLimit(tc, need) > 0) StealCapacity(tc, cls, need, from_active);
+  if (OverLimit(tc, need) > 0) return false;
   SetMaxLength(tc, cls, max_len + step);
   return true;
 }

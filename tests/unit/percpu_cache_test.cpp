@@ -99,12 +99,14 @@ TEST_F(PercpuTest, SlabsCoverEveryPossibleCpu) {
   // At least every CPU the process may run on; the stacks hold objects of every
   // small size up to a few KiB.
   EXPECT_GT(PercpuCacheCpus(), static_cast<uint32_t>(allowed_.back()));
-  EXPECT_GT(PercpuCacheCapacity(SizeToClass(16)), 0u);
-  EXPECT_GT(PercpuCacheCapacity(SizeToClass(4096)), 0u);
-  size_t bytes = 0;
-  for (size_t cls = 1; cls < kNumClasses; ++cls)
-    bytes += size_t{PercpuCacheCapacity(cls)} * kClasses[cls].size;
-  EXPECT_LE(bytes, static_cast<size_t>(GetOption(Option::kPercpuCacheBytes)));
+  EXPECT_GT(PercpuCacheMaxCapacity(SizeToClass(16)), 0u);
+  EXPECT_GT(PercpuCacheMaxCapacity(SizeToClass(4096)), 0u);
+  js_free(js_malloc(16));  // this CPU's slab is set up
+  const uint32_t cpu = PercpuCacheCurrentCpu();
+  EXPECT_GT(PercpuCacheCapacity(cpu, SizeToClass(16)), 0u);
+  EXPECT_LE(PercpuCacheCapacity(cpu, SizeToClass(16)), PercpuCacheMaxCapacity(SizeToClass(16)));
+  EXPECT_LE(PercpuCacheCapacityBytes(cpu),
+            static_cast<size_t>(GetOption(Option::kPercpuCacheBytes)));
   // Under GLIBC_TUNABLES=glibc.pthread.rseq=0 (the percpu-glibc-rseq-off run), glibc
   // registered nothing: every thread here registered itself.
   const char* tunables = std::getenv("GLIBC_TUNABLES");
@@ -138,7 +140,7 @@ TEST_F(PercpuTest, FullStackOverflowsToTheMiddleTier) {
   const size_t size = 1024;
   const size_t cls = SizeToClass(size);
   const uint32_t cpu = PercpuCacheCurrentCpu();
-  const uint32_t cap = PercpuCacheCapacity(cls);
+  const uint32_t cap = PercpuCacheMaxCapacity(cls);
   ASSERT_GT(cap, 0u);
   std::vector<void*> blocks(cap * 3);
   const size_t out_before = ObjectsOut(cls);
@@ -148,13 +150,15 @@ TEST_F(PercpuTest, FullStackOverflowsToTheMiddleTier) {
   // The stack holds at most its capacity; the rest went back to the middle tier.
   uint32_t held = PercpuCacheLength(cpu, cls);
   EXPECT_GT(held, 0u);
-  EXPECT_LE(held, cap);
+  EXPECT_LE(held, PercpuCacheCapacity(cpu, cls));
+  EXPECT_LE(PercpuCacheCapacity(cpu, cls), cap);
   EXPECT_EQ(ObjectsOut(cls) - out_before, held);
   // An empty stack refills from the middle tier: a batch at a time.
   js_release_free_memory();
   EXPECT_EQ(PercpuCacheLength(cpu, cls), 0u);
   void* p = js_malloc(size);
-  EXPECT_EQ(PercpuCacheLength(cpu, cls), std::min(kClasses[cls].batch - 1, cap));
+  EXPECT_EQ(PercpuCacheLength(cpu, cls),
+            std::min(kClasses[cls].batch - 1, PercpuCacheCapacity(cpu, cls)));
   js_free(p);
 }
 
@@ -196,7 +200,7 @@ TEST_F(PercpuTest, HitPathMovesExactlyOneObjectPerCall) {
   EXPECT_EQ(tc->refill, &PercpuRefill);
   EXPECT_EQ(tc->overflow, &PercpuOverflow);
   const uint32_t start = PercpuCacheLength(cpu, cls);
-  ASSERT_LE(start + kObjects, PercpuCacheCapacity(cls)) << "the frees below must all hit";
+  ASSERT_LE(start + kObjects, PercpuCacheCapacity(cpu, cls)) << "the frees below must all hit";
   const size_t out = ObjectsOut(cls);
   for (int i = 0; i < kObjects; ++i) {
     js_free(blocks[i]);
@@ -297,6 +301,121 @@ TEST_F(PercpuTest, IdleCpuIsDrainedOnTheDecayClock) {
   }
   EXPECT_EQ(PercpuCacheBytesOf(idle_cpu), 0u) << "the idle CPU kept its stacks for 5 s";
   g_page_heap.set_decay_ns(saved_decay);
+}
+
+// ---- Run-time sizing of the stacks (cache_capacity.h) ----
+// Also run with a small PERCPU_CACHE_BYTES (the percpu-small-cap tests), where the cap
+// is reached at once and classes take capacity from each other. The decay clock is
+// driven by hand (PercpuCacheDecayLookForTest): its own looks wait an hour here.
+class PercpuSizing : public PercpuTest {
+ protected:
+  void SetUp() override {
+    PercpuTest::SetUp();
+    saved_decay_ = g_page_heap.decay_ns();
+    g_page_heap.set_decay_ns(uint64_t{3600} * 1000000000);
+    PinTo(allowed_[0]);
+    js_free(js_malloc(16));  // this CPU's slab is set up
+    cpu_ = PercpuCacheCurrentCpu();
+  }
+  void TearDown() override {
+    g_page_heap.set_decay_ns(saved_decay_);
+    PercpuTest::TearDown();
+  }
+  // n objects of `size` allocated, then freed, `rounds` times.
+  static void Rounds(size_t size, size_t n, int rounds) {
+    std::vector<void*> blocks(n);
+    for (int r = 0; r < rounds; ++r) {
+      for (void*& p : blocks) p = js_malloc(size);
+      for (void* p : blocks) js_free(p);
+    }
+  }
+  static size_t Cap() { return static_cast<size_t>(GetOption(Option::kPercpuCacheBytes)); }
+  uint64_t saved_decay_ = 0;
+  uint32_t cpu_ = 0;
+};
+
+// A stack that keeps running dry and overflowing grows until the working set fits, and
+// then every call hits: the middle tier sees none of a round.
+TEST_F(PercpuSizing, StackGrowsWhenItKeepsMissing) {
+  const size_t cls = SizeToClass(32);
+  const uint32_t start = PercpuCacheCapacity(cpu_, cls);
+  const size_t n = std::min<size_t>(600, PercpuCacheMaxCapacity(cls) / 2);
+  ASSERT_LT(start, n) << "the stack starts small";
+  Rounds(32, n, 20);
+  const uint32_t grown = PercpuCacheCapacity(cpu_, cls);
+  EXPECT_GE(grown, n) << "grew from " << start;
+  EXPECT_LE(grown, PercpuCacheMaxCapacity(cls));
+  EXPECT_LE(PercpuCacheCapacityBytes(cpu_), Cap());
+  const size_t out = ObjectsOut(cls);
+  Rounds(32, n, 3);
+  EXPECT_EQ(ObjectsOut(cls), out) << "a round of " << n << " missed with capacity " << grown;
+  EXPECT_EQ(PercpuCacheCapacity(cpu_, cls), grown);
+}
+
+// Bursts of every class, up to 256 KiB: whatever grows, a CPU's stacks never may hold
+// (nor hold) more than PERCPU_CACHE_BYTES, and the statistics say what they hold.
+TEST_F(PercpuSizing, ByteCapIsNeverExceeded) {
+  uint32_t start[kNumClasses];
+  for (size_t cls = 1; cls < kNumClasses; ++cls) start[cls] = PercpuCacheCapacity(cpu_, cls);
+  size_t grown = 0;
+  for (int pass = 0; pass < 3; ++pass) {
+    for (size_t cls = 1; cls < kNumClasses; ++cls) {
+      const size_t size = kClasses[cls].size;
+      const size_t n = std::clamp<size_t>((size_t{2} << 20) / size, 2, 64);
+      Rounds(size, n, 3);
+      const size_t capacity = PercpuCacheCapacityBytes(cpu_);
+      grown += PercpuCacheCapacity(cpu_, cls) > start[cls] ? 1 : 0;
+      ASSERT_LE(capacity, Cap()) << "after class " << cls << " (" << size << " B)";
+      ASSERT_LE(PercpuCacheBytesOf(cpu_), capacity);
+      ASSERT_LE(PercpuCacheLength(cpu_, cls), PercpuCacheCapacity(cpu_, cls));
+    }
+  }
+  EXPECT_GT(grown, 0u) << "no stack grew: the test proves little";
+  js_stats_t s;
+  js_get_stats(&s);
+  EXPECT_EQ(s.thread_cached, PercpuCacheBytes());
+}
+
+// A class left alone (no miss, its stack unmoved) is drained back to the middle tier
+// and shrunk to its initial capacity at the second look of the decay clock after its
+// last use, at the latest; a class in use between the looks keeps its objects.
+TEST_F(PercpuSizing, IdleClassShrinksAndDrainsWithinTwoDecayLooks) {
+  const size_t idle_cls = SizeToClass(256);
+  const size_t busy_cls = SizeToClass(48);
+  const size_t idle_out = ObjectsOut(idle_cls);
+  const uint32_t start = PercpuCacheCapacity(cpu_, idle_cls);
+  Rounds(256, 300, 10);
+  const uint32_t grown = PercpuCacheCapacity(cpu_, idle_cls);
+  ASSERT_GT(grown, start);
+  ASSERT_GT(PercpuCacheLength(cpu_, idle_cls), 0u);
+  Rounds(48, 20, 1);
+  PercpuCacheDecayLookForTest();  // look 1: both were used since the last look
+  EXPECT_GT(PercpuCacheLength(cpu_, idle_cls), 0u);
+  EXPECT_EQ(PercpuCacheCapacity(cpu_, idle_cls), grown);
+  void* busy = js_malloc(48);     // only the busy class between the looks
+  PercpuCacheDecayLookForTest();  // look 2: the idle class goes back
+  EXPECT_EQ(PercpuCacheLength(cpu_, idle_cls), 0u);
+  EXPECT_LE(PercpuCacheCapacity(cpu_, idle_cls), start);
+  EXPECT_EQ(ObjectsOut(idle_cls), idle_out) << "its objects are all in the middle tier";
+  EXPECT_GT(PercpuCacheLength(cpu_, busy_cls), 0u);
+  js_free(busy);
+  js_stats_t s;
+  js_get_stats(&s);
+  EXPECT_EQ(s.thread_cached, PercpuCacheBytes());
+  // Used again, it grows again.
+  Rounds(256, 300, 10);
+  EXPECT_GT(PercpuCacheCapacity(cpu_, idle_cls), start);
+}
+
+// A CPU none of whose stacks moved between two looks holds nothing after the second.
+TEST_F(PercpuSizing, IdleCpuHoldsNothingAfterTwoDecayLooks) {
+  if (allowed_.size() < 2) GTEST_SKIP() << "needs two CPUs";
+  for (size_t size : {32, 256, 1024, 8192}) Rounds(size, 100, 5);
+  ASSERT_GT(PercpuCacheBytesOf(cpu_), 0u);
+  PinTo(allowed_[1]);
+  PercpuCacheDecayLookForTest();
+  PercpuCacheDecayLookForTest();
+  EXPECT_EQ(PercpuCacheBytesOf(cpu_), 0u);
 }
 
 // 64 threads on the CPUs there are, each freeing what its neighbour allocated, every
@@ -424,6 +543,16 @@ TEST_F(PercpuTest, PreemptedAndMigratedSectionsLoseNothing) {
 }
 
 TEST_F(PercpuTest, ForkChildCachesAreConsistent) {
+  // Stacks grown past their initial capacity, on every CPU, before the forks.
+  for (int cpu : allowed_) {
+    PinTo(cpu);
+    std::vector<void*> burst(500);
+    for (int r = 0; r < 5; ++r) {
+      for (void*& p : burst) p = js_malloc(64);
+      for (void* p : burst) js_free(p);
+    }
+  }
+  Unpin();
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
   for (int t = 0; t < 3; ++t) {
@@ -451,6 +580,12 @@ TEST_F(PercpuTest, ForkChildCachesAreConsistent) {
         blocks.push_back(p);
       }
       for (void* p : blocks) js_free(p);
+      // The stacks' run-time capacities came across whole.
+      for (uint32_t cpu = 0; cpu < PercpuCacheCpus(); ++cpu) {
+        ok = ok && PercpuCacheCapacityBytes(cpu) <=
+                       static_cast<size_t>(GetOption(Option::kPercpuCacheBytes));
+        ok = ok && PercpuCacheBytesOf(cpu) <= PercpuCacheCapacityBytes(cpu);
+      }
       js_release_free_memory();
       ok = ok && PercpuCacheBytes() == 0;
       _exit(ok ? 0 : 1);
