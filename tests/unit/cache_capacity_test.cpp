@@ -112,15 +112,23 @@ TEST(CacheCapacity, ByteCapIsNeverExceeded) {
 
 // At the cap, a class in use keeps its capacity against one that overflows; once a
 // look found it idle it gives it up.
-TEST(CacheCapacity, OverflowingClassTakesFromIdleClassesOnly) {
-  const CapacityLimits lim = Limits(4 * 16 + 4 * 64 + 64 * 1024 + 4 * 16384);
-  CacheCapacity c;
-  CapacityInit(lim, &c);
+// Limits where class 3 (1 KiB) can grow to 64 objects beside the others' initial
+// capacities and no further; c starts there, class 3 grown to the cap.
+constexpr size_t kRoomForClass3 = 4 * 16 + 4 * 64 + 64 * 1024 + 4 * 16384;
+void GrowClass3ToTheCap(const CapacityLimits& lim, CacheCapacity* c) {
+  CapacityInit(lim, c);
   ClassSet shrunk;
-  while (MissAndGrow(lim, &c, 3, true, &shrunk)) {
+  while (MissAndGrow(lim, c, 3, true, &shrunk)) {
   }
-  ASSERT_EQ(c.capacity[3], 64u);  // class 3 took the room there was, exactly
   ASSERT_EQ(shrunk.Count(), 0);
+}
+
+TEST(CacheCapacity, OverflowingClassTakesFromIdleClassesOnly) {
+  const CapacityLimits lim = Limits(kRoomForClass3);
+  CacheCapacity c;
+  ASSERT_NO_FATAL_FAILURE(GrowClass3ToTheCap(lim, &c));
+  ClassSet shrunk;
+  ASSERT_EQ(c.capacity[3], 64u);  // class 3 took the room there was, exactly
   ASSERT_EQ(c.capacity_bytes, lim.cap_bytes);
   // A look that saw class 3's objects move: in use.
   ClassSet used, holding, idle;
@@ -153,12 +161,10 @@ TEST(CacheCapacity, OverflowingClassTakesFromIdleClassesOnly) {
 // At the cap, an overflowing class takes nothing from classes in use; one that ran dry
 // takes a step from each in turn, never below their initial capacity.
 TEST(CacheCapacity, ActiveClassesLoseOnlyToAClassThatRanDry) {
-  const CapacityLimits lim = Limits(4 * 16 + 4 * 64 + 64 * 1024 + 4 * 16384);
+  const CapacityLimits lim = Limits(kRoomForClass3);
   CacheCapacity c;
-  CapacityInit(lim, &c);
+  ASSERT_NO_FATAL_FAILURE(GrowClass3ToTheCap(lim, &c));
   ClassSet shrunk;
-  while (MissAndGrow(lim, &c, 3, true, &shrunk)) {
-  }
   ASSERT_EQ(c.capacity[3], 64u);
   for (size_t cls = 1; cls <= 4; ++cls) CapacityNoteMiss(lim, &c, cls, true);  // all in use
   EXPECT_FALSE(MissAndGrow(lim, &c, 2, false, &shrunk));
