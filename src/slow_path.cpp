@@ -128,8 +128,10 @@ struct BlockInfo {
   Span* span;
 };
 
-// What p is, or a report and abort when it is nothing jsmalloc handed out.
-BlockInfo Classify(const void* p, const char* invalid_what) {
+// What p is, or a report and abort when it is nothing jsmalloc handed out. Inlined:
+// realloc's stay-in-place path is mostly this, and out of line (the memcheck paths made
+// GCC stop inlining it) it cost bench-realloc 4 % more instructions.
+JS_FAST_PATH BlockInfo Classify(const void* p, const char* invalid_what) {
   if (HeapRegion::Contains(p)) {
     uintptr_t offset = reinterpret_cast<uintptr_t>(p) - g_pagemap.base;
     uintptr_t page = offset >> kPageShift;
@@ -171,7 +173,17 @@ void FreeSmallUnderMemcheck(void* p) {
 
 // Memcheck mode: realloc always moves the block, so that memcheck sees the old block
 // freed and a new one of the new size, and copies what memcheck knows the block holds.
-void* MoveUnderMemcheck(void* p, size_t size, const BlockInfo& info) {
+// A function of its own, so that Realloc tests the mode once: with the tests inline,
+// realloc's stay-in-place path took 18 more instructions (bench-realloc: +1.7 %).
+JS_NOINLINE void* ReallocUnderMemcheck(void* p, size_t size) {
+  ValgrindQuiet quiet;
+  if (p == nullptr) return Malloc(size);
+  if (size == 0) {
+    Free(p);
+    return nullptr;
+  }
+  BlockInfo info = Classify(p, "invalid realloc");
+  if (size > kMaxRequest) return OutOfMemory();
   if (info.kind == Kind::kLarge) CheckLargeTail(info.span, p);
   size_t old_size = ValgrindBlockSize(p, info.usable);
   void* q = Malloc(size);
@@ -242,7 +254,7 @@ void* Calloc(size_t count, size_t size) {
 
 void* Realloc(void* p, size_t size) {
   if constexpr (kSecure) return SecureRealloc(p, size);
-  ValgrindQuiet quiet;
+  if (UnderMemcheck()) return ReallocUnderMemcheck(p, size);
   if (p == nullptr) return Malloc(size);
   if (size == 0) {
     Free(p);
@@ -250,7 +262,6 @@ void* Realloc(void* p, size_t size) {
   }
   BlockInfo info = Classify(p, "invalid realloc");
   if (size > kMaxRequest) return OutOfMemory();
-  if (UnderMemcheck()) return MoveUnderMemcheck(p, size, info);
   switch (info.kind) {
     case Kind::kSmall:
       // Stay when the block still fits and is not more than twice what is needed.
