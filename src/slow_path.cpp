@@ -171,12 +171,13 @@ void FreeSmallUnderMemcheck(void* p) {
   MiddleInsert(cls, &p, 1, /*share=*/false);
 }
 
-// Memcheck mode: realloc always moves the block, so that memcheck sees the old block
-// freed and a new one of the new size, and copies what memcheck knows the block holds.
-// A function of its own, so that Realloc tests the mode once: with the tests inline,
-// realloc's stay-in-place path took 18 more instructions (bench-realloc: +1.7 %).
-JS_NOINLINE void* ReallocUnderMemcheck(void* p, size_t size) {
-  ValgrindQuiet quiet;
+// Realloc past the secure library. In memcheck mode (kMemcheck) the block always moves,
+// so that memcheck sees the old block freed and a new one of the new size, and what
+// memcheck knows the block holds is copied. One body for both modes, instantiated
+// twice, so that Realloc tests the mode once: with the tests inline, realloc's
+// stay-in-place path took 18 more instructions (bench-realloc: +1.7 %).
+template <bool kMemcheck>
+JS_FAST_PATH void* ReallocBody(void* p, size_t size) {
   if (p == nullptr) return Malloc(size);
   if (size == 0) {
     Free(p);
@@ -184,13 +185,54 @@ JS_NOINLINE void* ReallocUnderMemcheck(void* p, size_t size) {
   }
   BlockInfo info = Classify(p, "invalid realloc");
   if (size > kMaxRequest) return OutOfMemory();
-  if (info.kind == Kind::kLarge) CheckLargeTail(info.span, p);
-  size_t old_size = ValgrindBlockSize(p, info.usable);
+  if constexpr (kMemcheck) {
+    if (info.kind == Kind::kLarge) CheckLargeTail(info.span, p);
+    info.usable = ValgrindBlockSize(p, info.usable);
+  } else {
+    switch (info.kind) {
+      case Kind::kSmall:
+        // Stay when the block still fits and is not more than twice what is needed.
+        if (size <= info.usable && size * 2 >= info.usable) return p;
+        break;
+      case Kind::kLarge: {
+        CheckLargeTail(info.span, p);
+        if (info.span->sampled) break;  // a new block, sampled or not, as malloc would
+        size_t npages = (size + kPageSize - 1) >> kPageShift;
+        if (size > kMaxSmallSize && size < HugeThreshold()) {
+          if (npages <= info.span->npages) {
+            if (npages * 2 <= info.span->npages) g_page_heap.Shrink(info.span, npages);
+            StampLargeTail(info.span, p, size);
+            return p;
+          }
+          if (g_page_heap.TryExtend(info.span, npages)) {
+            StampLargeTail(info.span, p, size);
+            return p;
+          }
+        }
+        break;
+      }
+      case Kind::kHuge:
+        if (size >= HugeThreshold()) {
+          // A sampled block keeps being one, recorded again at its new address and size.
+          bool sampled = ProfilerMayHoldHuge() && ProfilerForget(p);
+          void* q = g_huge.Resize(p, size);
+          if (q == nullptr) return OutOfMemory();
+          if (sampled) ProfilerRecord(q, size, 16, true);
+          return q;
+        }
+        break;
+    }
+  }
   void* q = Malloc(size);
-  if (q == nullptr) return nullptr;
-  memcpy(q, p, size < old_size ? size : old_size);
+  if (q == nullptr) return nullptr;  // errno set; p untouched
+  memcpy(q, p, size < info.usable ? size : info.usable);
   Free(p);
   return q;
+}
+
+JS_NOINLINE void* ReallocUnderMemcheck(void* p, size_t size) {
+  ValgrindQuiet quiet;
+  return ReallocBody<true>(p, size);
 }
 
 }  // namespace
@@ -255,51 +297,7 @@ void* Calloc(size_t count, size_t size) {
 void* Realloc(void* p, size_t size) {
   if constexpr (kSecure) return SecureRealloc(p, size);
   if (UnderMemcheck()) return ReallocUnderMemcheck(p, size);
-  if (p == nullptr) return Malloc(size);
-  if (size == 0) {
-    Free(p);
-    return nullptr;
-  }
-  BlockInfo info = Classify(p, "invalid realloc");
-  if (size > kMaxRequest) return OutOfMemory();
-  switch (info.kind) {
-    case Kind::kSmall:
-      // Stay when the block still fits and is not more than twice what is needed.
-      if (size <= info.usable && size * 2 >= info.usable) return p;
-      break;
-    case Kind::kLarge: {
-      CheckLargeTail(info.span, p);
-      if (info.span->sampled) break;  // a new block, sampled or not, as malloc would
-      size_t npages = (size + kPageSize - 1) >> kPageShift;
-      if (size > kMaxSmallSize && size < HugeThreshold()) {
-        if (npages <= info.span->npages) {
-          if (npages * 2 <= info.span->npages) g_page_heap.Shrink(info.span, npages);
-          StampLargeTail(info.span, p, size);
-          return p;
-        }
-        if (g_page_heap.TryExtend(info.span, npages)) {
-          StampLargeTail(info.span, p, size);
-          return p;
-        }
-      }
-      break;
-    }
-    case Kind::kHuge:
-      if (size >= HugeThreshold()) {
-        // A sampled block keeps being one, recorded again at its new address and size.
-        bool sampled = ProfilerMayHoldHuge() && ProfilerForget(p);
-        void* q = g_huge.Resize(p, size);
-        if (q == nullptr) return OutOfMemory();
-        if (sampled) ProfilerRecord(q, size, 16, true);
-        return q;
-      }
-      break;
-  }
-  void* q = Malloc(size);
-  if (q == nullptr) return nullptr;  // errno set; p untouched
-  memcpy(q, p, size < info.usable ? size : info.usable);
-  Free(p);
-  return q;
+  return ReallocBody<false>(p, size);
 }
 
 void* AlignedAlloc(size_t align, size_t size) {
