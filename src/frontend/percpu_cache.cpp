@@ -279,11 +279,10 @@ bool GrowStack(uint32_t cpu, size_t cls, bool from_active) {
     length[c] = current > g_begin[c] ? current - g_begin[c] : 0;
   }
   ClassSet shrunk;
-  if (!CapacityGrow(g_limits, &Sizing(cpu)->capacity, cls, from_active, length, &shrunk)) {
-    if (shrunk.Count() > 0) ShrinkStacks(cpu, shrunk, false);
-    return false;
-  }
+  const bool grew =
+      CapacityGrow(g_limits, &Sizing(cpu)->capacity, cls, from_active, length, &shrunk);
   if (shrunk.Count() > 0) ShrinkStacks(cpu, shrunk, false);
+  if (!grew) return false;
   __atomic_store_n(&h[cls].end, EndOf(cpu, cls), __ATOMIC_RELEASE);
   return true;
 }
