@@ -110,8 +110,6 @@ TEST(CacheCapacity, ByteCapIsNeverExceeded) {
   EXPECT_GT(refused, 0) << "the cap was never reached: the test proves nothing";
 }
 
-// At the cap, a class in use keeps its capacity against one that overflows; once a
-// look found it idle it gives it up.
 // Limits where class 3 (1 KiB) can grow to 64 objects beside the others' initial
 // capacities and no further; c starts there, class 3 grown to the cap.
 constexpr size_t kRoomForClass3 = 4 * 16 + 4 * 64 + 64 * 1024 + 4 * 16384;
@@ -123,6 +121,8 @@ void GrowClass3ToTheCap(const CapacityLimits& lim, CacheCapacity* c) {
   ASSERT_EQ(shrunk.Count(), 0);
 }
 
+// At the cap, a class in use keeps its capacity against one that overflows; once a
+// look found it idle it gives it up.
 TEST(CacheCapacity, OverflowingClassTakesFromIdleClassesOnly) {
   const CapacityLimits lim = Limits(kRoomForClass3);
   CacheCapacity c;
