@@ -20,9 +20,15 @@ void CheckSizedFree(void* p, size_t size, size_t align);
 
 // Internal (secure.cpp): a large block (or a huge one) of at least size bytes and
 // whether it may hold old data, and the request of a large block, whose canary follows
-// it.
+// it (in the secure library, up to its last page, the guard).
 void* AllocateLarge(size_t size, size_t align, bool* maybe_dirty);
 void SetLargeRequest(void* p, size_t requested);
+// Reports "heap overflow" if the canary after large block p's request was overwritten.
+void CheckLargeRequest(const void* p);
+// Grows large block p in place to at least size bytes if the pages after it are free
+// and size stays below the huge threshold; *maybe_dirty: whether the pages it gained
+// may hold old data. Returns false, changing nothing, when it cannot.
+bool ExtendLarge(void* p, size_t size, bool* maybe_dirty);
 
 // Whether a sized free of p (not aligned) may be wrong, in a few instructions: a small
 // block whose class does not fit the size (CheckSizedFree's rule), or any block that

@@ -18,8 +18,10 @@
 //                  its object, which goes 0-3 objects deep into its list; half of the
 //                  mallocs swap the object they got with the list's head.
 //   large blocks   get a guard page (PROT_NONE) after their last page and keep the
-//                  default build's tail canary; realloc always moves them. A new
-//                  one reads as zero (its pages zeroed if they may hold old data).
+//                  default build's tail canary (before the guard). Realloc keeps them
+//                  in place within their pages or grows them into free pages after
+//                  them, moving the guard; fewer pages move them. A new one, and what
+//                  realloc adds, reads as zero (zeroed if it may hold old data).
 //   huge blocks    get a guard page after them.
 //   thread caches  end with a guard page (ThreadCache::secure_guard_room).
 #include "secure.h"
@@ -261,8 +263,9 @@ Span* LargeSpanOf(const void* p) {
 }
 
 // A block of `body` bytes (a multiple of the page) followed by a guard page, from the
-// page heap or its own mapping; the program asked for `requested` bytes.
-void* AllocateGuarded(size_t requested, size_t align) {
+// page heap or its own mapping; the program asked for `requested` bytes, and the caller
+// writes the first `filled` of them itself (realloc's copy).
+void* AllocateGuarded(size_t requested, size_t align, size_t filled = 0) {
   size_t body = RoundUp(requested == 0 ? 1 : requested, kPageSize);
   if (requested > kMaxRequest || body + kGuardBytes < body) return OutOfMemory();
   CountAllocation(requested);
@@ -272,13 +275,48 @@ void* AllocateGuarded(size_t requested, size_t align) {
   // A read of a new block sees zeros, as a small one's does, not an old block's data
   // (as calloc: only when its pages may hold any). Freed large blocks are not zeroed:
   // see docs/design.md, "Secure library", for what that cost.
-  if (dirty && LargeSpanOf(p) != nullptr) memset(p, 0, body);
+  if (dirty && LargeSpanOf(p) != nullptr) memset(static_cast<char*>(p) + filled, 0, body - filled);
   if (LargeSpanOf(p) != nullptr) SetLargeRequest(p, requested);
   if (!os::Protect(static_cast<char*>(p) + body, kGuardBytes, false)) {
     SecureFree(p);
     return OutOfMemory();
   }
   return p;
+}
+
+// Resizes large block p (span s, request old) to size in place where its pages allow:
+// within its pages, or grown into the free pages after it with the guard moved to the
+// new last page. Returns false when it must move (a small or huge size, fewer pages, no
+// free pages after it); p is then still a whole guarded block of its old request. The
+// bytes it gains read as zero, as a new block's.
+bool ResizeGuardedInPlace(Span* s, void* p, size_t old, size_t size) {
+  if (size <= kMaxSmallSize - kSecureTagBytes) return false;  // small, as malloc's would be
+  const size_t body = size_t{s->npages - 1} << kPageShift;
+  const size_t new_body = RoundUp(size, kPageSize);
+  // Fewer pages: a move, so that the guard follows the request's last page (a shrink
+  // in place would need the guard moved before the tail is freed, and a way back if the
+  // tail cannot be); the copy is only of what stays.
+  if (new_body < body) return false;
+  CheckLargeRequest(p);
+  char* bytes = static_cast<char*>(p);
+  if (new_body > body) {
+    bool dirty;
+    if (!ExtendLarge(p, new_body + kGuardBytes, &dirty)) return false;
+    // The old guard opens first: the mappings merge back, so that the new guard needs
+    // no more of them than the block had.
+    os::Protect(bytes + body, kGuardBytes, true);
+    // The old guard page was never zeroed; the pages gained were if clean.
+    memset(bytes + old, 0, body - old);
+    memset(bytes + body, 0, dirty ? new_body - body : kGuardBytes);
+    if (!os::Protect(bytes + new_body, kGuardBytes, false)) {
+      SetLargeRequest(p, old);  // whole again, its last page open: SecureFree's state
+      return false;
+    }
+  } else if (size > old) {
+    memset(bytes + old, 0, size - old);  // the old canary
+  }
+  SetLargeRequest(p, size);
+  return true;
 }
 
 void* AllocateSmall(size_t cls, size_t requested) {
@@ -364,9 +402,13 @@ void* SecureRealloc(void* p, size_t size) {
       return p;
     }
   }
-  void* q = SecureMalloc(size);
+  Span* s = LargeSpanOf(p);
+  if (s != nullptr && ResizeGuardedInPlace(s, p, old, size)) return p;
+  const size_t kept = size < old ? size : old;
+  void* q =
+      size > kMaxSmallSize - kSecureTagBytes ? AllocateGuarded(size, 16, kept) : SecureMalloc(size);
   if (q == nullptr) return nullptr;  // errno set; p untouched
-  memcpy(q, p, size < old ? size : old);
+  memcpy(q, p, kept);
   SecureFree(p);
   return q;
 }

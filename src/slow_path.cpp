@@ -51,8 +51,12 @@ void* HugeAlloc(size_t size, size_t align) {
 constexpr size_t kLargeCanaryBytes = 8;
 constexpr uint64_t kLargeCanaryFactor = 0x2545f4914f6cdd1d;  // random, odd
 
+// In the secure library a large span's last page is its block's guard (secure.cpp): the
+// canary stays before it, and a request that ends on the guard has none (the guard
+// faults instead).
 size_t LargeCanaryLength(const Span* s) {
-  size_t end = size_t{s->npages} << kPageShift;
+  size_t end = size_t{s->npages - (kSecure ? 1 : 0)} << kPageShift;
+  if (s->requested >= end) return 0;
   return end - s->requested < kLargeCanaryBytes ? end - s->requested : kLargeCanaryBytes;
 }
 
@@ -337,6 +341,16 @@ void* AllocateLarge(size_t size, size_t align, bool* maybe_dirty) {
 
 void SetLargeRequest(void* p, size_t requested) {
   StampLargeTail(HeapRegion::SpanOf(p), p, requested);
+}
+
+void CheckLargeRequest(const void* p) {
+  CheckLargeTail(HeapRegion::SpanOf(p), p);
+}
+
+bool ExtendLarge(void* p, size_t size, bool* maybe_dirty) {
+  if (size >= HugeThreshold()) return false;  // a block this large is huge, as malloc's
+  return g_page_heap.TryExtend(HeapRegion::SpanOf(p), (size + kPageSize - 1) >> kPageShift,
+                               maybe_dirty);
 }
 
 void CheckSizedFree(void* p, size_t size, size_t align) {

@@ -258,7 +258,7 @@ void PageHeap::Deallocate(Span* s) {
   MaybeReleaseOld(now);
 }
 
-bool PageHeap::TryExtend(Span* s, size_t npages) {
+bool PageHeap::TryExtend(Span* s, size_t npages, bool* maybe_dirty) {
   LockGuard g(lock_);
   if (npages <= s->npages) return true;
   uintptr_t right_page = s->first_page + s->npages;
@@ -273,6 +273,12 @@ bool PageHeap::TryExtend(Span* s, size_t npages) {
   Unlink(right);
   right = Carve(right, need, right->first_page);
   if (right == nullptr) return false;
+  if (maybe_dirty != nullptr) {
+    bool dirty = false;
+    for (uintptr_t page = right->first_page; page < right->first_page + right->npages; ++page)
+      dirty |= !IsZeroPage(HeapRegion::ClassAt(page));
+    *maybe_dirty = dirty;
+  }
   s->npages += right->npages;
   CountInUse(true, static_cast<long>(right->npages));
   filler_.OnAllocate(right->first_page, right->npages, HugePageFiller::kFamilyAny);

@@ -26,8 +26,9 @@ class PageHeap {
   void Deallocate(Span* span);
 
   // Tries to grow an allocated large span in place to `npages` by taking the free span
-  // after it. Returns false (and changes nothing) when it cannot.
-  bool TryExtend(Span* span, size_t npages);
+  // after it. Returns false (and changes nothing) when it cannot. *maybe_dirty (if
+  // given) tells whether the pages taken may hold old data (false: all zero).
+  bool TryExtend(Span* span, size_t npages, bool* maybe_dirty = nullptr);
   // Shrinks an allocated large span in place, freeing its tail.
   void Shrink(Span* span, size_t npages);
 

@@ -273,6 +273,76 @@ TEST(Misuse, OverflowOfALargeBlockEndingOnAPage) {
   js_free(p);
 }
 
+// A large block grown by realloc a page at a time, 48 steps, each step checked: the
+// bytes it had are kept, and in the secure library what it gained reads as zero (its
+// old guard page and the pages it took may hold old data: the heap's pages are dirtied
+// first). Returns the block, of `*size` bytes, and how many steps kept its address.
+char* GrowLargeBlockStepwise(size_t* size, int* in_place) {
+  for (int i = 0; i < 8; ++i) {
+    void* dirt = js_malloc(size_t{1} << 20);
+    memset(dirt, 'd', size_t{1} << 20);
+    js_free(dirt);
+  }
+  const size_t page = 8192;
+  size_t n = 40 * page + 100;
+  char* p = Bytes(js_malloc(n));
+  memset(p, 'a', n);
+  *in_place = 0;
+  for (int step = 0; step < 48; ++step) {
+    size_t grown = n + page + 100 * (step % 3);
+    char* q = Bytes(js_realloc(p, grown));
+    EXPECT_NE(q, nullptr);
+    if (q == nullptr) break;
+    *in_place += q == p;
+    EXPECT_EQ(std::count(q, q + n, 'a'), static_cast<long>(n)) << "step " << step;
+    if (kSecure) {
+      EXPECT_EQ(std::count(q + n, q + grown, 0), static_cast<long>(grown - n)) << "step " << step;
+    }
+    memset(q + n, 'a', grown - n);
+    p = q;
+    n = grown;
+  }
+  *size = n;
+  return p;
+}
+
+// README row: overflow past a large block's size
+TEST(Misuse, OverflowPastALargeBlockGrownByRealloc) {
+  // The canary follows the new size, wherever the block grew: both builds see it.
+  size_t n;
+  int in_place;
+  char* p = GrowLargeBlockStepwise(&n, &in_place);
+  // Both builds grow a block into the free pages after it: most steps stay.
+  EXPECT_GE(in_place, 24);
+  EXPECT_EXIT(
+      {
+        p[n] = 'x';
+        js_free(p);
+      },
+      kAborts, Message("heap overflow", p));
+  js_free(p);
+}
+
+// README row: overflow past a large block's last page, past a huge block
+TEST(Misuse, OverflowPastTheLastPageOfALargeBlockGrownByRealloc) {
+  // Grown in place, the secure library's block has its guard after its new last page;
+  // where the old guard was, the block is the program's.
+  const size_t page = 8192;
+  void* p = js_malloc(20 * page);
+  void* q = js_realloc(p, 30 * page);
+  ASSERT_NE(q, nullptr);
+  Bytes(q)[20 * page] = 'x';
+  void* r = js_realloc(q, 30 * page - 50);  // the same pages: stays, in both builds
+  EXPECT_EQ(r, q);
+  r = js_realloc(r, 30 * page);
+  if (kSecure) {
+    EXPECT_EXIT(Bytes(r)[30 * page] = 'x', kFaults, "");
+  } else {
+    SUCCEED() << "not detected by the default build (no slack, no guard page)";
+  }
+  js_free(r);
+}
+
 // README row: overflow past a large block's last page, past a huge block
 TEST(Misuse, OverflowOfAHugeBlock) {
   const size_t size = size_t{80} << 20;
