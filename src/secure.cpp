@@ -8,8 +8,10 @@
 //                  byte keyed by the address. Free, realloc and malloc_usable_size
 //                  check both: "heap overflow". A zeroed tag is a freed object (free
 //                  zeroes it): "double free", wherever that object is.
-//                  Free zeroes the object past its first two words (link and free
-//                  marker); malloc checks the zeros are still there: "write after free".
+//                  Free zeroes what the program could write past the first two words
+//                  (link and free marker): request, canary, tag; malloc checks that the
+//                  whole object is zero: "write after free" (or a stray write into the
+//                  slack between canary and tag, before the free).
 //                  Never-used objects read as zero too (SecureCleanSpan).
 //                  Each thread-cache pop checks the link it followed (in the heap, of
 //                  the list's class, at an object's start): "corrupted free list".
@@ -346,8 +348,14 @@ void SecureFree(void* p) {
   auto* obj = static_cast<uintptr_t*>(p);
   if (obj[1] == FreeMarker(p)) ReportBadPointer("double free", p);
   const size_t class_size = kClasses[cls].size;
-  CheckedRequest(p, class_size);
-  memset(obj + 2, 0, class_size - 2 * sizeof(uintptr_t));
+  // Only what the program may have written goes back to zero: the request past the link
+  // and marker, the canary and the tag. The slack between canary and tag was zero when
+  // the object was handed out (HandOutSmall checks all of it) and the program has no
+  // right to it; a stray write there is found at the next hand-out. On aligned rows the
+  // slack is most of the object (a 1-byte block aligned at 64 KiB is 64 KiB).
+  const size_t written = CanaryEnd(CheckedRequest(p, class_size), class_size);
+  if (written > 2 * sizeof(uintptr_t)) memset(obj + 2, 0, written - 2 * sizeof(uintptr_t));
+  *TagOf(p, class_size) = Tag{0, 0};  // before the marker: in a 16-byte object they share
   obj[0] = 0;
   obj[1] = FreeMarker(p);
   ThreadCache* tc = tl_thread.cache;
@@ -397,7 +405,14 @@ void* SecureRealloc(void* p, size_t size) {
     // Stays while the request and its tag fit, and use more than half the object.
     size_t class_size = kClasses[cls].size;
     if (size + kSecureTagBytes <= class_size && (size + kSecureTagBytes) * 2 >= class_size) {
-      if (size > old) memset(static_cast<char*>(p) + old, 0, size - old);  // the old canary
+      char* bytes = static_cast<char*>(p);
+      if (size > old) {
+        memset(bytes + old, 0, size - old);  // the old canary
+      } else {
+        // Free zeroes only up to the canary's end: the old request's tail goes now.
+        const size_t end = CanaryEnd(size, class_size);
+        memset(bytes + end, 0, CanaryEnd(old, class_size) - end);
+      }
       Stamp(p, class_size, size);
       return p;
     }

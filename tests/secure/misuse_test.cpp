@@ -442,6 +442,46 @@ TEST(Misuse, UninitialisedReadSeesZerosInTheSecureLibrary) {
   for (void* k : kept) js_free(k);
 }
 
+// README row: read after free (small block); read of a new block (uninitialised)
+TEST(Misuse, UninitialisedReadOfABlockShrunkInPlaceSeesZeros) {
+  // Realloc keeps a block that shrinks within its object, and free zeroes only what the
+  // request and its canary cover: the old request's tail must be zero by then, or the
+  // object would fail its zero check when it is handed out again.
+  char* p = Bytes(js_malloc(1000));
+  memset(p, 'x', 1000);
+  ASSERT_EQ(js_realloc(p, 700), p);
+  js_free(p);
+  PushThroughTheQuarantine(1000);
+  char* q = nullptr;
+  std::vector<void*> kept;
+  for (int i = 0; i < 512 && q != p; ++i) kept.push_back(q = Bytes(js_malloc(1000)));
+  ASSERT_EQ(q, p);
+  bool all_zero = true;
+  for (int i = 0; i < 1000; ++i) all_zero = all_zero && q[i] == 0;
+  EXPECT_EQ(all_zero, kSecure);
+  for (void* k : kept) js_free(k);
+}
+
+// README row: write after free, small block
+TEST(Misuse, WriteAfterFreeIntoTheSlackOfAnAlignedBlock) {
+  // A 16-byte block aligned at 4 KiB has an object of 4 KiB or more. Free zeroes only
+  // its request, canary and tag; the zero check at reuse still covers all of it.
+  const size_t align = 4096;
+  void* p = js_aligned_alloc(align, 16);
+  auto body = [p] {
+    js_free(p);
+    Bytes(p)[3000] = 'x';
+    std::vector<void*> others;
+    for (int i = 0; i < 100; ++i) others.push_back(js_aligned_alloc(align, 16));
+    for (void* o : others) js_free(o);
+    for (int i = 0; i < 512 && js_aligned_alloc(align, 16) != p; ++i) {
+    }
+    std::exit(0);
+  };
+  ExpectSeenOnlyBySecure(body, Message("write after free", p));
+  js_free(p);
+}
+
 // The same for a new large block. A freed one is not zeroed, in either build (what
 // that would cost: docs/design.md, "Secure library").
 constexpr size_t kLargeBlock = 256 * 1024;
