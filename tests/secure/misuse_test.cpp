@@ -426,20 +426,26 @@ TEST(Misuse, ReadAfterFreeSeesZerosInTheSecureLibrary) {
     EXPECT_EQ(stale, 0x7878787878787878u);  // the old data, unseen
 }
 
+// Freed block p of `size` bytes, allocated again: the secure library hands it out as
+// zeros, the default build with the old bytes.
+void ExpectHandedOutAgainAsZerosOnlyBySecure(char* p, size_t size) {
+  PushThroughTheQuarantine(size);
+  char* q = nullptr;
+  std::vector<void*> kept;
+  for (int i = 0; i < 512 && q != p; ++i) kept.push_back(q = Bytes(js_malloc(size)));
+  ASSERT_EQ(q, p);
+  bool all_zero = true;
+  for (size_t i = 0; i < size; ++i) all_zero = all_zero && q[i] == 0;
+  EXPECT_EQ(all_zero, kSecure);
+  for (void* k : kept) js_free(k);
+}
+
 // README row: read after free (small block); read of a new block (uninitialised)
 TEST(Misuse, UninitialisedReadSeesZerosInTheSecureLibrary) {
   char* p = Bytes(js_malloc(256));
   memset(p, 'x', 256);
   js_free(p);
-  PushThroughTheQuarantine(256);
-  char* q = nullptr;
-  std::vector<void*> kept;
-  for (int i = 0; i < 512 && q != p; ++i) kept.push_back(q = Bytes(js_malloc(256)));
-  ASSERT_EQ(q, p);
-  bool all_zero = true;
-  for (int i = 0; i < 256; ++i) all_zero = all_zero && q[i] == 0;
-  EXPECT_EQ(all_zero, kSecure);  // the default build hands out the old bytes
-  for (void* k : kept) js_free(k);
+  ExpectHandedOutAgainAsZerosOnlyBySecure(p, 256);
 }
 
 // README row: read after free (small block); read of a new block (uninitialised)
@@ -451,15 +457,7 @@ TEST(Misuse, UninitialisedReadOfABlockShrunkInPlaceSeesZeros) {
   memset(p, 'x', 1000);
   ASSERT_EQ(js_realloc(p, 700), p);
   js_free(p);
-  PushThroughTheQuarantine(1000);
-  char* q = nullptr;
-  std::vector<void*> kept;
-  for (int i = 0; i < 512 && q != p; ++i) kept.push_back(q = Bytes(js_malloc(1000)));
-  ASSERT_EQ(q, p);
-  bool all_zero = true;
-  for (int i = 0; i < 1000; ++i) all_zero = all_zero && q[i] == 0;
-  EXPECT_EQ(all_zero, kSecure);
-  for (void* k : kept) js_free(k);
+  ExpectHandedOutAgainAsZerosOnlyBySecure(p, 1000);
 }
 
 // README row: write after free, small block
