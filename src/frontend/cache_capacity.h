@@ -11,6 +11,8 @@
 //    first; then, for a class that ran dry, the capacity the others do not use (above
 //    the objects they hold), a step at a time from each in turn, never below their
 //    initial capacity: taking objects from a class in use would make it miss at once;
+//    but a class that ran dry below its initial capacity (lost while it was idle) gets
+//    that back from what the others hold above theirs;
 //  - decay: on each look of the decay clock, a class that neither missed nor was used
 //    since the look before is idle: it goes back to its initial capacity, and the cache
 //    hands all its objects back.

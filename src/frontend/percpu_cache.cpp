@@ -182,16 +182,28 @@ void* OutOfMemory() {
   return nullptr;
 }
 
-// A batch of objects (or a run of never-used ones) from the middle tier: the first to
-// the caller, the rest onto this CPU's stack as far as it takes them, the others back.
-void* Refill(size_t cls) {
+// Free slots on cls's stack of `cpu`, as last seen: another thread on the CPU may push
+// or pop before the caller does, so only a hint.
+uint32_t StackRoom(uint32_t cpu, size_t cls) {
+  const ClassHeader& h = Headers(cpu)[cls];
+  const uint32_t current = __atomic_load_n(&h.current, __ATOMIC_RELAXED);
+  const uint32_t end = __atomic_load_n(&h.end, __ATOMIC_RELAXED);
+  return end > current ? end - current : 0;
+}
+
+// Objects (or a run of never-used ones) from the middle tier, a batch at most and one
+// more than the stack has room for (`room`): the first to the caller, the rest onto this
+// CPU's stack as far as it takes them, the others back. Taking no more than fits spares
+// a stack smaller than a batch two trips to the middle tier for the same objects.
+void* Refill(size_t cls, uint32_t room) {
   size_t size = kClasses[cls].size;
-  uint32_t batch = kClasses[cls].batch;
+  uint32_t want = kClasses[cls].batch;
+  if (room + 1 < want) want = room + 1;
   void* objs[kMaxBatch];
   uintptr_t run = 0;
   int run_count = 0;
-  int got = MiddleRemove(cls, objs, static_cast<int>(batch), &run, &run_count,
-                         {.max_run_bytes = batch * size});
+  int got = MiddleRemove(cls, objs, static_cast<int>(want), &run, &run_count,
+                         {.max_run_bytes = want * size});
   if (got == 0) {
     if (run_count == 0) return OutOfMemory();
     // Never-used objects: marked free before they go on a stack, as every free object is.
@@ -370,8 +382,9 @@ JS_NOINLINE void* AllocateSlow(size_t cls) {
     if (p != nullptr) return HandOut(p);
     // Empty: a stack that keeps running dry grows, so the refill below leaves more on it.
     NoteMiss(cpu, cls, true);
+    return Refill(cls, StackRoom(cpu, cls));
   }
-  return Refill(cls);
+  return Refill(cls, 0);  // no stack to keep the rest on
 }
 
 JS_NOINLINE void FreeSlow(void* p, size_t cls) {

@@ -184,6 +184,56 @@ TEST(CacheCapacity, ActiveClassesLoseOnlyToAClassThatRanDry) {
   EXPECT_EQ(c.capacity_bytes, SumBytes(lim, c));
 }
 
+// Misses of cls until the policy says grow, then the grow, with classes holding
+// `length` objects each.
+bool MissAndGrowHolding(const CapacityLimits& lim, CacheCapacity* c, size_t cls,
+                        const uint32_t* length, ClassSet* shrunk) {
+  for (uint32_t i = 0; i < (kMissesToGrow << kMaxRefusals); ++i) {
+    if (CapacityNoteMiss(lim, c, cls, true)) return CapacityGrow(lim, c, cls, true, length, shrunk);
+  }
+  return false;
+}
+
+// A class whose capacity went to another while it was idle, and that then runs dry
+// while every other class is in use and full, gets its initial capacity back from the
+// objects they hold above theirs (at 0, each of its mallocs would go to the middle
+// tier until the next look); above its initial capacity it takes only unused room.
+TEST(CacheCapacity, ClassRobbedWhileIdleGetsItsInitialCapacityBack) {
+  const CapacityLimits lim = Limits(kRoomForClass3);
+  CacheCapacity c;
+  ASSERT_NO_FATAL_FAILURE(GrowClass3ToTheCap(lim, &c));
+  ClassSet used, holding, idle;
+  used.Assign(3, true);
+  holding.Assign(3, true);
+  CapacityDecayTick(lim, &c, used, holding, &idle);  // class 4 idle from here
+  ClassSet shrunk;
+  ASSERT_TRUE(MissAndGrow(lim, &c, 2, false, &shrunk));
+  ASSERT_TRUE(shrunk.Contains(4));
+  ASSERT_EQ(c.capacity[4], 0u);
+  ASSERT_EQ(c.capacity[2], 8u);
+  // Every class in use, each stack full.
+  uint32_t full[kNumClasses] = {};
+  for (size_t cls = 1; cls <= 3; ++cls) {
+    full[cls] = c.capacity[cls];
+    CapacityNoteMiss(lim, &c, cls, true);
+  }
+  shrunk = ClassSet{};
+  EXPECT_TRUE(MissAndGrowHolding(lim, &c, 4, full, &shrunk));
+  EXPECT_EQ(c.capacity[4], lim.initial[4]);
+  EXPECT_FALSE(shrunk.Count() == 0);
+  for (size_t cls = 1; cls <= 3; ++cls) EXPECT_GE(c.capacity[cls], lim.initial[cls]);
+  EXPECT_LE(c.capacity_bytes, lim.cap_bytes);
+  EXPECT_EQ(c.capacity_bytes, SumBytes(lim, c));
+  // At its initial capacity it no longer takes what the others hold.
+  for (size_t cls = 1; cls <= 3; ++cls) full[cls] = c.capacity[cls];
+  const size_t before = c.capacity_bytes;
+  shrunk = ClassSet{};
+  EXPECT_FALSE(MissAndGrowHolding(lim, &c, 4, full, &shrunk));
+  EXPECT_EQ(shrunk.Count(), 0);
+  EXPECT_EQ(c.capacity[4], lim.initial[4]);
+  EXPECT_EQ(c.capacity_bytes, before);
+}
+
 // A class that neither missed nor moved since the last look goes back to its initial
 // capacity and is handed back whole; a class in use is left alone.
 TEST(CacheCapacity, IdleClassShrinksOnTheSecondLook) {
