@@ -13,13 +13,16 @@ constexpr size_t kOsPage = 4096;
 size_t Hash(uintptr_t addr, size_t capacity) {
   return static_cast<size_t>(((addr >> 12) * 0x9e3779b97f4a7c15ull) >> 20) & (capacity - 1);
 }
+uintptr_t Hidden(uintptr_t addr) {
+  return ~addr;
+}
 }  // namespace
 
 HugeRegistry::Entry* HugeRegistry::Find(uintptr_t addr) {
   if (capacity_ == 0) return nullptr;
   for (size_t i = Hash(addr, capacity_), n = 0; n < capacity_; i = (i + 1) & (capacity_ - 1), ++n) {
-    if (table_[i].addr == addr) return &table_[i];
-    if (table_[i].addr == 0) return nullptr;
+    if (table_[i].hidden_addr == Hidden(addr)) return &table_[i];
+    if (table_[i].hidden_addr == 0) return nullptr;
   }
   return nullptr;
 }
@@ -35,7 +38,8 @@ bool HugeRegistry::Grow() {
   used_ = 0;
   // Tombstones are dropped here: they only sharpen messages, never correctness.
   for (size_t i = 0; i < old_cap; ++i) {
-    if (old[i].addr != 0 && old[i].size != 0) Insert(old[i].addr, old[i].size);
+    if (old[i].hidden_addr != 0 && old[i].size != 0)
+      Insert(Hidden(old[i].hidden_addr), old[i].size);
   }
   return true;  // the old table stays in the metadata arena (a few KiB)
 }
@@ -47,8 +51,8 @@ bool HugeRegistry::Insert(uintptr_t addr, size_t size) {
   }
   if ((used_ + 1) * 4 > capacity_ * 3 && !Grow()) return false;
   for (size_t i = Hash(addr, capacity_);; i = (i + 1) & (capacity_ - 1)) {
-    if (table_[i].addr == 0) {
-      table_[i] = Entry{addr, size};
+    if (table_[i].hidden_addr == 0) {
+      table_[i] = Entry{Hidden(addr), size};
       ++used_;
       return true;
     }

@@ -2,6 +2,7 @@
  * jsmalloc's blocks only through the client requests (src/valgrind_hooks.h).
  *   memcheck_program clean    every call, used correctly: memcheck must report nothing
  *   memcheck_program leak     a block whose last pointer is dropped: "definitely lost"
+ *   memcheck_program hugeleak the same for a huge block (its own mapping)
  *   memcheck_program uaf      a read of a freed small block
  *   memcheck_program overflow a write one byte past a small block's end
  *   memcheck_program large    a read after free and a write past the end of a large
@@ -155,6 +156,12 @@ static __attribute__((noinline)) void write_past_end(size_t size, size_t past) {
   do_free(p);
 }
 
+static __attribute__((noinline)) void huge_leak(void) {
+  char* volatile p = do_malloc((70u << 20) + 100);
+  p[0] = 1; /* no memset: its pointer into the block could stay in a register */
+  p = NULL; /* the only pointer to the block: jsmalloc's table of huge blocks holds none */
+}
+
 static __attribute__((noinline)) void prefixed(void) {
   char* volatile lost = js_malloc(100);
   memset(lost, 1, 100);
@@ -171,6 +178,8 @@ int main(int argc, char** argv) {
   if (strcmp(mode, "clean") == 0) return clean();
   if (strcmp(mode, "leak") == 0) {
     leak();
+  } else if (strcmp(mode, "hugeleak") == 0) {
+    huge_leak();
   } else if (strcmp(mode, "uaf") == 0) {
     read_after_free(64);
   } else if (strcmp(mode, "overflow") == 0) {
