@@ -3,6 +3,9 @@
  *   memcheck_program clean    every call, used correctly: memcheck must report nothing
  *   memcheck_program leak     a block whose last pointer is dropped: "definitely lost"
  *   memcheck_program hugeleak the same for a huge block (its own mapping)
+ *   memcheck_program uninit   a branch on bytes of new small and large blocks never
+ *                             written: word 1 (where a free block keeps jsmalloc's
+ *                             double-free marker) and word 2
  *   memcheck_program uaf      a read of a freed small block
  *   memcheck_program overflow a write one byte past a small block's end
  *   memcheck_program large    a read after free and a write past the end of a large
@@ -162,6 +165,16 @@ static __attribute__((noinline)) void huge_leak(void) {
   p = NULL; /* the only pointer to the block: jsmalloc's table of huge blocks holds none */
 }
 
+/* Branches on unwritten bytes of a new block of `size`, one reused if small. */
+static __attribute__((noinline)) void branch_on_unwritten(size_t size) {
+  void* volatile reused = do_malloc(size);
+  do_free(reused);
+  unsigned char* volatile p = do_malloc(size);
+  if (p[8] == 0x55) puts("word 1 was 0x55");
+  if (p[20] == 0x55) puts("word 2 was 0x55");
+  do_free(p);
+}
+
 static __attribute__((noinline)) void prefixed(void) {
   char* volatile lost = js_malloc(100);
   memset(lost, 1, 100);
@@ -180,6 +193,9 @@ int main(int argc, char** argv) {
     leak();
   } else if (strcmp(mode, "hugeleak") == 0) {
     huge_leak();
+  } else if (strcmp(mode, "uninit") == 0) {
+    branch_on_unwritten(64);
+    branch_on_unwritten(200000);
   } else if (strcmp(mode, "uaf") == 0) {
     read_after_free(64);
   } else if (strcmp(mode, "overflow") == 0) {

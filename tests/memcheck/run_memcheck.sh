@@ -60,6 +60,10 @@ case $mode in
     # jsmalloc's table of huge blocks above all, so that memcheck reports the leak.
     expect "(definitely|possibly) lost: 73,400,420 bytes in 1 blocks" "the lost huge block"
     ;;
+  uninit)
+    errors 4
+    expect "Conditional jump or move depends on uninitialised value" "the branches on unwritten bytes"
+    ;;
   uaf)
     errors 1
     expect "Invalid read of size 1" "the invalid read"
