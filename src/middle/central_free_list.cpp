@@ -29,19 +29,6 @@ struct SpanRange {
   bool Holds(const void* p) const { return reinterpret_cast<uintptr_t>(p) - begin < bytes; }
 };
 
-// Secure builds: `next`, the link read from free object `from` (nullptr: the chain's
-// head), must be a free object of class cls (in the heap, on a page of the class, at an
-// object's start), or the walk would take a corrupted link for one: reported instead.
-// The thread cache checks each link it pops; these are the ones the middle tier walks.
-void CheckLink(const void* from, const void* next, uint8_t cls) {
-  if constexpr (kSecure) {
-    const uintptr_t offset = reinterpret_cast<uintptr_t>(next) - g_pagemap.base;
-    if (offset >= g_pagemap.size || g_pagemap.classes[offset >> kPageShift] != cls ||
-        !StartsObject(g_pagemap.classes, cls, offset))
-      ReportBadPointer("corrupted free list", from != nullptr ? from : next);
-  }
-}
-
 // Follows chain links from `first` while they stay in range's span and *count < limit;
 // returns the last object reached, and in *after the link that follows it. Objects
 // freed in address order lie on a LIFO list each one object apart (descending;
@@ -67,7 +54,7 @@ void* WalkRun(const SpanRange& range, size_t size, uint8_t cls, void* first, uin
   }
   // (The strided loop above needs no check: it stays in the span, an object apart.)
   while (*count < limit && next != nullptr && range.Holds(next)) {
-    CheckLink(last, next, cls);
+    CheckListLink(last, next, cls);
     last = next;
     next = static_cast<char*>(ListNext(last));
     ++*count;
@@ -77,6 +64,15 @@ void* WalkRun(const SpanRange& range, size_t size, uint8_t cls, void* first, uin
 }
 
 }  // namespace
+
+void CheckListLink(const void* from, const void* next, uint8_t cls) {
+  if constexpr (kSecure) {
+    const uintptr_t offset = reinterpret_cast<uintptr_t>(next) - g_pagemap.base;
+    if (offset >= g_pagemap.size || g_pagemap.classes[offset >> kPageShift] != cls ||
+        !StartsObject(g_pagemap.classes, cls, offset))
+      ReportBadPointer("corrupted free list", from != nullptr ? from : next);
+  }
+}
 
 void CentralFreeList::Init(uint8_t cls) {
   cls_ = cls;
@@ -339,7 +335,7 @@ uint32_t CentralFreeList::InsertList(void* head, uint32_t n, void** rest) {
     LockGuard g(lock_);
     const void* from = nullptr;  // the object whose link head is
     while (left > 0 && head != nullptr) {
-      CheckLink(from, head, cls_);
+      CheckListLink(from, head, cls_);
       const SpanRange range(head);
       void* first = head;
       uint32_t count = 1;

@@ -36,6 +36,14 @@ struct FetchOptions {
   uint32_t max_chain = 0;
 };
 
+// Secure builds: `next`, the link read from free object `from` (nullptr: the chain's
+// head), must be a free object of class cls (in the heap, on a page of the class, at an
+// object's start), or a walk would take a corrupted link for one: reported instead.
+// The thread cache checks each link it pops; this is for the links that are walked
+// (the middle tier's, and the thread cache's when it evicts idle lists). Does nothing
+// in the default build.
+void CheckListLink(const void* from, const void* next, uint8_t cls);
+
 class CentralFreeList {
  public:
   void Init(uint8_t cls);

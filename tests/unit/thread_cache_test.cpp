@@ -240,6 +240,85 @@ TEST(ThreadCache, IdleListsMakeRoomForAGrowingOne) {
 }
 #endif
 
+#if !defined(JSMALLOC_SECURE)  // pins the default library's order and accounting
+// Idle lists are evicted several at once (walked side by side so that their cache
+// misses overlap): the first pass that evicts takes from several lists, at least
+// 64 KiB, and every object evicted reaches the middle tier, with each list's limit
+// and budget still matching what it holds.
+TEST(ThreadCache, IdleListsAreEvictedSeveralAtOnce) {
+  testing::EnsureAllocator();
+  FourMiBCacheLimit four;
+  // Objects of another thread's: freeing them takes slow calls (a batch goes back per
+  // overflow) that need no room, so every idle list turns idle before any is evicted.
+  std::vector<void*> foreign;
+  for (int i = 0; i < 16384; ++i) foreign.push_back(js_malloc(64));
+  std::thread([&foreign] {
+    constexpr size_t kIdleSizes[] = {1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096};
+    constexpr int kLists = 8;
+    size_t idle[kLists];
+    std::vector<void*> v;
+    for (int i = 0; i < kLists; ++i) {
+      idle[i] = SizeToClass(kIdleSizes[i]);
+      v.clear();
+      for (size_t bytes = 0; bytes < (size_t{360} << 10); bytes += kIdleSizes[i])
+        v.push_back(js_malloc(kIdleSizes[i]));
+      for (void* p : v) js_free(p);
+    }
+    ThreadCache* tc = tl_thread.cache;
+    const uint32_t calls = tc->slow_calls;
+    for (void* p : foreign) js_free(p);
+    ASSERT_GE(tc->slow_calls - calls, 128u) << "the lists may not be idle yet";
+    uint32_t length_before[kLists];
+    size_t out_before[kLists];
+    for (int i = 0; i < kLists; ++i) {
+      length_before[i] = ListLength(tc, idle[i]);
+      ASSERT_GT(length_before[i], 0u) << kIdleSizes[i];
+      out_before[i] = ObjectsOut(idle[i]);
+    }
+    auto evicted_lists = [&] {
+      int n = 0;
+      for (int i = 0; i < kLists; ++i) n += ListLength(tc, idle[i]) != length_before[i] ? 1 : 0;
+      return n;
+    };
+    auto evicted_bytes = [&] {
+      size_t bytes = 0;
+      for (int i = 0; i < kLists; ++i)
+        bytes += size_t{length_before[i] - ListLength(tc, idle[i])} * kClasses[idle[i]].size;
+      return bytes;
+    };
+    // 2 MiB of 256-byte objects, allocated and freed until the idle lists give room up;
+    // the first malloc or free that evicts is caught.
+    int first_lists = 0;
+    size_t first_bytes = 0;
+    for (int round = 0; round < 8; ++round) {
+      v.clear();
+      for (int i = 0; i < 8192; ++i) {
+        v.push_back(js_malloc(256));
+        if (first_lists == 0 && (first_lists = evicted_lists()) > 0) first_bytes = evicted_bytes();
+      }
+      for (void* p : v) {
+        js_free(p);
+        if (first_lists == 0 && (first_lists = evicted_lists()) > 0) first_bytes = evicted_bytes();
+      }
+    }
+    ASSERT_GT(first_lists, 0) << "no idle list was evicted";
+    EXPECT_GE(first_lists, 4) << "idle lists evicted one at a time";
+    EXPECT_GE(first_bytes, size_t{64} << 10);
+    for (int i = 0; i < kLists; ++i) {
+      const size_t cls = idle[i];
+      uint32_t walked = 0;
+      for (void* p = tc->head[cls]; p != nullptr; p = ListNext(p)) ++walked;
+      EXPECT_EQ(walked, ListLength(tc, cls)) << kIdleSizes[i];
+      EXPECT_GE(tc->budget[cls], 0) << kIdleSizes[i];
+      EXPECT_LE(walked, tc->max_length[cls]) << kIdleSizes[i];
+      // What left the list is in the middle tier, none of it lost or counted twice.
+      EXPECT_EQ(out_before[i] - ObjectsOut(cls), length_before[i] - walked) << kIdleSizes[i];
+    }
+    EXPECT_LE(tc->capacity_bytes, size_t{4} << 20);
+  }).join();
+}
+#endif
+
 // With the cache at its limit, a list that overflows hands a batch back instead of
 // taking room from lists in use: taking it would make that list overflow on its next
 // free, and capacity would pass from list to list at the cost of a slow call per free.
