@@ -319,6 +319,44 @@ TEST(ThreadCache, IdleListsAreEvictedSeveralAtOnce) {
 }
 #endif
 
+#if defined(JSMALLOC_SECURE)
+// Fills 8 lists, lets them turn idle, breaks the link of the 2 KiB list's first object,
+// and makes a growing list evict them (see IdleListsAreEvictedSeveralAtOnce).
+void EvictIdleListsOneBroken(const std::vector<void*>& foreign) {
+  constexpr size_t kIdleSizes[] = {1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096};
+  std::vector<void*> v;
+  for (size_t size : kIdleSizes) {
+    v.clear();
+    for (size_t bytes = 0; bytes < (size_t{360} << 10); bytes += size) v.push_back(js_malloc(size));
+    for (void* p : v) js_free(p);
+  }
+  for (void* p : foreign) js_free(p);
+  ThreadCache* tc = tl_thread.cache;
+  void* head = tc->head[SizeToClass(2048 + kSecureTagBytes)];
+  if (head == nullptr) return;  // (the death test then fails: nothing was reported)
+  SetListNext(head, reinterpret_cast<void*>(uintptr_t{0x10000}));
+  for (int round = 0; round < 8; ++round) {
+    v.clear();
+    for (int i = 0; i < 8192; ++i) v.push_back(js_malloc(256));
+    for (void* p : v) js_free(p);
+  }
+}
+
+// Idle lists evicted side by side have each link checked before it is followed; the
+// middle tier does not check what a thread cache hands it in batches, so without that
+// check the broken link would be followed.
+TEST(ThreadCacheDeathTest, SecureIdleListEvictionReportsACorruptedLink) {
+  testing::EnsureAllocator();
+  FourMiBCacheLimit four;
+  std::vector<void*> foreign;
+  std::thread([&foreign] {
+    for (int i = 0; i < 16384; ++i) foreign.push_back(js_malloc(64));
+  }).join();
+  EXPECT_DEATH(EvictIdleListsOneBroken(foreign), "jsmalloc: corrupted free list");
+  for (void* p : foreign) js_free(p);
+}
+#endif
+
 // With the cache at its limit, a list that overflows hands a batch back instead of
 // taking room from lists in use: taking it would make that list overflow on its next
 // free, and capacity would pass from list to list at the cost of a slow call per free.
