@@ -65,7 +65,8 @@ static void* thread_churn(void* arg) {
 }
 
 static int clean(void) {
-  static const size_t sizes[] = {0, 1, 8, 15, 16, 24, 100, 1000, 4096, 70000, 131072, 300000, 5u << 20};
+  static const size_t sizes[] = {0,    1,    8,     15,     16,     24,      100,
+                                 1000, 4096, 70000, 131072, 300000, 5u << 20};
   enum { kCount = sizeof sizes / sizeof sizes[0] };
   for (int round = 0; round < 3; ++round) {
     unsigned char* blocks[kCount];
