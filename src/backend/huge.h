@@ -31,8 +31,8 @@ class HugeRegistry {
  private:
   // The address is kept complemented (never 0: no block starts at the last byte), so
   // that the table holds no pointer to a block: memcheck's leak check, which scans
-  // memory for pointers, then sees a huge block the program dropped as "definitely
-  // lost", not "still reachable" from here.
+  // memory for pointers, then reports a huge block the program dropped as lost, not
+  // "still reachable" from here.
   struct Entry {
     uintptr_t hidden_addr;  // ~address; 0: an empty slot
     size_t size;            // mapped bytes; 0 marks a freed block (tombstone)

@@ -274,10 +274,10 @@ bool PageHeap::TryExtend(Span* s, size_t npages, bool* maybe_dirty) {
   right = Carve(right, need, right->first_page);
   if (right == nullptr) return false;
   if (maybe_dirty != nullptr) {
-    bool dirty = false;
-    for (uintptr_t page = right->first_page; page < right->first_page + right->npages; ++page)
-      dirty |= !IsZeroPage(HeapRegion::ClassAt(page));
-    *maybe_dirty = dirty;
+    // As Allocate learns it: which of the pages taken read as zero (MapWholeSpan below
+    // maps them again, as the block's).
+    HeapRegion::MapSpanInUse(right, kPageLarge);
+    *maybe_dirty = right->committed;
   }
   s->npages += right->npages;
   CountInUse(true, static_cast<long>(right->npages));
