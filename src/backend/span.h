@@ -31,10 +31,12 @@ struct Span {
   Span* prev = nullptr;
 
   // Small spans: objects given back to this span, linked through their first word;
-  // the carve frontier (objects past it were never handed out); objects outside.
+  // the carve frontier, as a count (objects past the first `carved` were never handed
+  // out); objects outside. A count, not an address: a full span's frontier is the
+  // address where the next span starts, and under valgrind's memcheck that pointer in
+  // the record would make a leaked block there "still reachable".
   void* freelist = nullptr;
-  uintptr_t carve = 0;
-  uintptr_t end = 0;
+  uint32_t carved = 0;
   uint32_t allocated = 0;
 
   uint64_t free_since_ns = 0;  // retained span: since when, for decay

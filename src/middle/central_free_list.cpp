@@ -16,6 +16,11 @@ uintptr_t SpanStart(const Span* s) {
   return reinterpret_cast<uintptr_t>(HeapRegion::AddressOf(s->first_page));
 }
 
+// The span's never-used objects, past its carve frontier.
+uint32_t Uncarved(const Span* s) {
+  return kClasses[s->size_class].objects - s->carved;
+}
+
 // The span an object of the heap belongs to, and its bounds.
 struct SpanRange {
   Span* span;
@@ -83,10 +88,8 @@ Span* CentralFreeList::NewSpan() {
   const SizeClassInfo& info = kClasses[cls_];
   Span* s = AllocateSpan(info.span_pages, info.align_pages, cls_);
   if (s == nullptr) return nullptr;
-  uintptr_t start = SpanStart(s);
   s->freelist = nullptr;
-  s->carve = start;
-  s->end = start + size_t{info.objects} * size_;
+  s->carved = 0;
   s->allocated = 0;
   s->in_nonempty = false;
   s->carver = 0;  // the page heap may hand out a record that held an earlier span
@@ -97,7 +100,7 @@ Span* CentralFreeList::NewSpan() {
 // A span in nonempty_ with nothing left to give (no object given back, no never-used
 // rest) leaves it.
 void CentralFreeList::LeaveIfDry(Span* s) {
-  if (s->freelist != nullptr || s->carve != s->end) return;
+  if (s->freelist != nullptr || Uncarved(s) != 0) return;
   nonempty_.Remove(s);
   s->in_nonempty = false;
 }
@@ -127,16 +130,16 @@ Span* CentralFreeList::CarveRun(uintptr_t* run_begin, int* run_count, int max_sp
   for (Span* s = nonempty_.first(); s != nullptr && seen < max_spans; s = s->next, ++seen) {
     // While a run is out, no other run comes from its span: the span's carve frontier
     // stays the run's end, which is what lets ReturnRun take a tail back.
-    if (s->carve == s->end || __atomic_load_n(&s->carver, __ATOMIC_RELAXED) != 0) continue;
+    if (Uncarved(s) == 0 || __atomic_load_n(&s->carver, __ATOMIC_RELAXED) != 0) continue;
     // Up to the whole uncarved rest of the span: it is untouched memory, so holding it
     // costs the thread no resident memory (unless it asked for the run to be faulted
     // in), and a burst of allocations needs one call here per span instead of one per
     // batch.
-    size_t rest = (s->end - s->carve) / size_;
+    size_t rest = Uncarved(s);
     int take = static_cast<int>(rest < max_run ? rest : max_run);
-    *run_begin = s->carve;
+    *run_begin = SpanStart(s) + size_t{s->carved} * size_;
     *run_count = take;
-    s->carve += static_cast<size_t>(take) * size_;
+    s->carved += static_cast<uint32_t>(take);
     s->allocated += static_cast<uint32_t>(take);
     __atomic_store_n(&s->carver, carver, __ATOMIC_RELAXED);
     LeaveIfDry(s);
@@ -162,7 +165,7 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
         *how.chain = nullptr;
         Span* s = nonempty_.first();
         if (s != nullptr && s->freelist != nullptr) {
-          uint32_t listed = static_cast<uint32_t>((s->carve - SpanStart(s)) / size_) - s->allocated;
+          uint32_t listed = s->carved - s->allocated;
           if (listed <= how.max_chain) {
             *how.chain = s->freelist;
             s->freelist = nullptr;
@@ -224,9 +227,9 @@ void CentralFreeList::ReturnRun(uintptr_t begin, uint32_t count) {
     LockGuard g(lock_);
     Span* s = HeapRegion::SpanOf(reinterpret_cast<void*>(begin));
     JS_ASSERT(s->state == Span::State::kSmall && s->size_class == cls_);
-    JS_ASSERT(begin + (size_t{count} * size_) == s->carve);
+    JS_ASSERT(begin + (size_t{count} * size_) == SpanStart(s) + size_t{s->carved} * size_);
     __atomic_store_n(&s->carver, 0, __ATOMIC_RELAXED);
-    s->carve = begin;
+    s->carved -= count;
     CountBack(s, count, &retained_at);
   }
   if (retained_at != 0) SpansRetained(retained_at);
@@ -236,16 +239,15 @@ void CentralFreeList::ReturnRun(uintptr_t begin, uint32_t count) {
 // waits on retained_ for the class's next run. *now: the time, read once per call into
 // the central free list (0 until then).
 void CentralFreeList::Retain(Span* s, uint64_t* now) {
-  const uintptr_t begin = SpanStart(s);
   // Pages below the carve frontier were handed out, so may hold data now; those past
   // it still read as they did when the span came from the page heap.
-  const size_t used_pages = (s->carve - begin + kPageSize - 1) >> kPageShift;
+  const size_t used_pages = (size_t{s->carved} * size_ + kPageSize - 1) >> kPageShift;
   if (used_pages > 0) {
     s->zero_pages &= used_pages >= 32 ? 0 : ~((uint32_t{1} << used_pages) - 1);
     s->committed = true;
   }
   s->freelist = nullptr;
-  s->carve = begin;
+  s->carved = 0;
   __atomic_store_n(&s->carver, 0, __ATOMIC_RELAXED);  // (0 already: no run is out)
   if (*now == 0) *now = PageHeap::Now();
   s->free_since_ns = *now;

@@ -3,6 +3,8 @@
  *   memcheck_program clean    every call, used correctly: memcheck must report nothing
  *   memcheck_program leak     a block whose last pointer is dropped: "definitely lost"
  *   memcheck_program hugeleak the same for a huge block (its own mapping)
+ *   memcheck_program spanleak the same for the first block of a span that follows
+ *                             another span of its class, whose record ends there
  *   memcheck_program uninit   a branch on bytes of new small and large blocks never
  *                             written: word 1 (where a free block keeps jsmalloc's
  *                             double-free marker) and word 2
@@ -166,6 +168,23 @@ static __attribute__((noinline)) void huge_leak(void) {
   p = NULL; /* the only pointer to the block: jsmalloc's table of huge blocks holds none */
 }
 
+/* One 64 KiB block fills a span. The first span stays in use, held from a global, and
+ * the second, right after it, is lost: the first span's record must hold no pointer
+ * to where the second begins. */
+static void* volatile kept_span_block;
+static __attribute__((noinline)) int span_leak(void) {
+  kept_span_block = do_malloc(65536);
+  char* volatile p = do_malloc(65536);
+  if (p != (char*)kept_span_block + 65536) {
+    fprintf(stderr, "memcheck_program: spanleak: second block at %p, not after %p\n", (void*)p,
+            kept_span_block);
+    return 1;
+  }
+  p[0] = 1;
+  p = NULL; /* the only pointer to the second block */
+  return 0;
+}
+
 /* Branches on unwritten bytes of a new block of `size`, one reused if small. */
 static __attribute__((noinline)) void branch_on_unwritten(size_t size) {
   void* volatile reused = do_malloc(size);
@@ -194,6 +213,8 @@ int main(int argc, char** argv) {
     leak();
   } else if (strcmp(mode, "hugeleak") == 0) {
     huge_leak();
+  } else if (strcmp(mode, "spanleak") == 0) {
+    return span_leak();
   } else if (strcmp(mode, "uninit") == 0) {
     branch_on_unwritten(64);
     branch_on_unwritten(200000);

@@ -60,6 +60,10 @@ case $mode in
     # jsmalloc's table of huge blocks above all, so that memcheck reports the leak.
     expect "(definitely|possibly) lost: 73,400,420 bytes in 1 blocks" "the lost huge block"
     ;;
+  spanleak)
+    errors 1
+    expect "definitely lost: 65,536 bytes in 1 blocks" "the lost block at a span's start"
+    ;;
   uninit)
     errors 4
     expect "Conditional jump or move depends on uninitialised value" "the branches on unwritten bytes"
