@@ -275,8 +275,8 @@ void* AllocateGuarded(size_t requested, size_t align, size_t filled = 0) {
   void* p = AllocateLarge(body + kGuardBytes, align, &dirty);
   if (p == nullptr) return nullptr;
   // A read of a new block sees zeros, as a small one's does, not an old block's data
-  // (as calloc: only when its pages may hold any). Freed large blocks are not zeroed:
-  // see docs/design.md, "Secure library", for what that cost.
+  // (as calloc: only when its pages may hold any). Freed ones are not zeroed but made
+  // inaccessible by the page heap (kProtectFreePages).
   if (dirty && LargeSpanOf(p) != nullptr) memset(static_cast<char*>(p) + filled, 0, body - filled);
   if (LargeSpanOf(p) != nullptr) SetLargeRequest(p, requested);
   if (!os::Protect(static_cast<char*>(p) + body, kGuardBytes, false)) {
@@ -339,12 +339,9 @@ void* SecureMalloc(size_t size) {
 void SecureFree(void* p) {
   if (p == nullptr) return;
   size_t cls = SmallClassOf(p);
-  if (cls == 0) {
-    if (Span* s = LargeSpanOf(p)) {
-      os::Protect(HeapRegion::AddressOf(s->last_page()), kGuardBytes, true);
-    }
-    return FreeSlow(p);  // large, huge (unmapped with its guard), or bad: reported there
-  }
+  // Large (its pages, guard included, become inaccessible in the page heap until they
+  // are handed out again), huge (unmapped with its guard), or bad: reported there.
+  if (cls == 0) return FreeSlow(p);
   auto* obj = static_cast<uintptr_t*>(p);
   if (obj[1] == FreeMarker(p)) ReportBadPointer("double free", p);
   const size_t class_size = kClasses[cls].size;

@@ -20,6 +20,9 @@ struct Span {
   bool in_nonempty = false;
   // A large span that is a sampled allocation (profiler.h): its free drops the record.
   bool sampled = false;
+  // Free span, secure library: some of its pages may be inaccessible (a large block freed
+  // there), so handing it out must open them (page_heap.cpp, kProtectFreePages).
+  bool closed = false;
   uint32_t zero_pages = 0;  // span handed out: bit i set if page i (of the first 32) read
                             // as zero then; the central free list prefaults those
   // Small span: the serial of the thread cache that bumps through a run of it (its

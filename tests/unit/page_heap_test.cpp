@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "size_class.h"
@@ -124,6 +128,57 @@ TEST(PageHeap, KnowsWhichPagesReadAsZero) {
   EXPECT_EQ(c->zero_pages, 0x3FFu);
   EXPECT_FALSE(c->committed);
   heap.Deallocate(c);
+}
+
+#if defined(JSMALLOC_SECURE)
+constexpr bool kFreedLargePagesClosed = true;
+#else
+constexpr bool kFreedLargePagesClosed = false;
+#endif
+
+void Fill(const Span* s, int byte) {
+  memset(HeapRegion::AddressOf(s->first_page), byte, size_t{s->npages} << kPageShift);
+}
+
+// The secure library closes a freed large block's pages (PROT_NONE) and opens them again
+// for whatever span is carved over them: a small span, a large one over closed and open
+// pages together, a large block grown into them. The default library leaves them open.
+TEST(PageHeapDeathTest, FreedLargePagesAreClosedUntilHandedOutAgain) {
+  testing::EnsureAllocator();
+  static constinit PageHeap heap;
+  Span* large = heap.Allocate(40, 1, kPageLarge);
+  Span* after = heap.Allocate(4, 1, kPageLarge);  // keeps the freed block's end in place
+  ASSERT_TRUE(large && after);
+  const uintptr_t base = large->first_page;
+  Fill(large, 1);
+  heap.Deallocate(large);
+  char* freed = static_cast<char*>(HeapRegion::AddressOf(base + 20));
+  if (kFreedLargePagesClosed) {
+    EXPECT_EXIT(*reinterpret_cast<volatile char*>(freed) = 2, ::testing::KilledBySignal(SIGSEGV),
+                "");
+  } else {
+    EXPECT_EXIT((*reinterpret_cast<volatile char*>(freed) = 2, std::exit(0)),
+                ::testing::ExitedWithCode(0), "");
+  }
+  // A small span carved from the closed pages: open, writable to its last byte.
+  Span* small = heap.Allocate(8, 1, 5);
+  ASSERT_NE(small, nullptr);
+  EXPECT_EQ(small->first_page, base);
+  Fill(small, 3);
+  // Given back it stays open, and merges with the closed pages after it; a large span
+  // over both opens all of its pages.
+  heap.Deallocate(small);
+  Span* mixed = heap.Allocate(16, 1, kPageLarge);
+  ASSERT_NE(mixed, nullptr);
+  EXPECT_EQ(mixed->first_page, base);
+  // Grown in place over closed pages: open too.
+  Span* grown = heap.Allocate(2, 1, kPageLarge);
+  ASSERT_NE(grown, nullptr);
+  EXPECT_EQ(grown->first_page, base + 16);
+  ASSERT_TRUE(heap.TryExtend(grown, 20));
+  Fill(mixed, 4);
+  Fill(grown, 4);
+  for (Span* s : {mixed, grown, after}) heap.Deallocate(s);
 }
 
 }  // namespace
