@@ -137,15 +137,9 @@ size_t CheckedRequest(void* p, size_t class_size) {
 
 // q is a free object of class cls: in the heap, on a page of that class, at an
 // object's start. What every link popped or walked must point to.
-bool IsFreeObjectOf(const void* q, size_t cls) {
-  uintptr_t offset = reinterpret_cast<uintptr_t>(q) - g_pagemap.base;
-  return offset < g_pagemap.size && g_pagemap.classes[offset >> kPageShift] == cls &&
-         StartsObject(g_pagemap.classes, cls, offset);
-}
-
 void* CheckedNext(void* q, size_t cls) {
   void* next = ListNext(q);
-  if (next != nullptr && !IsFreeObjectOf(next, cls)) ReportBadPointer("corrupted free list", q);
+  if (next != nullptr && !IsObjectOfClass(next, cls)) ReportBadPointer("corrupted free list", q);
   return next;
 }
 
@@ -229,7 +223,7 @@ bool AllZero(const uint64_t* begin, const uint64_t* end) {
 void* HandOutSmall(void* p, size_t cls, size_t requested) {
   ThreadCache* tc = tl_thread.cache;
   void* head = tc->head[cls];
-  if (head != nullptr && !IsFreeObjectOf(head, cls)) ReportBadPointer("corrupted free list", p);
+  if (head != nullptr && !IsObjectOfClass(head, cls)) ReportBadPointer("corrupted free list", p);
   if (head != nullptr && tc != &g_empty_cache && (Random(tc) & 1) != 0) {
     tc->head[cls] = CheckedNext(head, cls);
     tc->budget[cls] += 1;

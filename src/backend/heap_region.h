@@ -43,6 +43,15 @@ JS_FAST_PATH bool StartsObject(const uint8_t* classes, size_t cls, uintptr_t off
 }
 extern constinit PageMapView g_pagemap JS_HIDDEN;
 
+// p is the start of an object of small class cls: in the heap, on a page of that class,
+// at an object's offset. What a free list's link must be (the secure library checks
+// each one it follows).
+inline bool IsObjectOfClass(const void* p, size_t cls) {
+  const uintptr_t offset = reinterpret_cast<uintptr_t>(p) - g_pagemap.base;
+  return offset < g_pagemap.size && g_pagemap.classes[offset >> kPageShift] == cls &&
+         StartsObject(g_pagemap.classes, cls, offset);
+}
+
 class HeapRegion {
  public:
   static constexpr int kSubRegions = 64;

@@ -72,9 +72,7 @@ void* WalkRun(const SpanRange& range, size_t size, uint8_t cls, void* first, uin
 
 void CheckListLink(const void* from, const void* next, uint8_t cls) {
   if constexpr (kSecure) {
-    const uintptr_t offset = reinterpret_cast<uintptr_t>(next) - g_pagemap.base;
-    if (offset >= g_pagemap.size || g_pagemap.classes[offset >> kPageShift] != cls ||
-        !StartsObject(g_pagemap.classes, cls, offset))
+    if (!IsObjectOfClass(next, cls))
       ReportBadPointer("corrupted free list", from != nullptr ? from : next);
   }
 }
