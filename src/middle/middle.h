@@ -9,6 +9,7 @@
 #include "free_list.h"
 #include "middle/central_free_list.h"
 #include "middle/transfer_cache.h"
+#include "secure.h"
 #include "size_class.h"
 
 namespace jsmalloc {
@@ -75,7 +76,12 @@ inline uint32_t MiddleInsertList(size_t cls, void* head, uint32_t n, void** rest
     int k = 0;
     for (; k < static_cast<int>(kMaxBatch) && taken < n && head != nullptr; ++k, ++taken) {
       objs[k] = head;
-      head = ListNext(head);
+      void* next = ListNext(head);
+      // The secure library checks each link before it follows it, as its pops do.
+      if constexpr (kSecure) {
+        if (next != nullptr) CheckListLink(head, next, static_cast<uint8_t>(cls));
+      }
+      head = next;
     }
     MiddleInsert(cls, objs, k);
   }

@@ -355,6 +355,28 @@ TEST(ThreadCacheDeathTest, SecureIdleListEvictionReportsACorruptedLink) {
   EXPECT_DEATH(EvictIdleListsOneBroken(foreign), "jsmalloc: corrupted free list");
   for (void* p : foreign) js_free(p);
 }
+
+// A list handed back whole, once more than one thread has had a cache (the middle tier
+// then takes it in batches, walking it): each link is checked before it is followed. The
+// broken one is deeper than a free's random depth reaches (0-3), so only that walk can
+// see it; unchecked, it would be followed.
+void FlushAListBrokenDeep() {
+  const size_t cls = SizeToClass(2048 + kSecureTagBytes);
+  std::vector<void*> v;
+  for (int i = 0; i < 64; ++i) v.push_back(js_malloc(2048));
+  for (void* p : v) js_free(p);
+  void* q = tl_thread.cache->head[cls];
+  for (int i = 0; i < 10 && q != nullptr; ++i) q = ListNext(q);
+  if (q == nullptr) return;  // (the death test then fails: nothing was reported)
+  SetListNext(q, reinterpret_cast<void*>(uintptr_t{0x10000}));
+  js_release_free_memory();
+}
+
+TEST(ThreadCacheDeathTest, SecureListHandedBackWholeReportsACorruptedLink) {
+  testing::EnsureAllocator();
+  std::thread([] { js_free(js_malloc(64)); }).join();  // a second cache: lists are shared
+  EXPECT_DEATH(FlushAListBrokenDeep(), "jsmalloc: corrupted free list");
+}
 #endif
 
 // With the cache at its limit, a list that overflows hands a batch back instead of
