@@ -514,6 +514,18 @@ void* SecureTakeFromRun(ThreadCache* tc, size_t cls) {
   } else {
     tc->run_next[cls] = new_next;
     tc->secure_run_taken[cls] = passed >= static_cast<int>(kRunWindow) ? 0 : taken >> passed;
+    // The lines that just came into the window (never past the run: what follows may be
+    // another thread's) are prefetched: hopping within the window, the program's loads
+    // no longer look like the stream the hardware prefetches by itself (bench-seed
+    // --test sparse, whose retained spans are runs again every round, took 0.94x and
+    // 0.91x the CPU time it took without this: 21 paired runs each).
+    if (most > 1 && passed > 0) {
+      const size_t window_bytes = size_t{most} * size;
+      const uintptr_t edge = new_next + window_bytes < end ? new_next + window_bytes : end;
+      for (uintptr_t line = (next + window_bytes) & ~uintptr_t{kCacheLine - 1}; line < edge;
+           line += kCacheLine)
+        __builtin_prefetch(reinterpret_cast<const void*>(line), 1);
+    }
   }
   return p;
 }
