@@ -33,6 +33,16 @@ size_t SecureUsableSize(const void* p, const char* what);
 // Puts the objects of tc's quarantine for class cls on its list (which is about to be
 // given back: the quarantine must not pin their spans).
 void SecureFlushQuarantine(ThreadCache* tc, size_t cls);
+// A never-used object of class cls from tc's run, which holds one (ThreadCacheRefill):
+// drawn at random among the run's first objects (64, or 1 KiB of them), not in address
+// order.
+void* SecureTakeFromRun(ThreadCache* tc, size_t cls);
+// Gives tc's run of class cls back to the middle tier, holes and all: the objects not
+// handed out, each once (ReleaseRun).
+void SecureReleaseRun(ThreadCache* tc, size_t cls);
+// Bytes of tc's run of class cls handed out already, past its first object not handed
+// out: [run_next, run_end) holds them, but the cache does not.
+size_t SecureRunBytesOut(const ThreadCache* tc, size_t cls);
 // Makes the page in a thread cache's guard room inaccessible (guard) or accessible again
 // (before the record goes back to its pool, which writes it when it is reused).
 void SecureGuardThreadCache(ThreadCache* tc, bool guard);

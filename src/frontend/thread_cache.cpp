@@ -271,6 +271,7 @@ void* OutOfMemory() {
 }
 
 void ReleaseRun(ThreadCache* tc, size_t cls) {
+  if constexpr (kSecure) return SecureReleaseRun(tc, cls);
   uintptr_t next = tc->run_next[cls], end = tc->run_end[cls];
   if (next < end)
     MiddleReturnRun(cls, next, static_cast<uint32_t>((end - next) / kClasses[cls].size));
@@ -282,6 +283,7 @@ size_t CachedBytes(const ThreadCache* tc) {
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     bytes +=
         (size_t{ListLength(tc, cls)} * kClasses[cls].size) + (tc->run_end[cls] - tc->run_next[cls]);
+    if constexpr (kSecure) bytes -= SecureRunBytesOut(tc, cls);
   }
   return bytes;
 }
@@ -459,6 +461,7 @@ void* ThreadCacheRefill(size_t requested, size_t cls) {
   ThreadCache* tc = tl_thread.cache;
   uintptr_t next = tc->run_next[cls];
   if (JS_LIKELY(next < tc->run_end[cls])) {
+    if constexpr (kSecure) return HandOut(SecureTakeFromRun(tc, cls));
     size_t size = kClasses[cls].size;
     tc->run_next[cls] = next + size;
     // Used up: say so while the object handed out keeps the span alive. A run kept in

@@ -1,8 +1,9 @@
 // The per-thread cache: for each size class a LIFO list of free objects (last freed,
 // first reused) with a length limit that grows with use, and a run of never-used
-// objects to bump through. A thread reaches its cache through one initial-exec TLS
-// pointer that starts at a shared, empty cache, so the fast path never asks "is this
-// thread set up?": the empty cache sends it to the slow path.
+// objects to bump through (in a random order in the secure build: secure.cpp). A
+// thread reaches its cache through one initial-exec TLS pointer that starts at a
+// shared, empty cache, so the fast path never asks "is this thread set up?": the empty
+// cache sends it to the slow path.
 //
 // Invariant for every class c: budget[c] == max_length[c] - (objects on list c).
 // The fast path keeps it with one add (pop) or one subtract whose sign it tests (push;
@@ -47,8 +48,8 @@ struct alignas(kCacheLine) ThreadCache {
   BitSet<kNumClasses> own_run;      // classes to take a run of their own at first fetch
   uint32_t serial;                  // unique among caches ever created, never 0
   uint32_t credit[kNumClasses];     // objects fetched from the middle tier, not yet "grown for"
-  uintptr_t run_next[kNumClasses];  // never-used objects: [run_next, run_end)
-  uintptr_t run_end[kNumClasses];
+  uintptr_t run_next[kNumClasses];  // never-used objects: [run_next, run_end), less the
+  uintptr_t run_end[kNumClasses];   // secure build's secure_run_taken
   uint32_t slow_calls;
   uint32_t last_active[kNumClasses];    // slow_calls when list c last refilled or overflowed
   uint32_t runs_taken[kNumClasses];     // runs of never-used objects fetched for list c
@@ -68,6 +69,10 @@ struct alignas(kCacheLine) ThreadCache {
   // Objects freed and not yet on a list, per class: a free evicts a random one of the
   // four to its list (secure.cpp's quarantine).
   void* secure_quarantine[kNumClasses][4];
+  // The run's objects already handed out, per class: bit i is the object at run_next +
+  // i * size. secure.cpp hands a run out in a random order, so the run has holes; bit 0
+  // is never set (run_next moves past every object handed out below the first hole).
+  uint64_t secure_run_taken[kNumClasses];
   // Holds a whole OS page wherever the record lands: secure.cpp makes it a guard page
   // (PROT_NONE) while the cache lives, so a stray write past the cache faults.
   alignas(kCacheLine) unsigned char secure_guard_room[2 * 4096];

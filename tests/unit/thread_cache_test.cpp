@@ -137,6 +137,96 @@ TEST(ThreadCache, SecureQuarantineHoldsAnObjectOfALargeClass) {
   EXPECT_EQ(std::find(again.begin(), again.end(), held), again.end());
   for (void* p : again) js_free(p);
 }
+
+// The objects of a new span, each once: sorted, they step through all of it at the
+// class's stride.
+void ExpectWholeSpan(std::vector<uintptr_t> objs, size_t cls) {
+  ASSERT_EQ(objs.size(), size_t{kClasses[cls].objects});
+  std::sort(objs.begin(), objs.end());
+  const Span* span = HeapRegion::SpanOf(reinterpret_cast<void*>(objs[0]));
+  ASSERT_EQ(objs[0], reinterpret_cast<uintptr_t>(HeapRegion::AddressOf(span->first_page)));
+  for (size_t i = 1; i < objs.size(); ++i) {
+    ASSERT_EQ(objs[i] - objs[i - 1], kClasses[cls].size) << "object " << i;
+    ASSERT_EQ(HeapRegion::SpanOf(reinterpret_cast<void*>(objs[i])), span) << "object " << i;
+  }
+}
+
+// A new thread's first objects of a class come from a run of never-used ones, and not
+// one after the other: an attacker who knows where one is must not know where the next
+// one is (the block after an overflowing one, say).
+TEST(ThreadCache, SecureFreshObjectsComeInARandomOrder) {
+  testing::EnsureAllocator();
+  constexpr size_t kSize = 40;  // class 48, fresh (ctest runs each test in its own process)
+  std::vector<uintptr_t> got;
+  std::thread([&] {
+    for (int i = 0; i < 64; ++i) got.push_back(reinterpret_cast<uintptr_t>(js_malloc(kSize)));
+    for (uintptr_t p : got) js_free(reinterpret_cast<void*>(p));
+  }).join();
+  EXPECT_FALSE(std::is_sorted(got.begin(), got.end()));
+  EXPECT_FALSE(std::is_sorted(got.rbegin(), got.rend()));
+  std::set<intptr_t> steps;
+  int ups = 0;
+  for (size_t i = 1; i < got.size(); ++i) {
+    steps.insert(static_cast<intptr_t>(got[i] - got[i - 1]));
+    ups += got[i] > got[i - 1] ? 1 : 0;
+  }
+  // 63 steps, each drawn among up to 21 objects (1 KiB of them): in 100,000 runs of a
+  // model of it, at least 19 distinct ones, and 26 to 47 up.
+  EXPECT_GT(steps.size(), 12u);
+  EXPECT_GE(ups, 8);
+  EXPECT_LE(ups, 55);
+}
+
+// However random the order, a span's objects are each handed out once: a thread that
+// allocates a whole span's worth of a fresh class gets every object of one span.
+TEST(ThreadCache, SecureFreshSpanHandsOutEachObjectOnce) {
+  testing::EnsureAllocator();
+  constexpr size_t kSize = 440;  // class 448: 256 a span, drawn 2 at a time, in 4 runs
+  const size_t cls = SizeToClass(kSize + kSecureTagBytes);
+  ASSERT_EQ(kClasses[cls].size, 448u);
+  std::vector<uintptr_t> got;
+  std::thread([&] {
+    for (uint32_t i = 0; i < kClasses[cls].objects; ++i)
+      got.push_back(reinterpret_cast<uintptr_t>(js_malloc(kSize)));
+  }).join();
+  ExpectWholeSpan(got, cls);
+  EXPECT_FALSE(std::is_sorted(got.begin(), got.end()));
+  for (uintptr_t p : got) js_free(reinterpret_cast<void*>(p));
+}
+
+// A run handed out in a random order has holes: objects handed out beyond the first one
+// not handed out. The cache counts only what it still holds, and when it gives the run
+// back (here, as its thread exits), the objects in the holes go back as well as the
+// tail, each once, and none of those handed out.
+TEST(ThreadCache, SecureRunWithHolesIsCountedAndGivenBackExactly) {
+  testing::EnsureAllocator();
+  constexpr size_t kSize = 24;  // class 32: 256 a first run, drawn among 32
+  const size_t cls = SizeToClass(kSize + kSecureTagBytes);
+  ASSERT_EQ(kClasses[cls].size, 32u);
+  constexpr size_t kTaken = 10;
+  ThreadCachePublishCurrent();
+  const size_t others = ThreadCacheBytes();  // this thread's cache (the only other one)
+  std::vector<uintptr_t> got;
+  std::thread([&] {
+    for (size_t i = 0; i < kTaken; ++i)
+      got.push_back(reinterpret_cast<uintptr_t>(js_malloc(kSize)));
+    // Not in address order; and (in all but 7 of 200,000 runs of a model) not ten in a
+    // row either: there are holes.
+    EXPECT_FALSE(std::is_sorted(got.begin(), got.end()));
+    ThreadCachePublishCurrent();
+    ASSERT_GT(ObjectsOut(cls), kTaken);  // the run, in this thread's cache
+    EXPECT_EQ(ThreadCacheBytes() - others, (ObjectsOut(cls) - kTaken) * kClasses[cls].size);
+  }).join();
+  EXPECT_EQ(ObjectsOut(cls), kTaken);
+  std::thread([&] {
+    for (size_t i = kTaken; i < kClasses[cls].objects; ++i)
+      got.push_back(reinterpret_cast<uintptr_t>(js_malloc(kSize)));
+  }).join();
+  ExpectWholeSpan(got, cls);
+  for (uintptr_t p : got) js_free(reinterpret_cast<void*>(p));
+  ThreadCacheFlushCurrent();
+  EXPECT_EQ(ObjectsOut(cls), 0u);
+}
 #endif
 
 TEST(ThreadCache, StartsAtTheSharedEmptyCache) {
