@@ -22,34 +22,28 @@ size_t BinOf(size_t npages) {
 // later. They open again as they are handed out (a free span with such pages is
 // `closed`). Small spans are not closed: their objects were zeroed at free and are
 // checked when handed out again, and a span for every 64 KiB of small objects would
-// pay two mprotect calls (bench-mix: 1.31x the time with them, paired runs). Where the
-// kernel refuses (its limit on mappings), a freed block is zeroed instead and stays
-// open; an allocation that cannot open its pages fails with ENOMEM.
+// pay two more mprotect calls. Where the
+// kernel refuses (its limit on mappings), a freed block stays as it was, readable until
+// reused; an allocation that cannot open its pages fails with ENOMEM.
 #if defined(JSMALLOC_SECURE)
 constexpr bool kProtectFreePages = true;
 #else
 constexpr bool kProtectFreePages = false;
 #endif
 
-// Opens free span s's pages if any may be closed, before it is handed out.
-bool Open(Span* s) {
-  if (!kProtectFreePages || !s->closed) return true;
-  if (!os::Protect(HeapRegion::AddressOf(s->first_page), size_t{s->npages} << kPageShift, true))
-    return false;
-  s->closed = false;
-  return true;
+// Opens pages [first, + npages) of a span being handed out that may hold closed ones.
+bool OpenPages(uintptr_t first, size_t npages) {
+  return os::Protect(HeapRegion::AddressOf(first), npages << kPageShift, true);
 }
 
-// Closes the pages of large span s, becoming free.
-void Close(Span* s) {
-  if (!kProtectFreePages) return;
-  void* at = HeapRegion::AddressOf(s->first_page);
-  const size_t bytes = size_t{s->npages} << kPageShift;
-  if (os::Protect(at, bytes, false)) {
-    s->closed = true;
-  } else {
-    __builtin_memset(at, 0, bytes);
-  }
+// Closes pages [first, + npages) of a large block being freed; true: some of them may be
+// closed now. Called without the page heap's lock: the pages are still the caller's, and
+// the lock need not wait on the kernel's work. A refusal leaves them as they were, the
+// block's guard page closed among them: still "may be closed".
+bool ClosePages(uintptr_t first, size_t npages) {
+  if (!kProtectFreePages) return false;
+  os::Protect(HeapRegion::AddressOf(first), npages << kPageShift, false);
+  return true;
 }
 }  // namespace
 
@@ -218,6 +212,16 @@ PageHeap::Fit PageHeap::FindFitOrGrow(size_t npages, size_t align_pages, uint8_t
 }
 
 Span* PageHeap::Allocate(size_t npages, size_t align_pages, uint8_t cls) {
+  bool closed = false;
+  Span* s = AllocateLocked(npages, align_pages, cls, &closed);
+  if (!closed || s == nullptr) return s;
+  // Opened without the lock, as ClosePages closes: the span is the caller's already.
+  if (OpenPages(s->first_page, s->npages)) return s;
+  Free(s, true);  // still closed: whoever takes these pages next opens them
+  return nullptr;
+}
+
+Span* PageHeap::AllocateLocked(size_t npages, size_t align_pages, uint8_t cls, bool* closed) {
   if (npages == 0 || npages > UINT32_MAX || align_pages == 0) return nullptr;
   uint64_t now = Now();
   LockGuard g(lock_);
@@ -237,10 +241,8 @@ Span* PageHeap::Allocate(size_t npages, size_t align_pages, uint8_t cls) {
   Unlink(s);
   s = Carve(s, npages, fit.start);
   if (s == nullptr) return nullptr;
-  if (!Open(s)) {
-    Insert(Coalesce(s));
-    return nullptr;
-  }
+  *closed = kProtectFreePages && s->closed;
+  s->closed = false;
   s->state = cls == kPageLarge ? Span::State::kLarge : Span::State::kSmall;
   s->size_class = cls == kPageLarge ? 0 : cls;
   s->next = s->prev = nullptr;
@@ -290,14 +292,17 @@ void PageHeap::CountInUse(bool large, long npages) {
 
 void PageHeap::Deallocate(Span* s) {
   JS_ASSERT(s->state != Span::State::kFree);
+  Free(s, s->state == Span::State::kLarge && ClosePages(s->first_page, s->npages));
+}
+
+void PageHeap::Free(Span* s, bool closed) {
   uint64_t now = Now();
   LockGuard g(lock_);
   CountInUse(s->state == Span::State::kLarge, -static_cast<long>(s->npages));
   s->freelist = nullptr;
   s->allocated = 0;
   s->in_nonempty = false;
-  s->closed = false;
-  if (s->state == Span::State::kLarge) Close(s);
+  s->closed = closed;
   HeapRegion::MarkPagesFree(s);
   filler_.OnFree(s->first_page, s->npages, now);
   Insert(Coalesce(s));
@@ -305,6 +310,15 @@ void PageHeap::Deallocate(Span* s) {
 }
 
 bool PageHeap::TryExtend(Span* s, size_t npages, bool* maybe_dirty) {
+  const size_t before = s->npages;
+  bool closed = false;
+  if (!TryExtendLocked(s, npages, maybe_dirty, &closed)) return false;
+  if (!closed || OpenPages(s->first_page + before, s->npages - before)) return true;
+  Shrink(s, before);  // its pages closed again
+  return false;
+}
+
+bool PageHeap::TryExtendLocked(Span* s, size_t npages, bool* maybe_dirty, bool* closed) {
   LockGuard g(lock_);
   if (npages <= s->npages) return true;
   uintptr_t right_page = s->first_page + s->npages;
@@ -319,10 +333,7 @@ bool PageHeap::TryExtend(Span* s, size_t npages, bool* maybe_dirty) {
   Unlink(right);
   right = Carve(right, need, right->first_page);
   if (right == nullptr) return false;
-  if (!Open(right)) {
-    Insert(Coalesce(right));
-    return false;
-  }
+  *closed = kProtectFreePages && right->closed;
   if (maybe_dirty != nullptr) {
     // As Allocate learns it: which of the pages taken read as zero (MapWholeSpan below
     // maps them again, as the block's).
@@ -342,12 +353,14 @@ void PageHeap::Shrink(Span* s, size_t npages) {
   Span* tail = g_span_pool.New();
   if (tail == nullptr) return;  // keep the larger span: harmless
   uint64_t now = Now();
+  // The tail is still the caller's: closed before the lock (see ClosePages).
+  const bool closed = ClosePages(s->first_page + npages, s->npages - npages);
   LockGuard g(lock_);
   tail->first_page = s->first_page + npages;
   tail->npages = static_cast<uint32_t>(s->npages - npages);
+  tail->closed = closed;
   s->npages = static_cast<uint32_t>(npages);
   CountInUse(true, -static_cast<long>(tail->npages));
-  Close(tail);
   HeapRegion::MarkPagesFree(tail);
   filler_.OnFree(tail->first_page, tail->npages, now);
   Insert(Coalesce(tail));

@@ -74,6 +74,12 @@ class PageHeap {
  private:
   static constexpr size_t kMaxBin = 128;  // exact free lists for 1..128 pages
 
+  // Allocate and TryExtend under the lock; *closed: some pages taken may be closed
+  // (the secure library's freed large blocks), for the caller to open without the lock.
+  Span* AllocateLocked(size_t npages, size_t align_pages, uint8_t cls, bool* closed);
+  bool TryExtendLocked(Span* span, size_t npages, bool* maybe_dirty, bool* closed);
+  // Deallocate's work under the lock; `closed`: the span's pages are closed.
+  void Free(Span* s, bool closed);
   void Insert(Span* s);
   void Unlink(Span* s);
   // A free span and the page in it where a new span starts.
