@@ -21,10 +21,10 @@ size_t BinOf(size_t npages) {
 // faults at once, instead of reading its old data or landing in a block handed out
 // later. They open again as they are handed out (a free span with such pages is
 // `closed`). Small spans are not closed: their objects were zeroed at free and are
-// checked when handed out again, and a span for every 64 KiB of small objects would
-// pay two more mprotect calls. Where the
-// kernel refuses (its limit on mappings), a freed block stays as it was, readable until
-// reused; an allocation that cannot open its pages fails with ENOMEM.
+// checked when handed out again, and a span for every 64 KiB of small objects would pay
+// two more mprotect calls. Where the kernel refuses (its limit on mappings), a freed
+// block stays as it was, readable until reused; an allocation that cannot open its
+// pages fails with ENOMEM.
 #if defined(JSMALLOC_SECURE)
 constexpr bool kProtectFreePages = true;
 #else
@@ -217,7 +217,7 @@ Span* PageHeap::Allocate(size_t npages, size_t align_pages, uint8_t cls) {
   if (!closed || s == nullptr) return s;
   // Opened without the lock, as ClosePages closes: the span is the caller's already.
   if (OpenPages(s->first_page, s->npages)) return s;
-  Free(s, true);  // still closed: whoever takes these pages next opens them
+  TakeBack(s, true);  // still closed: whoever takes these pages next opens them
   return nullptr;
 }
 
@@ -292,10 +292,10 @@ void PageHeap::CountInUse(bool large, long npages) {
 
 void PageHeap::Deallocate(Span* s) {
   JS_ASSERT(s->state != Span::State::kFree);
-  Free(s, s->state == Span::State::kLarge && ClosePages(s->first_page, s->npages));
+  TakeBack(s, s->state == Span::State::kLarge && ClosePages(s->first_page, s->npages));
 }
 
-void PageHeap::Free(Span* s, bool closed) {
+void PageHeap::TakeBack(Span* s, bool closed) {
   uint64_t now = Now();
   LockGuard g(lock_);
   CountInUse(s->state == Span::State::kLarge, -static_cast<long>(s->npages));
