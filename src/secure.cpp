@@ -141,11 +141,10 @@ size_t CheckedRequest(void* p, size_t class_size) {
   return tag.size;
 }
 
-// q is a free object of class cls: in the heap, on a page of that class, at an
-// object's start. What every link popped or walked must point to.
+// The link of free object q of class cls, checked before it is followed.
 void* CheckedNext(void* q, size_t cls) {
   void* next = ListNext(q);
-  if (next != nullptr && !IsObjectOfClass(next, cls)) ReportBadPointer("corrupted free list", q);
+  if (next != nullptr) CheckListLink(q, next, cls);
   return next;
 }
 
@@ -260,7 +259,7 @@ bool AllZero(const uint64_t* begin, const uint64_t* end) {
 void* HandOutSmall(void* p, size_t cls, size_t requested) {
   ThreadCache* tc = tl_thread.cache;
   void* head = tc->head[cls];
-  if (head != nullptr && !IsObjectOfClass(head, cls)) ReportBadPointer("corrupted free list", p);
+  if (head != nullptr) CheckListLink(p, head, cls);
   if (head != nullptr && tc != &g_empty_cache && (Random(tc) & 1) != 0) {
     tc->head[cls] = CheckedNext(head, cls);
     tc->budget[cls] += 1;

@@ -168,9 +168,7 @@ void TouchIdleGroup(const ThreadCache* tc, const IdleGroup& group) {
     for (int i = 0; i < group.size; ++i) {
       if (step >= group.count[i] || at[i] == nullptr) continue;
       const void* next = ListNext(at[i]);
-      if constexpr (kSecure) {
-        if (next != nullptr) CheckListLink(at[i], next, static_cast<uint8_t>(group.cls[i]));
-      }
+      if (next != nullptr) CheckListLink(at[i], next, group.cls[i]);
       at[i] = next;
     }
   }

@@ -70,13 +70,6 @@ void* WalkRun(const SpanRange& range, size_t size, uint8_t cls, void* first, uin
 
 }  // namespace
 
-void CheckListLink(const void* from, const void* next, uint8_t cls) {
-  if constexpr (kSecure) {
-    if (!IsObjectOfClass(next, cls))
-      ReportBadPointer("corrupted free list", from != nullptr ? from : next);
-  }
-}
-
 void CentralFreeList::Init(uint8_t cls) {
   cls_ = cls;
   size_ = kClasses[cls].size;
@@ -335,7 +328,7 @@ uint32_t CentralFreeList::InsertList(void* head, uint32_t n, void** rest) {
     LockGuard g(lock_);
     const void* from = nullptr;  // the object whose link head is
     while (left > 0 && head != nullptr) {
-      CheckListLink(from, head, cls_);
+      CheckListLink(from != nullptr ? from : head, head, cls_);
       const SpanRange range(head);
       void* first = head;
       uint32_t count = 1;

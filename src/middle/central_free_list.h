@@ -11,8 +11,11 @@
 
 #include <cstdint>
 
+#include "backend/heap_region.h"
 #include "backend/span.h"
 #include "lock.h"
+#include "report.h"
+#include "secure.h"
 
 namespace jsmalloc {
 
@@ -36,13 +39,16 @@ struct FetchOptions {
   uint32_t max_chain = 0;
 };
 
-// Secure builds: `next`, the link read from free object `from` (nullptr: the chain's
-// head), must be a free object of class cls (in the heap, on a page of the class, at an
-// object's start), or a walk would take a corrupted link for one: reported instead.
-// The thread cache checks each link it pops; this is for the links that are walked
-// (the middle tier's, and the thread cache's when it evicts idle lists). Does nothing
-// in the default build.
-void CheckListLink(const void* from, const void* next, uint8_t cls);
+// Secure builds: `next` (not nullptr), a link followed from free object `from` (for a
+// chain's head, the head itself), must be a free object of class cls (in the heap, on a
+// page of the class, at an object's start), or a pop or a walk would take a corrupted
+// link for one: reported, naming `from`. Every link the thread caches and the middle
+// tier follow is checked here. Compiles to nothing in the default build.
+JS_FAST_PATH void CheckListLink(const void* from, const void* next, size_t cls) {
+  if constexpr (kSecure) {
+    if (!IsObjectOfClass(next, cls)) ReportBadPointer("corrupted free list", from);
+  }
+}
 
 class CentralFreeList {
  public:

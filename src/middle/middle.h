@@ -9,7 +9,6 @@
 #include "free_list.h"
 #include "middle/central_free_list.h"
 #include "middle/transfer_cache.h"
-#include "secure.h"
 #include "size_class.h"
 
 namespace jsmalloc {
@@ -77,10 +76,7 @@ inline uint32_t MiddleInsertList(size_t cls, void* head, uint32_t n, void** rest
     for (; k < static_cast<int>(kMaxBatch) && taken < n && head != nullptr; ++k, ++taken) {
       objs[k] = head;
       void* next = ListNext(head);
-      // The secure library checks each link before it follows it, as its pops do.
-      if constexpr (kSecure) {
-        if (next != nullptr) CheckListLink(head, next, static_cast<uint8_t>(cls));
-      }
+      if (next != nullptr) CheckListLink(head, next, cls);  // the secure library's check
       head = next;
     }
     MiddleInsert(cls, objs, k);
