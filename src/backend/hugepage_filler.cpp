@@ -19,6 +19,9 @@ constexpr uint8_t kAdvised = 4;      // MADV_HUGEPAGE applies (or the system's `
 constexpr uint8_t kCollapsible = 8;  // on 4 KiB pages, but collapsed once dense
 constexpr uint8_t kDenseSeen = 16;   // dense at the last collapse pass, no page freed since
 constexpr uint8_t kCollapsing = 32;  // a candidate: not released since it was chosen
+// The kernel could not collapse it as its mappings were (a guard page or a closed
+// block inside: the secure library's): not a candidate until a span in it comes or goes.
+constexpr uint8_t kRefused = 64;
 // Hugepages placed as if on THP (one family to each, Accepts).
 constexpr uint8_t kPlaced = kAdvised | kCollapsible;
 
@@ -211,6 +214,7 @@ void HugePageFiller::OnAllocate(uintptr_t first, size_t n, uint8_t family) {
     r->dirty = static_cast<uint16_t>(r->dirty - dirty);
     dirty_pages_ -= dirty;
     if ((r->flags & (kAdvised | kBacked)) == kAdvised) SetBacked(r, true);
+    r->flags &= static_cast<uint8_t>(~kRefused);
   });
   UpdateSubRegions(first, n);
 }
@@ -237,7 +241,7 @@ void HugePageFiller::OnFree(uintptr_t first, size_t n, uint64_t now) {
     r->dirty = static_cast<uint16_t>(r->dirty + (hi - lo));
     dirty_pages_ += hi - lo;
     r->last_free_ns = now;
-    r->flags &= static_cast<uint8_t>(~kDenseSeen);
+    r->flags &= static_cast<uint8_t>(~(kDenseSeen | kRefused));
     if (r->used == 0) r->family = 0;
   });
   UpdateSubRegions(first, n);
@@ -340,7 +344,7 @@ size_t HugePageFiller::CollapseCandidates(uintptr_t* out, size_t max, size_t in_
   size_t n = 0;
   for (uintptr_t h = lowest_; h < highest_ && n < max; ++h) {
     Record* r = &records[h];
-    if (r->owner != id_ || (r->flags & kCollapsible) == 0) continue;
+    if (r->owner != id_ || (r->flags & (kCollapsible | kRefused)) != kCollapsible) continue;
     if ((r->flags & (kBacked | kBroken)) == kBacked) continue;  // a hugepage already
     const uint32_t zero = static_cast<uint32_t>(kPages - r->used - r->dirty);
     if (r->used < kPages * 7 / 8 || zero > kPages / 16) {
@@ -364,9 +368,19 @@ void HugePageFiller::OnCollapsed(uintptr_t h, int error) {
   Record* r = &records[h];
   const bool still = (r->flags & kCollapsing) != 0;
   r->flags &= static_cast<uint8_t>(~(kCollapsing | kDenseSeen));
-  // A kernel without MADV_COLLAPSE (before 6.1) says EINVAL for every range: stop
-  // asking. Others (EAGAIN, ENOMEM: no free hugepage now) are tried again two passes on.
-  if (error == EINVAL) thp_ = kThpOff;
+  // EINVAL: a kernel without MADV_COLLAPSE (before 6.1) says it for every range, and the
+  // heap stops asking; one with it, for a hugepage that is not one mapping of one
+  // protection (the secure library's guard pages and closed blocks split the heap's),
+  // which waits until its spans change. Taking the first for the second left the
+  // secure library's heap on 4 KiB pages after its first guard page. Other errors
+  // (EAGAIN, ENOMEM: no free hugepage now) are tried again two passes on.
+  if (error == EINVAL) {
+    if (!os::CollapseSupported()) {
+      thp_ = kThpOff;
+    } else {
+      r->flags |= kRefused;
+    }
+  }
   // Released while it was being collapsed: the kernel may have split it again.
   if (error != 0 || !still || r->owner != id_) return;
   const bool was = (r->flags & (kBacked | kBroken)) == kBacked;

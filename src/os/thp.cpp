@@ -54,4 +54,17 @@ int CollapseHugepages(void* p, size_t size) {
   return rc;
 }
 
+bool CollapseSupported() {
+  // 0 unknown, 1 yes, 2 no; any thread may ask first, and every answer is the same.
+  static constinit int known = 0;
+  int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
+  if (k == 0) {
+    int saved = errno;
+    k = madvise(nullptr, 0, MADV_COLLAPSE) == 0 ? 1 : 2;
+    errno = saved;
+    __atomic_store_n(&known, k, __ATOMIC_RELAXED);
+  }
+  return k == 1;
+}
+
 }  // namespace jsmalloc::os

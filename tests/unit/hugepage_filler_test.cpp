@@ -21,6 +21,7 @@
 #include "options.h"
 #include "os/sys.h"
 #include "os/thp.h"
+#include "os/vm.h"
 #include "size_class.h"
 #include "test_env.h"
 #include "test_util.h"
@@ -431,6 +432,60 @@ TEST(HugePageFiller, DenseHugePagesAreCollapsedAfterTwoPasses) {
   heap.ReleaseAll();
   EXPECT_EQ(heap.filler().hugepage_backed_bytes(), 0u) << "hugepages given back still counted";
   EXPECT_LE(AnonHugePageBytes(), kernel_before + (size_t{2} << 20));
+  heap.Deallocate(big);
+  heap.ReleaseAll();
+}
+
+// A hugepage the kernel cannot collapse as it is mapped (a page of it PROT_NONE, as
+// the secure library's guard pages and closed blocks are, splits the heap's mapping)
+// answers EINVAL, as a kernel without MADV_COLLAPSE does for every range. The other
+// dense hugepages are still collapsed, and that one again once its spans change.
+TEST(HugePageFiller, AHugepageSplitByAGuardPageDoesNotStopTheCollapses) {
+  testing::EnsureAllocator();
+  CollapseInAutoMode collapse;
+  static constinit PageHeap heap;
+  Span* big = heap.Allocate(HugePageFiller::kMinHeapForHugepages >> kPageShift, 1, kPageLarge);
+  ASSERT_NE(big, nullptr);
+  const bool can =
+      os::TransparentHugepageSetting() == os::ThpSetting::kMadvise && os::CollapseSupported();
+  constexpr size_t kDense = size_t{16} << 20;
+  std::vector<Span*> spans = WriteDenseSpans(heap, kDense);
+  ASSERT_EQ(spans.size(), kDense / (16 * kPageSize));
+  // The lowest hugepage all in dense spans: the first a pass tries.
+  uintptr_t split_hp = 0;
+  for (uintptr_t hp : HugePagesOf(spans)) {
+    if (hp * kHp >= spans.front()->first_page) {
+      split_hp = hp;
+      break;
+    }
+  }
+  ASSERT_NE(split_hp, 0u);
+  const uintptr_t guard_page = split_hp * kHp + 7;
+  void* guard = HeapRegion::AddressOf(guard_page);
+  ASSERT_TRUE(os::Protect(guard, kPageSize, false));
+  EXPECT_EQ(heap.CollapseDense(64), 0u) << "collapsed at the first sight of density";
+  const size_t collapsed = heap.CollapseDense(64);
+  if (can) {
+    EXPECT_TRUE(heap.filler().collapses()) << "one split hugepage stopped every collapse";
+    EXPECT_GE(collapsed, kDense / kHugePageSize - 3) << "the others were not collapsed";
+    EXPECT_EQ(heap.filler().hugepage_backed_bytes(), collapsed * kHugePageSize);
+  } else {
+    EXPECT_EQ(collapsed, 0u);
+  }
+  EXPECT_EQ(heap.CollapseDense(64), 0u) << "a hugepage was collapsed twice";
+  // Whole again, and a span of it freed (it stays dense): tried and collapsed two
+  // passes on, as any hugepage whose spans changed.
+  ASSERT_TRUE(os::Protect(guard, kPageSize, true));
+  size_t at = 0;
+  while (at < spans.size() && spans[at]->first_page + 16 <= guard_page) ++at;
+  ASSERT_LT(at, spans.size());
+  heap.Deallocate(spans[at]);
+  spans.erase(spans.begin() + static_cast<std::ptrdiff_t>(at));
+  EXPECT_EQ(heap.CollapseDense(64), 0u);
+  EXPECT_EQ(heap.CollapseDense(64), can ? 1u : 0u) << "hugepage " << split_hp << " not retried";
+  for (Span* s : spans) heap.Deallocate(s);
+  heap.ReleaseAll();
+  EXPECT_EQ(heap.filler().hugepage_backed_bytes(), 0u);
   heap.Deallocate(big);
   heap.ReleaseAll();
 }
