@@ -135,7 +135,12 @@ PageHeap::Fit PageHeap::FindFit(size_t npages, size_t align_pages, uint8_t famil
 Span* PageHeap::Carve(Span* s, size_t npages, uintptr_t start) {
   if (start > s->first_page) {
     Span* front = g_span_pool.New();
-    if (front == nullptr) return nullptr;
+    if (front == nullptr) {
+      // As below: unlinked and lost, the span's pages would still say free, and the
+      // next Coalesce beside them would unlink a span on no list.
+      Insert(s);
+      return nullptr;
+    }
     front->first_page = s->first_page;
     front->npages = static_cast<uint32_t>(start - s->first_page);
     front->closed = s->closed;
@@ -311,10 +316,26 @@ void PageHeap::TakeBack(Span* s, bool closed) {
 
 bool PageHeap::TryExtend(Span* s, size_t npages, bool* maybe_dirty) {
   const size_t before = s->npages;
+  // Pages that cannot be opened go back as the free tail they were, which takes a span
+  // record: taken first, so that the span is never left holding closed pages beyond
+  // what its caller knows of it (a guarded block's guard would then be looked for on
+  // the wrong page at its next resize).
+  Span* tail = nullptr;
+  if constexpr (kProtectFreePages) {
+    tail = g_span_pool.New();
+    if (tail == nullptr) return false;
+  }
   bool closed = false;
-  if (!TryExtendLocked(s, npages, maybe_dirty, &closed)) return false;
-  if (!closed || OpenPages(s->first_page + before, s->npages - before)) return true;
-  Shrink(s, before);  // its pages closed again
+  if (TryExtendLocked(s, npages, maybe_dirty, &closed) &&
+      (!closed || OpenPages(s->first_page + before, s->npages - before))) {
+    if (tail != nullptr) g_span_pool.Delete(tail);
+    return true;
+  }
+  if (s->npages > before) {
+    ShrinkInto(s, before, tail);  // its pages closed again
+  } else if (tail != nullptr) {
+    g_span_pool.Delete(tail);
+  }
   return false;
 }
 
@@ -352,6 +373,10 @@ void PageHeap::Shrink(Span* s, size_t npages) {
   if (npages >= s->npages) return;
   Span* tail = g_span_pool.New();
   if (tail == nullptr) return;  // keep the larger span: harmless
+  ShrinkInto(s, npages, tail);
+}
+
+void PageHeap::ShrinkInto(Span* s, size_t npages, Span* tail) {
   uint64_t now = Now();
   // The tail is still the caller's: closed before the lock (see ClosePages).
   const bool closed = ClosePages(s->first_page + npages, s->npages - npages);

@@ -78,6 +78,8 @@ class PageHeap {
   // (the secure library's freed large blocks), for the caller to open without the lock.
   Span* AllocateLocked(size_t npages, size_t align_pages, uint8_t cls, bool* closed);
   bool TryExtendLocked(Span* span, size_t npages, bool* maybe_dirty, bool* closed);
+  // Shrink, with the record for the freed tail already taken.
+  void ShrinkInto(Span* span, size_t npages, Span* tail);
   // Deallocate's work under the lock; `closed`: the span's pages may be closed.
   void TakeBack(Span* s, bool closed);
   void Insert(Span* s);

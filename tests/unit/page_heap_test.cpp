@@ -3,16 +3,24 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
+#include "backend/heap_region.h"
+#include "backend/meta_arena.h"
 #include "size_class.h"
 #include "test_env.h"
 
 namespace jsmalloc {
+
+extern RecordPool<Span> g_span_pool;
+
 namespace {
 
 TEST(PageHeap, AllocateHonoursSizeAndAlignment) {
@@ -85,6 +93,71 @@ TEST(PageHeap, ExtendAndShrinkInPlace) {
   heap.Deallocate(s);
   heap.Deallocate(blocker);
   EXPECT_EQ(heap.GetStats().large_bytes, 0u);
+}
+
+[[noreturn]] void Fail(const char* what) {
+  // write(2): the test runs with no memory to spare for stdio.
+  if (write(2, what, strlen(what)) < 0 || write(2, "\n", 1) < 0) _exit(2);
+  _exit(1);
+}
+
+size_t FreePageBytes(PageHeap& heap) {
+  const PageHeap::Stats st = heap.GetStats();
+  return st.free_committed_bytes + st.free_released_bytes;
+}
+
+// Span records run out (the OS maps the metadata arena no more memory: RLIMIT_AS lowered
+// below what the process maps). An aligned allocation that has to cut the front off a
+// free span fails then with nothing lost: the span stays free, on its list, and serves
+// the same allocation once records come back. Carve used to drop it: its pages were lost
+// to the heap, still marked free, and the next coalesce beside them would unlink a span
+// on no list.
+void AlignedCarveWithoutSpanRecords() {
+  static constinit PageHeap heap;
+  // A free span between two in use, its first page one past a 16-page boundary.
+  Span* a = heap.Allocate(1, 1, kPageLarge);
+  Span* b = heap.Allocate(64, 1, kPageLarge);
+  Span* c = heap.Allocate(1, 1, kPageLarge);
+  if (a == nullptr || b == nullptr || c == nullptr) Fail("no spans to start with");
+  if (b->first_page != a->first_page + 1 || b->first_page % 16 != 1)
+    Fail("the spans are not laid out as the test needs");
+  heap.Deallocate(b);
+  const size_t free_before = FreePageBytes(heap);
+  static Span* held[1 << 20];
+  size_t n = 0;
+  struct rlimit saved;
+  if (getrlimit(RLIMIT_AS, &saved) != 0) Fail("getrlimit");
+  // The first refusal makes the heap give back its reservation past the frontier
+  // (os::Reserve's retry), after which the limit is set again, to what is left.
+  for (int round = 0; round < 2; ++round) {
+    FILE* f = fopen("/proc/self/statm", "r");
+    size_t vm_pages = 0;
+    if (f == nullptr || fscanf(f, "%zu", &vm_pages) != 1) Fail("statm");
+    fclose(f);
+    struct rlimit rl = saved;
+    rl.rlim_cur = vm_pages * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    if (setrlimit(RLIMIT_AS, &rl) != 0) Fail("setrlimit");
+    const size_t stop = (round + 1) * (sizeof(held) / sizeof(held[0]) / 2);
+    while (n < stop && (held[n] = g_span_pool.New()) != nullptr) ++n;
+  }
+  if (n == sizeof(held) / sizeof(held[0])) Fail("the span records never ran out");
+  if (heap.Allocate(4, 16, kPageLarge) != nullptr) Fail("a span was carved without a record");
+  if (FreePageBytes(heap) != free_before) Fail("a failed carve lost free pages");
+  for (size_t i = 0; i < n; ++i) g_span_pool.Delete(held[i]);
+  if (setrlimit(RLIMIT_AS, &saved) != 0) Fail("setrlimit back");
+  Span* d = heap.Allocate(4, 16, kPageLarge);
+  if (d == nullptr || d->first_page < a->first_page || d->first_page > c->first_page)
+    Fail("the free span between the two was not used");
+  heap.Deallocate(d);
+  heap.Deallocate(a);
+  heap.Deallocate(c);
+  if (heap.GetStats().large_bytes != 0) Fail("pages still counted in use");
+  _exit(0);
+}
+
+TEST(PageHeap, AlignedCarveWithoutSpanRecordsLosesNothing) {
+  testing::EnsureAllocator();
+  EXPECT_EXIT(AlignedCarveWithoutSpanRecords(), ::testing::ExitedWithCode(0), "");
 }
 
 TEST(PageHeap, ReleaseAllReturnsFreePages) {
