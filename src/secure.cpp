@@ -520,6 +520,22 @@ void* SecureTakeFromRun(ThreadCache* tc, size_t cls) {
   return p;
 }
 
+void SecurePrepareRefill(void** objs, int n, size_t cls) {
+  for (int i = 0; i < n; ++i) static_cast<uintptr_t*>(objs[i])[0] = 0;
+  ThreadCache* tc = tl_thread.cache;
+  if (tc == &g_empty_cache) return;  // no random state of its own to draw from
+  const int window = kRunWindowOf[cls];
+  for (int start = 0; start + 1 < n; start += window) {
+    const int len = n - start < window ? n - start : window;
+    for (int i = len - 1; i > 0; --i) {
+      const auto j = static_cast<int>(((Random(tc) >> 32) * static_cast<uint64_t>(i + 1)) >> 32);
+      void* t = objs[start + i];
+      objs[start + i] = objs[start + j];
+      objs[start + j] = t;
+    }
+  }
+}
+
 void SecureReleaseRun(ThreadCache* tc, size_t cls) {
   const size_t size = kClasses[cls].size;
   const uintptr_t next = tc->run_next[cls];

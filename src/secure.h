@@ -37,6 +37,12 @@ void SecureFlushQuarantine(ThreadCache* tc, size_t cls);
 // drawn at random among the run's first objects (64, or 1 KiB of them), not in address
 // order.
 void* SecureTakeFromRun(ThreadCache* tc, size_t cls);
+// Per-CPU mode: the objects a CPU's stack of class cls is refilled with, objs[0] (the
+// caller's) first, made ready to go out: their links zeroed (on a stack an object has
+// none, so a write to word 0 after free is seen when it is popped, PercpuRefill) and their
+// order shuffled within each window of the class, as a thread's fresh run is
+// (SecureTakeFromRun): a never-used span's objects do not go out in address order.
+void SecurePrepareRefill(void** objs, int n, size_t cls);
 // Gives tc's run of class cls back to the middle tier, holes and all: the objects not
 // handed out, each once (ReleaseRun).
 void SecureReleaseRun(ThreadCache* tc, size_t cls);

@@ -12,6 +12,7 @@
 #include "options.h"
 #include "os/cpu.h"
 #include "os/vm.h"
+#include "secure.h"
 #include "size_class.h"
 
 namespace jsmalloc {
@@ -213,6 +214,7 @@ void* Refill(size_t cls, uint32_t room) {
     }
     got = run_count;
   }
+  if constexpr (kSecure) SecurePrepareRefill(objs, got, cls);
   int i = 1;
   while (i < got && Push(cls, objs[i])) ++i;
   if (i < got) MiddleInsert(cls, objs + i, got - i);

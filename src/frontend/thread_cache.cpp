@@ -14,6 +14,7 @@
 #include "middle/middle.h"
 #include "middle/span_source.h"
 #include "options.h"
+#include "report.h"
 #include "sampler.h"
 #include "secure.h"
 #include "valgrind_hooks.h"
@@ -580,7 +581,13 @@ void ThreadCacheOverflow(void* p, ThreadCache* tc, size_t cls, uintptr_t marker)
 // bookkeeping (NoteSlowCall) runs on their misses only.
 void* PercpuRefill(size_t size, size_t cls) {
   void* p;
-  if (JS_LIKELY(PercpuTryPop(cls, &p))) return HandOut(p);
+  if (JS_LIKELY(PercpuTryPop(cls, &p))) {
+    // The secure library's objects on a CPU's stack have no link: word 0 is zero (free
+    // zeroes it, SecurePrepareRefill too), and the malloc's check of the rest skips it.
+    if (kSecure && static_cast<const uintptr_t*>(p)[0] != 0)
+      ReportBadPointer("write after free", p);
+    return HandOut(p);
+  }
   return PercpuAllocateMissed(size, cls);
 }
 
