@@ -142,6 +142,22 @@ def tool_case(what, lib, work, prog):
         out = tool(["top", kept, prog], lib).stdout  # google-pprof when installed
         if "keep_100_mib" not in out:
             fail("jsmalloc top (through google-pprof if present) misses keep_100_mib:\n" + out)
+        # A launcher script as PROG (pyenv's shims are): said, and the profile's own
+        # program read instead.
+        script = os.path.join(work, "launcher.sh")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\nexec true\n")
+        r = tool(["top", "--own", kept, script], lib)
+        if "not an ELF executable" not in r.stderr or first_site(r.stdout) != "keep_100_mib":
+            fail(f"jsmalloc top with a script as PROG: {r.stderr!r}\n{r.stdout}")
+        # Nothing live (a program that freed everything, at exit): said, not an empty list.
+        empty = os.path.join(work, "empty.heap")
+        with open(empty, "w") as f:
+            f.write("heap profile: 0: 0 [10: 20971520] @ heapprofile\n"
+                    "0: 0 [10: 20971520] @ 0x1000 0x2000\n")
+        r = tool(["top", empty], lib)
+        if "nothing was live" not in r.stderr or "--alloc" not in r.stderr:
+            fail(f"jsmalloc top of a profile with nothing live said {r.stderr!r}")
     elif what == "diff":
         kept, freed = tool_profiles(lib, work, prog)
         out = tool(["diff", freed, kept], lib).stdout
