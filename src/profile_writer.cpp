@@ -445,14 +445,18 @@ void PrintLeakReport() {
     return;
   }
   h.Add("jsmalloc: leak report: about ").Bytes(static_cast<uint64_t>(Round(bytes)));
-  h.Add(" in about ").Dec(Round(count)).Add(" objects still live at exit, from ").Dec(sites);
-  h.Add(" allocation sites (estimated from samples; objects still reachable are counted too)\n");
+  h.Add(" in about ").Dec(Round(count)).Add(Round(count) == 1 ? " object" : " objects");
+  h.Add(" still live at exit, from ")
+      .Dec(sites)
+      .Add(sites == 1 ? " allocation site" : " allocation sites");
+  h.Add(" (estimated from samples; objects still reachable are counted too)\n");
   os::WriteStderrAtExit(h.data(), h.size());
   for (int k = 0; k < shown; ++k) {
     const StackRecord* s = top[k];
     TextBuffer b(line, sizeof(line));
     b.Add("jsmalloc: leak: about ").Bytes(static_cast<uint64_t>(Round(s->live_bytes)));
-    b.Add(" in about ").Dec(Round(s->live_count)).Add(" objects (");
+    b.Add(" in about ").Dec(Round(s->live_count));
+    b.Add(Round(s->live_count) == 1 ? " object (" : " objects (");
     b.Udec(s->live_samples).Add(" sampled) allocated at\n");
     os::WriteStderrAtExit(b.data(), b.size());
     for (int i = 0; i < s->depth; ++i) {
