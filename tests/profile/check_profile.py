@@ -126,6 +126,11 @@ def tool_case(what, lib, work, prog):
         r = tool(["run", "--leaks", "--stats", "--sample", "64k", "--", prog], lib, use_env=False)
         if "leak_small" not in r.stderr or "jsmalloc" not in r.stderr:
             fail("jsmalloc run --leaks --stats printed no leak report or statistics:\n" + r.stderr)
+        # And the same objects by function, named from the symbol tables (the report's
+        # dladdr sees exported symbols only).
+        by_function = r.stderr.partition("by allocating function")[2]
+        if "leak_small" not in by_function:
+            fail("jsmalloc run --leaks listed no leak_small by allocating function:\n" + r.stderr)
         kept, _ = tool_profiles(lib, work, prog)
         if not open(kept).readline().startswith("heap profile:"):
             fail("jsmalloc run --profile wrote no profile")
