@@ -28,7 +28,12 @@
 #else
 #define JS_NOIPA __attribute__((noipa))
 #endif
-#define JS_EXPORT __attribute__((visibility("default")))
+// The allocator's entry points, and the functions they hand a call on to, in a section
+// of their own: linked into a program, the profiler tells their frames from the
+// program's by address (__start_/__stop_jsmalloc_entry, stack_trace.cpp) and leaves
+// them out of a sample's stack.
+#define JS_ENTRY_CODE __attribute__((section("jsmalloc_entry")))
+#define JS_EXPORT __attribute__((visibility("default"))) JS_ENTRY_CODE
 // Globals the fast paths read are hidden: one rip-relative access, no GOT load.
 #define JS_HIDDEN __attribute__((visibility("hidden")))
 // TLS slots are initial-exec (one fs-relative load), or global-dynamic when built with

@@ -14,7 +14,7 @@ using namespace jsmalloc;
 
 namespace {
 
-int PosixMemalign(void** out, size_t align, size_t size) {
+JS_ENTRY_CODE int PosixMemalign(void** out, size_t align, size_t size) {
   if (!IsPowerOfTwo(align) || align % sizeof(void*) != 0) return EINVAL;
   int saved = errno;
   void* p = AlignedAlloc(align, size);
@@ -24,7 +24,7 @@ int PosixMemalign(void** out, size_t align, size_t size) {
   return 0;
 }
 
-void* Memalign(size_t align, size_t size) {
+JS_ENTRY_CODE void* Memalign(size_t align, size_t size) {
   if (align != 0 && !IsPowerOfTwo(align)) {
     errno = EINVAL;
     return nullptr;
@@ -32,7 +32,7 @@ void* Memalign(size_t align, size_t size) {
   return AlignedAlloc(align, size);
 }
 
-void* AlignedAllocC11(size_t align, size_t size) {
+JS_ENTRY_CODE void* AlignedAllocC11(size_t align, size_t size) {
   if (!IsPowerOfTwo(align)) {
     errno = EINVAL;
     return nullptr;
@@ -40,7 +40,7 @@ void* AlignedAllocC11(size_t align, size_t size) {
   return AlignedAlloc(align, size);
 }
 
-void* Reallocarray(void* p, size_t count, size_t size) {
+JS_ENTRY_CODE void* Reallocarray(void* p, size_t count, size_t size) {
   size_t bytes;
   if (__builtin_mul_overflow(count, size, &bytes)) {
     errno = ENOMEM;
@@ -51,7 +51,7 @@ void* Reallocarray(void* p, size_t count, size_t size) {
 
 constexpr size_t kOsPage = 4096;
 
-void* Pvalloc(size_t size) {
+JS_ENTRY_CODE void* Pvalloc(size_t size) {
   size_t rounded = RoundUp(size == 0 ? 1 : size, kOsPage);
   if (rounded < size) {
     errno = ENOMEM;

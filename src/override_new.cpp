@@ -35,7 +35,7 @@ std::new_handler CurrentNewHandler() {
   return &_ZSt15get_new_handlerv != nullptr ? _ZSt15get_new_handlerv() : nullptr;
 }
 
-__attribute__((noinline)) void* NewFailed(size_t size, size_t align, bool nothrow) {
+JS_ENTRY_CODE __attribute__((noinline)) void* NewFailed(size_t size, size_t align, bool nothrow) {
   for (;;) {
     std::new_handler handler = CurrentNewHandler();
     if (handler == nullptr) {
@@ -60,7 +60,7 @@ JS_FAST_PATH void* NewNothrow(size_t size) noexcept {
   return NewFailed(size, 0, true);
 }
 
-void* NewAligned(size_t size, std::align_val_t align, bool nothrow) {
+JS_ENTRY_CODE void* NewAligned(size_t size, std::align_val_t align, bool nothrow) {
   void* p = AlignedAlloc(static_cast<size_t>(align), size);
   if (JS_LIKELY(p != nullptr)) return p;
   return NewFailed(size, static_cast<size_t>(align), nothrow);

@@ -359,7 +359,7 @@ void* AllocateSmall(size_t cls, size_t requested) {
 
 }  // namespace
 
-void* SecureMalloc(size_t size) {
+JS_ENTRY_CODE void* SecureMalloc(size_t size) {
   if (size > kMaxSmallSize - kSecureTagBytes) return AllocateGuarded(size, 16);
   size_t with_tag = size + kSecureTagBytes;
   if (JS_UNLIKELY(TakeFromCountdown(tl_thread.countdown, with_tag))) ThreadCacheCountdownRanOut();
@@ -393,7 +393,7 @@ void SecureFree(void* p) {
   PushFree(p, cls);
 }
 
-void* SecureCalloc(size_t count, size_t size) {
+JS_ENTRY_CODE void* SecureCalloc(size_t count, size_t size) {
   size_t bytes;
   if (__builtin_mul_overflow(count, size, &bytes)) return OutOfMemory();
   // Every new block reads as zero already: small ones are zeroed at free, large ones
@@ -420,7 +420,7 @@ size_t SecureUsableSize(const void* p, const char* what) {
   return mapped > kGuardBytes ? mapped - kGuardBytes : mapped;
 }
 
-void* SecureRealloc(void* p, size_t size) {
+JS_ENTRY_CODE void* SecureRealloc(void* p, size_t size) {
   if (p == nullptr) return SecureMalloc(size);
   if (size == 0) {
     SecureFree(p);
@@ -455,7 +455,7 @@ void* SecureRealloc(void* p, size_t size) {
   return q;
 }
 
-void* SecureAlignedAlloc(size_t align, size_t size) {
+JS_ENTRY_CODE void* SecureAlignedAlloc(size_t align, size_t size) {
   if (align <= 16) return SecureMalloc(size);
   if (size > kMaxRequest) return OutOfMemory();
   if (align <= kMaxSmallSize && size <= kMaxSmallSize - kSecureTagBytes) {

@@ -241,7 +241,7 @@ JS_NOINLINE void* ReallocUnderMemcheck(void* p, size_t size) {
 
 }  // namespace
 
-void* MallocSlow(size_t size) {
+JS_ENTRY_CODE void* MallocSlow(size_t size) {
   ValgrindQuiet quiet;
   if (ThreadCacheCountdownRanOut() && ProfilerWantsSample()) {
     bool dirty;
@@ -276,7 +276,7 @@ void FreeSlow(void* p) {
   }
 }
 
-void* Calloc(size_t count, size_t size) {
+JS_ENTRY_CODE void* Calloc(size_t count, size_t size) {
   if constexpr (kSecure) return SecureCalloc(count, size);
   ValgrindQuiet quiet;
   size_t bytes;
@@ -298,13 +298,13 @@ void* Calloc(size_t count, size_t size) {
   return p;
 }
 
-void* Realloc(void* p, size_t size) {
+JS_ENTRY_CODE void* Realloc(void* p, size_t size) {
   if constexpr (kSecure) return SecureRealloc(p, size);
   if (UnderMemcheck()) return ReallocUnderMemcheck(p, size);
   return ReallocBody<false>(p, size);
 }
 
-void* AlignedAlloc(size_t align, size_t size) {
+JS_ENTRY_CODE void* AlignedAlloc(size_t align, size_t size) {
   if constexpr (kSecure) return SecureAlignedAlloc(align, size);
   ValgrindQuiet quiet;
   if (align <= 16) return Malloc(size);

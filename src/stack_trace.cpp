@@ -7,16 +7,37 @@
 
 #include <execinfo.h>
 
+// The bounds of section jsmalloc_entry (see below), from the linker; weak: 0 where
+// nothing is in it.
+extern "C" char __start_jsmalloc_entry[] __attribute__((weak, visibility("hidden")));
+extern "C" char __stop_jsmalloc_entry[] __attribute__((weak, visibility("hidden")));
+
 namespace jsmalloc {
 
 namespace {
 
 // The executable segment(s) of the object holding the allocator, when that is a shared
-// library: frames there are the allocator's own. Linked into the program itself, its
-// frames cannot be told from the program's by address; a fixed count is left out then.
+// library: frames there are the allocator's own.
 constinit uintptr_t g_own_lo = 0;
 constinit uintptr_t g_own_hi = 0;
+// Linked into the program itself, the allocator's frames are those down to the last one
+// (the outermost) in its entry code: the API's functions and those they hand a call on
+// to, all in section jsmalloc_entry (JS_ENTRY_CODE). How many there are depends on the
+// call: malloc hands a sample on to MallocSlow, calloc to Calloc and then MallocSlow,
+// operator new[] keeps its own frame. A fixed count, as before, named the allocator's
+// own functions as the sites of calloc, realloc and new[] (jsmalloc::Calloc,
+// jsmalloc::Realloc, operator new[]). Looked for among the first frames only: below
+// them is the program (a new-handler that allocates would otherwise hide its caller).
 constexpr int kOwnFramesWhenLinked = 3;  // CaptureStack's caller, the sample, MallocSlow
+constexpr int kEntryFramesLookedAt = 12;
+
+bool InEntryCode(uintptr_t ip) {
+  // A return address: the call is just before it (a call that ends the section returns
+  // to the address past it).
+  const auto lo = reinterpret_cast<uintptr_t>(__start_jsmalloc_entry);
+  const auto hi = reinterpret_cast<uintptr_t>(__stop_jsmalloc_entry);
+  return ip > lo && ip <= hi;
+}
 
 int FindOwnSegment(dl_phdr_info* info, size_t, void* data) {
   uintptr_t probe = reinterpret_cast<uintptr_t>(data);
@@ -80,6 +101,10 @@ JS_NOINLINE int CaptureStack(uintptr_t* frames, int max) {
     while (skip < n && raw[skip] >= g_own_lo && raw[skip] < g_own_hi) ++skip;
   } else {
     skip = n < kOwnFramesWhenLinked + 1 ? n : kOwnFramesWhenLinked + 1;
+    if (reinterpret_cast<uintptr_t>(__start_jsmalloc_entry) != 0) {
+      for (int i = skip; i < n && i < kEntryFramesLookedAt; ++i)
+        if (InEntryCode(raw[i])) skip = i + 1;
+    }
   }
   int depth = 0;
   for (int i = skip; i < n && depth < max; ++i) frames[depth++] = raw[i];

@@ -234,6 +234,30 @@ def main():
         if live > 10 * MiB:
             fail("the exit profile still holds the freed blocks")
         within("peak", peak, 144 * MiB)
+    elif case == "static":
+        # jsmalloc linked in: each site is the program's function, whichever entry point
+        # (and so however many of the allocator's frames) the allocation went through.
+        path = os.path.join(work, "static.heap")
+        env = dict(os.environ, JSMALLOC_PROFILE_SAMPLE="64k", JSMALLOC_PROFILE=path)
+        env.pop("LD_PRELOAD", None)
+        r = subprocess.run([prog], env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            fail(f"{prog} exited {r.returncode}: {r.stderr}")
+        out = tool(["top", "--own", path, prog], lib).stdout
+        print(out)
+        sites = {}
+        for line in out.splitlines():
+            m = re.match(r"\s*([\d.]+) MiB\s+[\d.]+%\s+(.+)$", line)
+            if m:
+                sites[m.group(2).strip()] = float(m.group(1)) * MiB
+        for name in ("by_malloc()", "by_calloc()", "by_realloc()", "by_new_array()",
+                     "by_aligned_alloc()"):
+            if name not in sites:
+                fail(f"{name} is not a site of the statically linked program")
+            within(name, sites[name], 32 * MiB, 0.3)
+        for name in sites:
+            if "jsmalloc" in name or "operator new" in name:
+                fail(f"the allocator's own {name} is named as a site")
     elif case == "leaks":
         r = run([prog], {"JSMALLOC_PROFILE_SAMPLE": "64k", "JSMALLOC_LEAKS": "1"}, lib)
         print(r.stderr)
