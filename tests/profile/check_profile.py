@@ -177,6 +177,25 @@ def tool_case(what, lib, work, prog):
         text = open(svg).read()
         if not text.startswith("<svg") or "keep_100_mib" not in text or "<rect" not in text:
             fail("jsmalloc chart wrote no bar chart naming keep_100_mib")
+        # --flame: a box per function on each stack, main below the sites, each as wide
+        # as the bytes allocated through it.
+        flame = os.path.join(work, "flame.svg")
+        tool(["chart", "--flame", kept, "-o", flame], lib)
+        boxes = {}
+        for m in re.finditer(r'<title>([^<:]+): ([\d.]+) MiB[^<]*</title><rect x="([\d.]+)" '
+                             r'y="(\d+)" width="([\d.]+)"', open(flame).read()):
+            boxes.setdefault(m.group(1), []).append((float(m.group(3)), int(m.group(4)),
+                                                     float(m.group(5)), float(m.group(2))))
+        for name in ("all", "main", "keep_100_mib"):
+            if name not in boxes:
+                fail(f"jsmalloc chart --flame has no box for {name}: {sorted(boxes)[:12]}")
+        (ax, ay, aw, _), (mx, my, mw, _) = boxes["all"][0], boxes["main"][0]
+        kx, ky, kw, kmib = max(boxes["keep_100_mib"], key=lambda b: b[2])
+        if not (ay > my > ky):
+            fail("jsmalloc chart --flame: main is not between the root and the site")
+        if not (aw >= mw >= kw > 0) or not (mx <= kx and kx + kw <= mx + mw + 0.5):
+            fail("jsmalloc chart --flame: the site's box is not within main's")
+        within("keep_100_mib (flame)", kmib * MiB, 100 * MiB, 0.25)
     elif what == "help":
         out = tool(["--help"], lib).stdout
         for sub in ("jsmalloc run", "jsmalloc top", "jsmalloc diff", "jsmalloc chart"):
