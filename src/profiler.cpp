@@ -191,6 +191,17 @@ void ProfilerInit() {
   }
   if (GetOption(Option::kLeaks) != 0 || GetOption(Option::kProfile) != 0) os::KeepStderr();
   g_interval = GetOption(Option::kSampleInterval);
+  const bool asked = GetOption(Option::kProfile) != 0 || GetOption(Option::kLeaks) != 0 ||
+                     GetOption(Option::kProfileSignal) != 0;
+  if (asked && g_interval <= 0) {
+    // A profile, leak report or signal asked for with sampling off would be silently
+    // missing (no file at exit).
+    char msg[200];
+    TextBuffer m(msg, sizeof(msg));
+    m.Add("jsmalloc: JSMALLOC_PROFILE_SAMPLE=").Dec(g_interval);
+    m.Add(" samples nothing: the heap profiler is off, and no profile or leak report is made\n");
+    os::WriteStderr(m.data(), m.size());
+  }
   if (!on || g_interval <= 0) return;
   tl_recording = true;  // the warm-up may allocate
   StackTraceInit();

@@ -212,6 +212,8 @@ def tool_case(what, lib, work, prog):
             (["top", os.path.join(work, "missing.heap")], "cannot read"),
             (["run", "--", os.path.join(work, "no-such-program")], "no such program"),
             (["run", "--sample", "lots", "--", prog], "'lots'"),
+            (["run", "--sample", "0", "--", prog], "'0'"),
+            (["run", "--frontend", "percore", "--", prog], "'percore'"),
             (["top", "-n", "many", not_profile], "'many'"),
             (["frobnicate"], "'frobnicate'"),
             (["chart", not_profile], "-o"),
