@@ -45,6 +45,7 @@
 #include "backend/span.h"
 #include "middle/middle.h"
 #include "os/vm.h"
+#include "profiler.h"
 #include "report.h"
 
 namespace jsmalloc {
@@ -294,13 +295,35 @@ Span* LargeSpanOf(const void* p) {
   return HeapRegion::AddressOf(s->first_page) == p ? s : nullptr;
 }
 
+void* AllocateGuardedBlock(size_t requested, size_t align, size_t filled);
+
+// An allocation the countdown picked for the heap profiler (counted already): a guarded
+// block of its own whatever its size, as the default library's SampledAlloc gives one,
+// so that the free of an unsampled small object never asks whether it was sampled. Its
+// span says so, and its free (FreeSlow) takes it out of the profile.
+JS_ENTRY_CODE void* AllocateSampled(size_t requested, size_t align, size_t filled = 0) {
+  void* p = AllocateGuardedBlock(requested, align, filled);
+  if (p != nullptr) {
+    const bool huge = LargeSpanOf(p) == nullptr;
+    if (!huge) HeapRegion::SpanOf(p)->sampled = true;
+    ProfilerRecord(p, requested, align, huge);
+  }
+  return p;
+}
+
 // A block of `body` bytes (a multiple of the page) followed by a guard page, from the
 // page heap or its own mapping; the program asked for `requested` bytes, and the caller
 // writes the first `filled` of them itself (realloc's copy).
 void* AllocateGuarded(size_t requested, size_t align, size_t filled = 0) {
+  if (requested > kMaxRequest) return OutOfMemory();
+  if (CountAllocation(requested) && ProfilerWantsSample())
+    return AllocateSampled(requested, align, filled);
+  return AllocateGuardedBlock(requested, align, filled);
+}
+
+void* AllocateGuardedBlock(size_t requested, size_t align, size_t filled) {
   size_t body = RoundUp(requested == 0 ? 1 : requested, kPageSize);
   if (requested > kMaxRequest || body + kGuardBytes < body) return OutOfMemory();
-  CountAllocation(requested);
   bool dirty;
   void* p = AllocateLarge(body + kGuardBytes, align, &dirty);
   if (p == nullptr) return nullptr;
@@ -362,7 +385,9 @@ void* AllocateSmall(size_t cls, size_t requested) {
 JS_ENTRY_CODE void* SecureMalloc(size_t size) {
   if (size > kMaxSmallSize - kSecureTagBytes) return AllocateGuarded(size, 16);
   size_t with_tag = size + kSecureTagBytes;
-  if (JS_UNLIKELY(TakeFromCountdown(tl_thread.countdown, with_tag))) ThreadCacheCountdownRanOut();
+  if (JS_UNLIKELY(TakeFromCountdown(tl_thread.countdown, with_tag)) &&
+      ThreadCacheCountdownRanOut() && ProfilerWantsSample())
+    return AllocateSampled(size, 16);
   return AllocateSmall(SizeToClass(with_tag), size);
 }
 
@@ -461,7 +486,7 @@ JS_ENTRY_CODE void* SecureAlignedAlloc(size_t align, size_t size) {
   if (align <= kMaxSmallSize && size <= kMaxSmallSize - kSecureTagBytes) {
     size_t cls = AlignedSizeToClass(size + kSecureTagBytes, align);
     if (cls != 0) {
-      CountAllocation(size);
+      if (CountAllocation(size) && ProfilerWantsSample()) return AllocateSampled(size, align);
       return AllocateSmall(cls, size);
     }
   }

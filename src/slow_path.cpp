@@ -114,7 +114,7 @@ void* SmallAlloc(size_t cls, size_t size) {
 // An allocation the sampler picked and the profiler records: a block of its own, a
 // large span marked sampled or a huge mapping, whatever its size, so that the free of
 // an unsampled small object never needs to ask whether it was sampled.
-void* SampledAlloc(size_t size, size_t align, bool* maybe_dirty) {
+JS_ENTRY_CODE void* SampledAlloc(size_t size, size_t align, bool* maybe_dirty) {
   void* p = LargeAlloc(size == 0 ? 1 : size, align, maybe_dirty,
                        size <= kMaxSmallSize ? RetainedSpans::kKeep : RetainedSpans::kGiveBack);
   if (p == nullptr) return nullptr;

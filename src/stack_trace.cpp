@@ -21,13 +21,17 @@ namespace {
 constinit uintptr_t g_own_lo = 0;
 constinit uintptr_t g_own_hi = 0;
 // Linked into the program itself, the allocator's frames are those down to the last one
-// (the outermost) in its entry code: the API's functions and those they hand a call on
-// to, all in section jsmalloc_entry (JS_ENTRY_CODE). How many there are depends on the
-// call: malloc hands a sample on to MallocSlow, calloc to Calloc and then MallocSlow,
-// operator new[] keeps its own frame. A fixed count, as before, named the allocator's
+// (the outermost) in its entry code: the API's functions, those they hand a call on to,
+// and the ones that record a sample (SampledAlloc, AllocateSampled), all in section
+// jsmalloc_entry (JS_ENTRY_CODE): tail calls can leave no frame of the API itself (the
+// secure library's malloc jumps to SecureMalloc, which jumps to AllocateSampled). How many there
+// are depends on the call: malloc hands a sample on to MallocSlow, calloc to Calloc and then
+// MallocSlow, operator new[] keeps its own frame. A fixed count, as before, named the allocator's
 // own functions as the sites of calloc, realloc and new[] (jsmalloc::Calloc,
-// jsmalloc::Realloc, operator new[]). Looked for among the first frames only: below
-// them is the program (a new-handler that allocates would otherwise hide its caller).
+// jsmalloc::Realloc, operator new[]), and in the secure library, whose paths are a frame
+// shorter, the caller's caller. Looked for among the first frames only: below them is
+// the program (a new-handler that allocates would otherwise hide its caller). The fixed
+// count stays for a sample taken where no entry code is on the stack.
 constexpr int kOwnFramesWhenLinked = 3;  // CaptureStack's caller, the sample, MallocSlow
 constexpr int kEntryFramesLookedAt = 12;
 
@@ -102,8 +106,12 @@ JS_NOINLINE int CaptureStack(uintptr_t* frames, int max) {
   } else {
     skip = n < kOwnFramesWhenLinked + 1 ? n : kOwnFramesWhenLinked + 1;
     if (reinterpret_cast<uintptr_t>(__start_jsmalloc_entry) != 0) {
-      for (int i = skip; i < n && i < kEntryFramesLookedAt; ++i)
-        if (InEntryCode(raw[i])) skip = i + 1;
+      // The outermost frame in the entry code, whatever the fixed count says: the
+      // secure library's path to a sample is a frame shorter than malloc's.
+      int outermost = -1;
+      for (int i = 0; i < n && i < kEntryFramesLookedAt; ++i)
+        if (InEntryCode(raw[i])) outermost = i;
+      if (outermost >= 0) skip = outermost + 1;
     }
   }
   int depth = 0;
