@@ -134,6 +134,10 @@ def tool_case(what, lib, work, prog):
         kept, _ = tool_profiles(lib, work, prog)
         if not open(kept).readline().startswith("heap profile:"):
             fail("jsmalloc run --profile wrote no profile")
+        # --secure: the secure library, found beside the default one.
+        maps = tool(["run", "--secure", "--", "/bin/cat", "/proc/self/maps"], lib).stdout
+        if "libjsmalloc-secure.so" not in maps:
+            fail("jsmalloc run --secure did not load libjsmalloc-secure.so:\n" + maps[:400])
     elif what == "top":
         kept, _ = tool_profiles(lib, work, prog)
         for args in (["top", "--own", kept], ["top", "--own", kept, prog]):
