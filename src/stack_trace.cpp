@@ -21,17 +21,17 @@ namespace {
 constinit uintptr_t g_own_lo = 0;
 constinit uintptr_t g_own_hi = 0;
 // Linked into the program itself, the allocator's frames are those down to the last one
-// (the outermost) in its entry code: the API's functions, those they hand a call on to,
-// and the ones that record a sample (SampledAlloc, AllocateSampled), all in section
-// jsmalloc_entry (JS_ENTRY_CODE): tail calls can leave no frame of the API itself (the
-// secure library's malloc jumps to SecureMalloc, which jumps to AllocateSampled). How many there
-// are depends on the call: malloc hands a sample on to MallocSlow, calloc to Calloc and then
-// MallocSlow, operator new[] keeps its own frame. A fixed count, as before, named the allocator's
-// own functions as the sites of calloc, realloc and new[] (jsmalloc::Calloc,
-// jsmalloc::Realloc, operator new[]), and in the secure library, whose paths are a frame
-// shorter, the caller's caller. Looked for among the first frames only: below them is
-// the program (a new-handler that allocates would otherwise hide its caller). The fixed
-// count stays for a sample taken where no entry code is on the stack.
+// (the outermost) in its entry code, section jsmalloc_entry (JS_ENTRY_CODE): the API's
+// functions, those they hand a call on to, and the ones that record a sample
+// (SampledAlloc, AllocateSampled). How many frames a sample has above the program's
+// depends on the call: malloc hands it on to MallocSlow, calloc to Calloc and then
+// MallocSlow, operator new[] keeps a frame of its own, and the secure library's malloc
+// jumps to SecureMalloc, which jumps to AllocateSampled, leaving no API frame at all. A
+// fixed count, as before, named jsmalloc::Calloc, jsmalloc::Realloc and operator new[]
+// as the sites of calloc, realloc and new[], and the secure library's caller's caller.
+// Looked for among the first frames only: below them is the program (a new-handler that
+// allocates would otherwise hide its caller). The fixed count stays for a sample taken
+// with no entry code on the stack.
 constexpr int kOwnFramesWhenLinked = 3;  // CaptureStack's caller, the sample, MallocSlow
 constexpr int kEntryFramesLookedAt = 12;
 
