@@ -43,10 +43,12 @@
 #include "backend/heap_region.h"
 #include "backend/huge.h"
 #include "backend/span.h"
+#include "init.h"
 #include "middle/middle.h"
 #include "os/vm.h"
 #include "profiler.h"
 #include "report.h"
+#include "valgrind_hooks.h"
 
 namespace jsmalloc {
 
@@ -324,6 +326,8 @@ void* AllocateGuarded(size_t requested, size_t align, size_t filled = 0) {
 void* AllocateGuardedBlock(size_t requested, size_t align, size_t filled) {
   size_t body = RoundUp(requested == 0 ? 1 : requested, kPageSize);
   if (requested > kMaxRequest || body + kGuardBytes < body) return OutOfMemory();
+  EnsureGlobalInit();   // memcheck mode, if it is to be, is on before the quiet asks
+  ValgrindQuiet quiet;  // the zeroing and canary write pages memcheck has inaccessible
   bool dirty;
   void* p = AllocateLarge(body + kGuardBytes, align, &dirty);
   if (p == nullptr) return nullptr;
@@ -332,6 +336,9 @@ void* AllocateGuardedBlock(size_t requested, size_t align, size_t filled) {
   // inaccessible by the page heap (kProtectFreePages).
   if (dirty && LargeSpanOf(p) != nullptr) memset(static_cast<char*>(p) + filled, 0, body - filled);
   if (LargeSpanOf(p) != nullptr) SetLargeRequest(p, requested);
+  // Exactly the request: canary, the rest of the last page and the guard are not the
+  // program's (registered before the protect, whose failure frees the block).
+  if (UnderMemcheck()) ValgrindAllocated(p, requested, body + kGuardBytes, false);
   if (!os::Protect(static_cast<char*>(p) + body, kGuardBytes, false)) {
     SecureFree(p);
     return OutOfMemory();
@@ -380,23 +387,31 @@ void* AllocateSmall(size_t cls, size_t requested) {
   return HandOutSmall(p, cls, requested);
 }
 
-}  // namespace
-
-JS_ENTRY_CODE void* SecureMalloc(size_t size) {
-  if (size > kMaxSmallSize - kSecureTagBytes) return AllocateGuarded(size, 16);
-  size_t with_tag = size + kSecureTagBytes;
-  if (JS_UNLIKELY(TakeFromCountdown(tl_thread.countdown, with_tag)) &&
-      ThreadCacheCountdownRanOut() && ProfilerWantsSample())
-    return AllocateSampled(size, 16);
-  return AllocateSmall(SizeToClass(with_tag), size);
+// Memcheck mode (valgrind_hooks.h): the hand-out's checks and stamps are the
+// allocator's own accesses; memcheck learns of the request only, undefined.
+JS_NOINLINE void* AllocateSmallUnderMemcheck(size_t cls, size_t requested) {
+  void* p;
+  {
+    ValgrindQuiet quiet;
+    p = AllocateSmall(cls, requested);
+  }
+  if (p != nullptr) ValgrindAllocated(p, requested, kClasses[cls].size, false);
+  return p;
 }
 
-void SecureFree(void* p) {
-  if (p == nullptr) return;
-  size_t cls = SmallClassOf(p);
-  // Large (its pages, guard included, become inaccessible in the page heap until they
-  // are handed out again), huge (unmapped with its guard), or bad: reported there.
-  if (cls == 0) return FreeSlow(p);
+// Malloc's countdown ran out: a sample, or always so in memcheck mode, where no thread
+// has a cache (and the first call of the process may turn the mode on here). In the
+// entry section: a sample's path from malloc goes through it (stack_trace.cpp).
+JS_ENTRY_CODE JS_NOINLINE void* MallocCountedOut(size_t size) {
+  if (ThreadCacheCountdownRanOut() && ProfilerWantsSample()) return AllocateSampled(size, 16);
+  const size_t cls = SizeToClass(size + kSecureTagBytes);
+  if (UnderMemcheck()) return AllocateSmallUnderMemcheck(cls, size);
+  return AllocateSmall(cls, size);
+}
+
+// Small object p of class cls, being freed: checked (double free, tag, canary), what the
+// program could write zeroed, its free marker set.
+JS_FAST_PATH void ClearFreed(void* p, size_t cls) {
   auto* obj = static_cast<uintptr_t*>(p);
   if (obj[1] == FreeMarker(p)) ReportBadPointer("double free", p);
   const size_t class_size = kClasses[cls].size;
@@ -410,11 +425,41 @@ void SecureFree(void* p) {
   *TagOf(p, class_size) = Tag{0, 0};  // before the marker: in a 16-byte object they share
   obj[0] = 0;
   obj[1] = FreeMarker(p);
+}
+
+// A free by a thread without a cache: no quarantine. In memcheck mode every free: the
+// block is unregistered first (memcheck reports the free of one it does not know, and
+// the check below still says "double free"), and the object goes straight to the
+// middle tier, as the default library's (FreeSmallUnderMemcheck).
+JS_NOINLINE void FreeWithoutCache(void* p, size_t cls) {
+  const bool memcheck = UnderMemcheck();
+  if (memcheck) ValgrindFreed(p);
+  ValgrindQuiet quiet;
+  ClearFreed(p, cls);
+  if (memcheck) return MiddleInsert(cls, &p, 1, /*share=*/false);
+  PushFree(p, cls);
+}
+
+}  // namespace
+
+JS_ENTRY_CODE void* SecureMalloc(size_t size) {
+  if (size > kMaxSmallSize - kSecureTagBytes) return AllocateGuarded(size, 16);
+  size_t with_tag = size + kSecureTagBytes;
+  if (JS_UNLIKELY(TakeFromCountdown(tl_thread.countdown, with_tag))) return MallocCountedOut(size);
+  return AllocateSmall(SizeToClass(with_tag), size);
+}
+
+void SecureFree(void* p) {
+  if (p == nullptr) return;
+  size_t cls = SmallClassOf(p);
+  // Large (its pages, guard included, become inaccessible in the page heap until they
+  // are handed out again), huge (unmapped with its guard), or bad: reported there.
+  if (cls == 0) return FreeSlow(p);
   ThreadCache* tc = tl_thread.cache;
-  if (tc != &g_empty_cache) {
-    p = Quarantine(tc, p, cls);
-    if (p == nullptr) return;
-  }
+  if (JS_UNLIKELY(tc == &g_empty_cache)) return FreeWithoutCache(p, cls);
+  ClearFreed(p, cls);
+  p = Quarantine(tc, p, cls);
+  if (p == nullptr) return;
   PushFree(p, cls);
 }
 
@@ -423,11 +468,14 @@ JS_ENTRY_CODE void* SecureCalloc(size_t count, size_t size) {
   if (__builtin_mul_overflow(count, size, &bytes)) return OutOfMemory();
   // Every new block reads as zero already: small ones are zeroed at free, large ones
   // when handed out (AllocateGuarded), huge ones are fresh mappings.
-  return SecureMalloc(bytes);
+  void* p = SecureMalloc(bytes);
+  if (p != nullptr && UnderMemcheck()) ValgrindMarkDefined(p, bytes);
+  return p;
 }
 
 size_t SecureUsableSize(const void* p, const char* what) {
   void* q = const_cast<void*>(p);
+  ValgrindQuiet quiet;  // the marker, tag and canary: not the program's bytes
   if (size_t cls = SmallClassOf(p)) {
     if (static_cast<const uintptr_t*>(p)[1] == FreeMarker(p)) ReportBadPointer("double free", p);
     return CheckedRequest(q, kClasses[cls].size);
@@ -453,7 +501,12 @@ JS_ENTRY_CODE void* SecureRealloc(void* p, size_t size) {
   }
   size_t old = SecureUsableSize(p, "invalid realloc");
   if (size > kMaxRequest) return OutOfMemory();
-  if (size_t cls = SmallClassOf(p)) {
+  // Memcheck mode: the block always moves, so that memcheck sees the old one freed (its
+  // own realloc does the same), and what memcheck knows of it (a huge block's request,
+  // not its whole mapping) is copied.
+  const bool memcheck = UnderMemcheck();
+  if (memcheck) old = ValgrindBlockSize(p, old);
+  if (size_t cls = memcheck ? 0 : SmallClassOf(p)) {
     // Stays while the request and its tag fit, and use more than half the object.
     size_t class_size = kClasses[cls].size;
     if (size + kSecureTagBytes <= class_size && (size + kSecureTagBytes) * 2 >= class_size) {
@@ -469,7 +522,7 @@ JS_ENTRY_CODE void* SecureRealloc(void* p, size_t size) {
       return p;
     }
   }
-  Span* s = LargeSpanOf(p);
+  Span* s = memcheck ? nullptr : LargeSpanOf(p);
   if (s != nullptr && ResizeGuardedInPlace(s, p, old, size)) return p;
   const size_t kept = size < old ? size : old;
   void* q =
@@ -487,6 +540,7 @@ JS_ENTRY_CODE void* SecureAlignedAlloc(size_t align, size_t size) {
     size_t cls = AlignedSizeToClass(size + kSecureTagBytes, align);
     if (cls != 0) {
       if (CountAllocation(size) && ProfilerWantsSample()) return AllocateSampled(size, align);
+      if (UnderMemcheck()) return AllocateSmallUnderMemcheck(cls, size);
       return AllocateSmall(cls, size);
     }
   }

@@ -37,7 +37,8 @@ size_t HugeThreshold() {
 void* HugeAlloc(size_t size, size_t align) {
   void* p = g_huge.Allocate(size, align);
   if (p == nullptr) return OutOfMemory();
-  if (UnderMemcheck()) {
+  // The secure library registers its request itself, without the guard (secure.cpp).
+  if (!kSecure && UnderMemcheck()) {
     HugeRegistry::Lookup state;
     ValgrindAllocated(p, size, g_huge.UsableSize(p, &state), false);
   }
@@ -93,7 +94,8 @@ void* LargeAlloc(size_t size, size_t align, bool* maybe_dirty,
       // (realloc copies blocks offset for offset). Clean pages are zero already.
       if (s->committed) static_cast<uintptr_t*>(p)[1] = 0;
       StampLargeTail(s, p, size);
-      if (UnderMemcheck()) ValgrindAllocated(p, size, size_t{s->npages} << kPageShift, false);
+      if (!kSecure && UnderMemcheck())
+        ValgrindAllocated(p, size, size_t{s->npages} << kPageShift, false);
       return p;
     }
   }
@@ -326,7 +328,12 @@ JS_ENTRY_CODE void* AlignedAlloc(size_t align, size_t size) {
 
 size_t UsableSize(const void* p) {
   if (p == nullptr) return 0;
-  if constexpr (kSecure) return SecureUsableSize(p, "invalid pointer");
+  if constexpr (kSecure) {
+    const size_t usable = SecureUsableSize(p, "invalid pointer");
+    // A huge block's mapping may be more than the request memcheck knows.
+    if (UnderMemcheck()) ValgrindGrowToUsable(const_cast<void*>(p), usable);
+    return usable;
+  }
   ValgrindQuiet quiet;
   BlockInfo info = Classify(p, "invalid pointer");
   // The program may now use the whole block: its canary goes (nothing is past the end).

@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#if defined(JSMALLOC_HAVE_VALGRIND) && !defined(JSMALLOC_SECURE)
+#if defined(JSMALLOC_HAVE_VALGRIND)
 #include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 
@@ -14,12 +14,13 @@
 #include "frontend/thread_cache.h"
 #include "middle/middle.h"
 #include "middle/span_source.h"
+#include "secure.h"
 #include "size_class.h"
 #endif
 
 namespace jsmalloc {
 
-#if defined(JSMALLOC_HAVE_VALGRIND) && !defined(JSMALLOC_SECURE)
+#if defined(JSMALLOC_HAVE_VALGRIND)
 
 constinit bool g_under_memcheck = false;
 
@@ -43,7 +44,8 @@ void* ValgrindRefill(size_t size, size_t cls) {
     MiddleReturnRun(cls, run + class_size, static_cast<uint32_t>(run_count - 1));
   }
   static_cast<uintptr_t*>(obj)[1] = 0;  // as HandOut: no free marker in a live block
-  ValgrindAllocated(obj, size, class_size, false);
+  // The secure library registers the request itself, without its tag (secure.cpp).
+  if constexpr (!kSecure) ValgrindAllocated(obj, size, class_size, false);
   return obj;
 }
 
@@ -58,9 +60,11 @@ void ValgrindInit() {
   if (g_pagemap.classes == nullptr) return;  // no heap: everything is huge and slow
   // The free fast path's divisibility limits (heap_region.h) all 0: no pointer passes
   // for an object, and free goes to FreeSlow before it reads one. The slow path tests
-  // with kClassMagic itself.
-  auto* limits = reinterpret_cast<uint64_t*>(g_pagemap.classes) - 512;
-  for (size_t i = 0; i < 256; ++i) limits[i] = 0;
+  // with kClassMagic itself. Not in the secure library, which has no such fast path.
+  if constexpr (!kSecure) {
+    auto* limits = reinterpret_cast<uint64_t*>(g_pagemap.classes) - 512;
+    for (size_t i = 0; i < 256; ++i) limits[i] = 0;
+  }
   // The heap is one read-write reservation, most of it never used: to memcheck,
   // inaccessible but for the blocks handed out. Else its leak search reads every page
   // of it (minutes), and a read of a never-used object would pass.
@@ -104,7 +108,7 @@ void ValgrindQuiet::Enable() {
   VALGRIND_ENABLE_ERROR_REPORTING;
 }
 
-#else  // no valgrind headers, or the secure library: nothing to tell
+#else  // no valgrind headers: nothing to tell
 
 void ValgrindInit() {}
 void ValgrindAllocated(void*, size_t, size_t, bool) {}

@@ -3,9 +3,9 @@
 // overflows past a block's end in a program linked with jsmalloc statically (valgrind
 // replaces malloc only in shared libraries it can interpose).
 //
-// Compiled in when valgrind's headers were found at build time (JSMALLOC_HAVE_VALGRIND)
-// and not in the secure library. At start-up ValgrindInit asks whether the program runs
-// under memcheck; only then is "memcheck mode" on, and it routes every call off the fast
+// Compiled in when valgrind's headers were found at build time (JSMALLOC_HAVE_VALGRIND),
+// in both libraries. At start-up ValgrindInit asks whether the program runs under
+// memcheck; only then is "memcheck mode" on, and it routes every call off the fast
 // paths, so that the client requests live in slow-path code only and a program not
 // under memcheck runs exactly the code it would without them:
 //   - no thread gets a cache (CreateForThisThread refuses), so malloc's countdown stays
@@ -14,6 +14,12 @@
 //   - the free fast path's divisibility limits are 0, so it sends every pointer to
 //     FreeSlow before it reads the object (word 1 holds the double-free marker), and
 //     FreeSlow unregisters the block.
+// The secure library (secure.cpp) has no free fast path to divert and keeps the limits
+// (its checks of pointers and list links use them). Its malloc's countdown runs out and
+// its free sees the empty cache on every call: those branches, taken anyway by a thread
+// without a cache, register exactly the requested bytes (tag, canary and slack after
+// them inaccessible) and unregister a block before free zeroes it. No cache, no
+// quarantine, and realloc always moves, as memcheck's own realloc does.
 // Inside the allocator's own calls memcheck's error reports are off (ValgrindQuiet):
 // the allocator reads and writes free objects (their links and markers) and the slack
 // after blocks (canaries) that memcheck sees as inaccessible, on purpose.
@@ -25,7 +31,7 @@
 
 namespace jsmalloc {
 
-#if defined(JSMALLOC_HAVE_VALGRIND) && !defined(JSMALLOC_SECURE)
+#if defined(JSMALLOC_HAVE_VALGRIND)
 extern constinit bool g_under_memcheck JS_HIDDEN;
 inline bool UnderMemcheck() {
   return JS_UNLIKELY(__atomic_load_n(&g_under_memcheck, __ATOMIC_RELAXED));

@@ -3,15 +3,18 @@
  *   memcheck_program clean    every call, used correctly: memcheck must report nothing
  *   memcheck_program leak     a block whose last pointer is dropped: "definitely lost"
  *   memcheck_program hugeleak the same for a huge block (its own mapping)
- *   memcheck_program spanleak the same for the first block of a span that follows
- *                             another span of its class, whose record ends there
+ *   memcheck_program spanleak [size]  the same for the first block of a span that
+ *                             follows another span of its class, whose record ends
+ *                             there; blocks of size (65536) fill a span
  *   memcheck_program uninit   a branch on bytes of new small and large blocks never
  *                             written: word 1 (where a free block keeps jsmalloc's
  *                             double-free marker) and word 2
  *   memcheck_program uaf      a read of a freed small block
  *   memcheck_program overflow a write one byte past a small block's end
- *   memcheck_program large    a read after free and a write past the end of a large
- *                             block, a write past the end of a huge one
+ *   memcheck_program large    a write past the end of a large block and of a huge
+ *                             one, then a read of a freed large block (the secure
+ *                             library's freed pages fault: last)
+ *   memcheck_program doublefree  a small block freed twice
  *   memcheck_program prefixed a leak and a read after free through js_malloc and js_free,
  *                             which valgrind never replaces, whatever its options
  * The calls go through volatile function pointers so that the compiler neither elides
@@ -168,14 +171,14 @@ static __attribute__((noinline)) void huge_leak(void) {
   p = NULL; /* the only pointer to the block: jsmalloc's table of huge blocks holds none */
 }
 
-/* One 64 KiB block fills a span. The first span stays in use, held from a global, and
- * the second, right after it, is lost: the first span's record must hold no pointer
- * to where the second begins. */
+/* One block of `size` fills a span. The first span stays in use, held from a global,
+ * and the second, right after it, is lost: the first span's record must hold no
+ * pointer to where the second begins. */
 static void* volatile kept_span_block;
-static __attribute__((noinline)) int span_leak(void) {
-  kept_span_block = do_malloc(65536);
-  char* volatile p = do_malloc(65536);
-  if (p != (char*)kept_span_block + 65536) {
+static __attribute__((noinline)) int span_leak(size_t size, size_t span) {
+  kept_span_block = do_malloc(size);
+  char* volatile p = do_malloc(size);
+  if (p != (char*)kept_span_block + span) {
     fprintf(stderr, "memcheck_program: spanleak: second block at %p, not after %p\n", (void*)p,
             kept_span_block);
     return 1;
@@ -214,7 +217,9 @@ int main(int argc, char** argv) {
   } else if (strcmp(mode, "hugeleak") == 0) {
     huge_leak();
   } else if (strcmp(mode, "spanleak") == 0) {
-    return span_leak();
+    /* The secure library's 65528 bytes take the 64 KiB class with their tag. */
+    size_t size = argc > 2 ? (size_t)strtoul(argv[2], NULL, 10) : 65536;
+    return span_leak(size, 65536);
   } else if (strcmp(mode, "uninit") == 0) {
     branch_on_unwritten(64);
     branch_on_unwritten(200000);
@@ -223,9 +228,13 @@ int main(int argc, char** argv) {
   } else if (strcmp(mode, "overflow") == 0) {
     write_past_end(40, 0);
   } else if (strcmp(mode, "large") == 0) {
-    read_after_free(200000);
     write_past_end(200000, 8);
     write_past_end((70u << 20) + 100, 0); /* huge: a read after free would fault (unmapped) */
+    read_after_free(200000);
+  } else if (strcmp(mode, "doublefree") == 0) {
+    void* volatile p = do_malloc(64);
+    do_free(p);
+    do_free(p);
   } else if (strcmp(mode, "prefixed") == 0) {
     prefixed();
   } else {

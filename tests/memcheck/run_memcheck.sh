@@ -3,9 +3,11 @@
 # memcheck reported exactly what the mode does wrong (and nothing for "clean").
 # Fails, never skips, without valgrind or when jsmalloc was built without its headers:
 # tools/install-deps test installs valgrind, headers included.
-#   usage: run_memcheck.sh <program> <mode> <client requests compiled in: ON|OFF>
+# With "secure", the program is linked with libjsmalloc-secure.a: memcheck's reports are
+# the same but where the secure library's own checks abort the program first.
+#   usage: run_memcheck.sh <program> <mode> <client requests compiled in: ON|OFF> [secure]
 set -uo pipefail
-prog=$1 mode=$2 requests=$3
+prog=$1 mode=$2 requests=$3 library=${4:-default}
 if ! command -v valgrind >/dev/null 2>&1; then
   echo "run_memcheck: valgrind is not installed (tools/install-deps test installs it)" >&2
   exit 1
@@ -19,8 +21,10 @@ fi
 # it never replaces: "prefixed" runs with valgrind's defaults.
 synonyms=(--soname-synonyms=somalloc=nouserintercepts)
 [ "$mode" = prefixed ] && synonyms=()
+args=()
+[ "$mode" = spanleak ] && [ "$library" = secure ] && args=(65528)
 out=$(valgrind --tool=memcheck --leak-check=full --error-exitcode=99 "${synonyms[@]}" \
-  "$prog" "$mode" 2>&1)
+  "$prog" "$mode" "${args[@]}" 2>&1)
 rc=$?
 printf '%s\n' "$out"
 failed=0
@@ -30,11 +34,13 @@ expect() {  # <extended regexp> <what memcheck should have said>
     failed=1
   fi
 }
-# Exactly the errors the mode makes: none more from jsmalloc's own workings.
+# Exactly the errors the mode makes: none more from jsmalloc's own workings. The exit
+# status is error-exitcode's, or the signal's that ended the program (second argument).
 errors() {
   expect "ERROR SUMMARY: $1 errors? from" "$1 error(s) in all"
   local want_rc=99
   [ "$1" -eq 0 ] && want_rc=0
+  [ $# -gt 1 ] && want_rc=$((128 + $2))
   if [ "$rc" -ne "$want_rc" ]; then
     echo "run_memcheck: $mode: exit status $rc, expected $want_rc" >&2
     failed=1
@@ -62,7 +68,11 @@ case $mode in
     ;;
   spanleak)
     errors 1
-    expect "definitely lost: 65,536 bytes in 1 blocks" "the lost block at a span's start"
+    if [ "$library" = secure ]; then
+      expect "definitely lost: 65,528 bytes in 1 blocks" "the lost block at a span's start"
+    else
+      expect "definitely lost: 65,536 bytes in 1 blocks" "the lost block at a span's start"
+    fi
     ;;
   uninit)
     errors 4
@@ -74,15 +84,38 @@ case $mode in
     expect "is 20 bytes inside a block of size 64 free'd" "it as a read of a freed block"
     ;;
   overflow)
-    errors 1
+    # The secure library finds its canary overwritten at the free, and aborts.
+    if [ "$library" = secure ]; then
+      errors 1 6
+      expect "jsmalloc: heap overflow" "(the secure library) the overwritten canary"
+    else
+      errors 1
+    fi
     expect "Invalid write of size 1" "the invalid write"
     expect "is 0 bytes after a block of size 40 alloc'd" "it as past the block's end"
     ;;
   large)
-    errors 3
+    # The secure library's freed large pages are inaccessible: the read faults.
+    if [ "$library" = secure ]; then
+      errors 3 11
+      expect "Process terminating with default action of signal 11" "the read's fault"
+    else
+      errors 3
+    fi
     expect "is 20 bytes inside a block of size 200,000 free'd" "the read of a freed large block"
     expect "is 8 bytes after a (recently re-allocated )?block of size 200,000 alloc'd" "the write past a large block"
     expect "is 0 bytes after a (recently re-allocated )?block of size 73,400,420 alloc'd" "the write past a huge block"
+    ;;
+  doublefree)
+    # memcheck is told of a free of a block it no longer knows only by the secure
+    # library, which unregisters before it checks; both abort with jsmalloc's report.
+    if [ "$library" = secure ]; then
+      errors 1 6
+      expect "Invalid free\(\)" "the second free"
+    else
+      errors 0 6
+    fi
+    expect "jsmalloc: double free" "(jsmalloc) the double free"
     ;;
   prefixed)
     errors 2
