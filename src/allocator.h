@@ -23,6 +23,11 @@ void CheckSizedFree(void* p, size_t size, size_t align);
 // it (in the secure library, up to its last page, the guard).
 void* AllocateLarge(size_t size, size_t align, bool* maybe_dirty);
 void SetLargeRequest(void* p, size_t requested);
+// Block p (nullptr: passed through), of `size` bytes asked with `align`, is one the
+// sampler picked: recorded by the profiler, its span marked sampled (a huge mapping has
+// none), so that its free takes it out of the profile. Returns p. In the entry section
+// (common.h): reached by tail calls, it may be a sample's last allocator frame.
+void* RecordSampled(void* p, size_t size, size_t align);
 // Reports "heap overflow" if the canary after large block p's request was overwritten.
 void CheckLargeRequest(const void* p);
 // Grows large block p in place to at least size bytes if the pages after it are free

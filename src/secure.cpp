@@ -301,16 +301,10 @@ void* AllocateGuardedBlock(size_t requested, size_t align, size_t filled);
 
 // An allocation the countdown picked for the heap profiler (counted already): a guarded
 // block of its own whatever its size, as the default library's SampledAlloc gives one,
-// so that the free of an unsampled small object never asks whether it was sampled. Its
-// span says so, and its free (FreeSlow) takes it out of the profile.
+// so that the free of an unsampled small object never asks whether it was sampled
+// (RecordSampled marks its span: FreeSlow takes it out of the profile).
 JS_ENTRY_CODE void* AllocateSampled(size_t requested, size_t align, size_t filled = 0) {
-  void* p = AllocateGuardedBlock(requested, align, filled);
-  if (p != nullptr) {
-    const bool huge = LargeSpanOf(p) == nullptr;
-    if (!huge) HeapRegion::SpanOf(p)->sampled = true;
-    ProfilerRecord(p, requested, align, huge);
-  }
-  return p;
+  return RecordSampled(AllocateGuardedBlock(requested, align, filled), requested, align);
 }
 
 // A block of `body` bytes (a multiple of the page) followed by a guard page, from the

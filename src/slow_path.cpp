@@ -20,6 +20,14 @@
 
 namespace jsmalloc {
 
+JS_ENTRY_CODE void* RecordSampled(void* p, size_t size, size_t align) {
+  if (p == nullptr) return nullptr;
+  const bool huge = !HeapRegion::Contains(p);
+  if (!huge) HeapRegion::SpanOf(p)->sampled = true;
+  ProfilerRecord(p, size, align, huge);
+  return p;
+}
+
 namespace {
 
 // Above this no allocation can succeed (and pointer differences would overflow).
@@ -117,13 +125,10 @@ void* SmallAlloc(size_t cls, size_t size) {
 // large span marked sampled or a huge mapping, whatever its size, so that the free of
 // an unsampled small object never needs to ask whether it was sampled.
 JS_ENTRY_CODE void* SampledAlloc(size_t size, size_t align, bool* maybe_dirty) {
-  void* p = LargeAlloc(size == 0 ? 1 : size, align, maybe_dirty,
-                       size <= kMaxSmallSize ? RetainedSpans::kKeep : RetainedSpans::kGiveBack);
-  if (p == nullptr) return nullptr;
-  bool huge = !HeapRegion::Contains(p);
-  if (!huge) HeapRegion::SpanOf(p)->sampled = true;
-  ProfilerRecord(p, size, align, huge);
-  return p;
+  return RecordSampled(
+      LargeAlloc(size == 0 ? 1 : size, align, maybe_dirty,
+                 size <= kMaxSmallSize ? RetainedSpans::kKeep : RetainedSpans::kGiveBack),
+      size, align);
 }
 
 enum class Kind { kSmall, kLarge, kHuge };

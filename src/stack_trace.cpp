@@ -23,10 +23,10 @@ constinit uintptr_t g_own_hi = 0;
 // Linked into the program itself, the allocator's frames are those down to the last one
 // (the outermost) in its entry code, section jsmalloc_entry (JS_ENTRY_CODE): the API's
 // functions, those they hand a call on to, and the ones that record a sample
-// (SampledAlloc, AllocateSampled). How many frames a sample has above the program's
-// depends on the call: malloc hands it on to MallocSlow, calloc to Calloc and then
-// MallocSlow, operator new[] keeps a frame of its own, and the secure library's malloc
-// jumps to SecureMalloc, which jumps to AllocateSampled, leaving no API frame at all. A
+// (SampledAlloc, AllocateSampled, RecordSampled). How many frames a sample has above
+// the program's depends on the call: malloc hands it on to MallocSlow, calloc to Calloc
+// and then MallocSlow, operator new[] keeps a frame of its own, and the secure library's
+// malloc jumps to SecureMalloc, which jumps to AllocateSampled: no API frame at all. A
 // fixed count, as before, named jsmalloc::Calloc, jsmalloc::Realloc and operator new[]
 // as the sites of calloc, realloc and new[], and the secure library's caller's caller.
 // Looked for among the first frames only: below them is the program (a new-handler that
