@@ -326,17 +326,14 @@ bool PageHeap::TryExtend(Span* s, size_t npages, bool* maybe_dirty) {
     if (tail == nullptr) return false;
   }
   bool closed = false;
-  if (TryExtendLocked(s, npages, maybe_dirty, &closed) &&
-      (!closed || OpenPages(s->first_page + before, s->npages - before))) {
-    if (tail != nullptr) g_span_pool.Delete(tail);
-    return true;
-  }
-  if (s->npages > before) {
+  const bool grew = TryExtendLocked(s, npages, maybe_dirty, &closed) &&
+                    (!closed || OpenPages(s->first_page + before, s->npages - before));
+  if (!grew && s->npages > before) {
     ShrinkInto(s, before, tail);  // its pages closed again
   } else if (tail != nullptr) {
     g_span_pool.Delete(tail);
   }
-  return false;
+  return grew;
 }
 
 bool PageHeap::TryExtendLocked(Span* s, size_t npages, bool* maybe_dirty, bool* closed) {
