@@ -174,8 +174,10 @@ void OnProfileSignal(int) {
 }  // namespace
 
 void ProfilerInit() {
-  bool on = OptionIsSet(Option::kProfileSample) || GetOption(Option::kProfile) != 0 ||
-            GetOption(Option::kLeaks) != 0 || GetOption(Option::kProfileSignal) != 0;
+  // What the program asked the profiler for; setting the interval alone turns it on too.
+  const bool asked = GetOption(Option::kProfile) != 0 || GetOption(Option::kLeaks) != 0 ||
+                     GetOption(Option::kProfileSignal) != 0;
+  const bool on = asked || OptionIsSet(Option::kProfileSample);
   int64_t sig = GetOption(Option::kProfileSignal);
   if (sig != 0 && !os::CatchSignal(static_cast<int>(sig), OnProfileSignal)) {
     char msg[160];
@@ -191,8 +193,6 @@ void ProfilerInit() {
   }
   if (GetOption(Option::kLeaks) != 0 || GetOption(Option::kProfile) != 0) os::KeepStderr();
   g_interval = GetOption(Option::kSampleInterval);
-  const bool asked = GetOption(Option::kProfile) != 0 || GetOption(Option::kLeaks) != 0 ||
-                     GetOption(Option::kProfileSignal) != 0;
   if (asked && g_interval <= 0) {
     // A profile, leak report or signal asked for with sampling off would be silently
     // missing (no file at exit).
