@@ -153,6 +153,11 @@ size_t VmBytes() {
   return StatmField(0);
 }
 
+void ExitFailing(const char* what) {
+  if (write(2, what, strlen(what)) < 0 || write(2, "\n", 1) < 0) _exit(2);
+  _exit(1);
+}
+
 size_t AnonHugePageBytes() {
   char text[4096] = {};
   const int fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);

@@ -88,6 +88,10 @@ size_t FindNonZero(const void* p, size_t n);
 // Process memory as the kernel reports it (/proc/self/statm), in bytes.
 size_t RssBytes();
 size_t VmBytes();
+
+// For a child of EXPECT_EXIT: says what failed on stderr and exits with status 1. No heap
+// or stdio use (the child may have no memory left to spare).
+[[noreturn]] void ExitFailing(const char* what);
 // The process's anonymous memory on transparent hugepages (AnonHugePages of
 // /proc/self/smaps_rollup), in bytes; 0 where the kernel has no such file. No heap use.
 size_t AnonHugePageBytes();

@@ -10,6 +10,7 @@
 #include "backend/page_heap.h"
 #include "size_class.h"
 #include "test_env.h"
+#include "test_util.h"
 
 namespace jsmalloc {
 namespace {
@@ -60,49 +61,37 @@ TEST(HeapRegion, PartitionMasksTrackGrowth) {
   EXPECT_NE(g_region.partition_mask(0) & 1, 0u);
 }
 
-// Total VM size (/proc/self/statm's first field), what RLIMIT_AS is checked against.
-size_t VmBytes() {
-  FILE* f = fopen("/proc/self/statm", "r");
-  size_t pages = 0;
-  if (f == nullptr || fscanf(f, "%zu", &pages) != 1) abort();
-  fclose(f);
-  return pages * static_cast<size_t>(sysconf(_SC_PAGESIZE));
-}
-
-[[noreturn]] void ExitFailing(const char* what) {
-  fprintf(stderr, "%s\n", what);
-  _exit(1);
-}
-
 // Under a finite RLIMIT_AS set after start-up, growth gives back the reservation past the
 // frontier, and the range check shrinks with it: a mapping the program later makes in
 // the given-back tail is not taken for a heap pointer.
 void GiveBackUnderALimitSetLate() {
-  size_t vm_before = VmBytes();
+  size_t vm_before = jstest::VmBytes();
   size_t reserved_before = g_region.reserved();
   struct rlimit rl;
-  if (getrlimit(RLIMIT_AS, &rl) != 0) ExitFailing("getrlimit");
+  if (getrlimit(RLIMIT_AS, &rl) != 0) jstest::ExitFailing("getrlimit");
   rl.rlim_cur = vm_before + (size_t{64} << 20);
-  if (setrlimit(RLIMIT_AS, &rl) != 0) ExitFailing("setrlimit");
+  if (setrlimit(RLIMIT_AS, &rl) != 0) jstest::ExitFailing("setrlimit");
   // More than the heap holds free, so the page heap has to grow.
   size_t npages = (size_t{32} << 20) >> kPageShift;
   Span* s = g_page_heap.Allocate(npages, 1, kPageLarge);
-  if (s == nullptr) ExitFailing("no 32 MiB span under a limit 64 MiB above the VM size");
-  if (g_region.reserved() != g_region.used()) ExitFailing("the heap still maps past its frontier");
-  if (g_region.reserved() >= reserved_before) ExitFailing("the heap gave nothing back");
-  if (VmBytes() + (size_t{128} << 20) > vm_before) ExitFailing("the VM size did not fall");
+  if (s == nullptr) jstest::ExitFailing("no 32 MiB span under a limit 64 MiB above the VM size");
+  if (g_region.reserved() != g_region.used())
+    jstest::ExitFailing("the heap still maps past its frontier");
+  if (g_region.reserved() >= reserved_before) jstest::ExitFailing("the heap gave nothing back");
+  if (jstest::VmBytes() + (size_t{128} << 20) > vm_before)
+    jstest::ExitFailing("the VM size did not fall");
   if (HeapRegion::Contains(HeapRegion::AddressOf(g_region.used() >> kPageShift)))
-    ExitFailing("the range check still covers the given-back tail");
+    jstest::ExitFailing("the range check still covers the given-back tail");
   // Another mapping just past the frontier is the program's, not the heap's.
   void* tail = HeapRegion::AddressOf((g_region.used() >> kPageShift) + 16);
   void* q = mmap(tail, 4096, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-  if (q != tail) ExitFailing("the tail past the frontier is still mapped");
-  if (HeapRegion::Contains(q)) ExitFailing("a foreign mapping passes the range check");
+  if (q != tail) jstest::ExitFailing("the tail past the frontier is still mapped");
+  if (HeapRegion::Contains(q)) jstest::ExitFailing("a foreign mapping passes the range check");
   munmap(q, 4096);
   // The pages handed out keep working, pagemap included.
   for (uintptr_t p = s->first_page; p <= s->last_page(); p += 97)
-    if (HeapRegion::SpanAt(p) != s) ExitFailing("pagemap lost the span's pages");
+    if (HeapRegion::SpanAt(p) != s) jstest::ExitFailing("pagemap lost the span's pages");
   __builtin_memset(HeapRegion::AddressOf(s->first_page), 1, npages << kPageShift);
   g_page_heap.Deallocate(s);
   _exit(0);

@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
-#include <stdio.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -16,6 +15,7 @@
 #include "backend/meta_arena.h"
 #include "size_class.h"
 #include "test_env.h"
+#include "test_util.h"
 
 namespace jsmalloc {
 
@@ -95,12 +95,6 @@ TEST(PageHeap, ExtendAndShrinkInPlace) {
   EXPECT_EQ(heap.GetStats().large_bytes, 0u);
 }
 
-[[noreturn]] void Fail(const char* what) {
-  // write(2): the test runs with no memory to spare for stdio.
-  if (write(2, what, strlen(what)) < 0 || write(2, "\n", 1) < 0) _exit(2);
-  _exit(1);
-}
-
 size_t FreePageBytes(PageHeap& heap) {
   const PageHeap::Stats st = heap.GetStats();
   return st.free_committed_bytes + st.free_released_bytes;
@@ -118,40 +112,37 @@ void AlignedCarveWithoutSpanRecords() {
   Span* a = heap.Allocate(1, 1, kPageLarge);
   Span* b = heap.Allocate(64, 1, kPageLarge);
   Span* c = heap.Allocate(1, 1, kPageLarge);
-  if (a == nullptr || b == nullptr || c == nullptr) Fail("no spans to start with");
+  if (a == nullptr || b == nullptr || c == nullptr) jstest::ExitFailing("no spans to start with");
   if (b->first_page != a->first_page + 1 || b->first_page % 16 != 1)
-    Fail("the spans are not laid out as the test needs");
+    jstest::ExitFailing("the spans are not laid out as the test needs");
   heap.Deallocate(b);
   const size_t free_before = FreePageBytes(heap);
   static Span* held[1 << 20];
   size_t n = 0;
   struct rlimit saved;
-  if (getrlimit(RLIMIT_AS, &saved) != 0) Fail("getrlimit");
+  if (getrlimit(RLIMIT_AS, &saved) != 0) jstest::ExitFailing("getrlimit");
   // The first refusal makes the heap give back its reservation past the frontier
   // (os::Reserve's retry), after which the limit is set again, to what is left.
   for (int round = 0; round < 2; ++round) {
-    FILE* f = fopen("/proc/self/statm", "r");
-    size_t vm_pages = 0;
-    if (f == nullptr || fscanf(f, "%zu", &vm_pages) != 1) Fail("statm");
-    fclose(f);
     struct rlimit rl = saved;
-    rl.rlim_cur = vm_pages * static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    if (setrlimit(RLIMIT_AS, &rl) != 0) Fail("setrlimit");
+    rl.rlim_cur = jstest::VmBytes();
+    if (setrlimit(RLIMIT_AS, &rl) != 0) jstest::ExitFailing("setrlimit");
     const size_t stop = (round + 1) * (sizeof(held) / sizeof(held[0]) / 2);
     while (n < stop && (held[n] = g_span_pool.New()) != nullptr) ++n;
   }
-  if (n == sizeof(held) / sizeof(held[0])) Fail("the span records never ran out");
-  if (heap.Allocate(4, 16, kPageLarge) != nullptr) Fail("a span was carved without a record");
-  if (FreePageBytes(heap) != free_before) Fail("a failed carve lost free pages");
+  if (n == sizeof(held) / sizeof(held[0])) jstest::ExitFailing("the span records never ran out");
+  if (heap.Allocate(4, 16, kPageLarge) != nullptr)
+    jstest::ExitFailing("a span was carved without a record");
+  if (FreePageBytes(heap) != free_before) jstest::ExitFailing("a failed carve lost free pages");
   for (size_t i = 0; i < n; ++i) g_span_pool.Delete(held[i]);
-  if (setrlimit(RLIMIT_AS, &saved) != 0) Fail("setrlimit back");
+  if (setrlimit(RLIMIT_AS, &saved) != 0) jstest::ExitFailing("setrlimit back");
   Span* d = heap.Allocate(4, 16, kPageLarge);
   if (d == nullptr || d->first_page < a->first_page || d->first_page > c->first_page)
-    Fail("the free span between the two was not used");
+    jstest::ExitFailing("the free span between the two was not used");
   heap.Deallocate(d);
   heap.Deallocate(a);
   heap.Deallocate(c);
-  if (heap.GetStats().large_bytes != 0) Fail("pages still counted in use");
+  if (heap.GetStats().large_bytes != 0) jstest::ExitFailing("pages still counted in use");
   _exit(0);
 }
 
