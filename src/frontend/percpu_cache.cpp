@@ -84,6 +84,7 @@ alignas(kCacheLine) constinit ClassHeader g_never_set_up[kNumClasses] = {};
 constinit uint16_t g_begin[kNumClasses] = {};
 constinit uint16_t g_end[kNumClasses] = {};
 constinit CapacityLimits g_limits = {};
+constinit size_t g_cap_bytes = 0;  // PERCPU_CACHE_BYTES: what each CPU's stacks may hold
 // Setting a slab up, and stopping a CPU's stacks, are under this lock.
 constinit Mutex g_slab_lock;
 // The idle drain (PercpuCacheDrainIdle): when it last looked.
@@ -278,6 +279,17 @@ void DrainSlab(uint32_t cpu) {
   ShrinkStacks(cpu, AllClasses(), true);
 }
 
+uint32_t StackLength(const void* headers, size_t cls) {
+  const uint32_t current =
+      __atomic_load_n(&static_cast<const ClassHeader*>(headers)[cls].current, __ATOMIC_RELAXED);
+  return current > g_begin[cls] ? current - g_begin[cls] : 0;
+}
+
+// What the sizing policy reads of a CPU's stacks.
+CacheContents Contents(uint32_t cpu) {
+  return {.length = &StackLength, .cache = Headers(cpu), .cap_bytes = g_cap_bytes};
+}
+
 // Class cls of `cpu` missed twice since it last grew: a batch more of capacity, taken
 // from the CPU's other classes at the byte cap (cache_capacity.h), which hand back what
 // they hold above their new capacity first. Raising `end` needs no fence: a section
@@ -287,14 +299,9 @@ bool GrowStack(uint32_t cpu, size_t cls, bool from_active) {
   ClassHeader* h = Headers(cpu);
   // Stopped (a fence failed in ShrinkStacks): left so.
   if (__atomic_load_n(&h[cls].begin, __ATOMIC_RELAXED) == kStoppedBegin) return false;
-  uint32_t length[kNumClasses];
-  for (size_t c = 0; c < kNumClasses; ++c) {
-    uint32_t current = __atomic_load_n(&h[c].current, __ATOMIC_RELAXED);
-    length[c] = current > g_begin[c] ? current - g_begin[c] : 0;
-  }
   ClassSet shrunk;
   const bool grew =
-      CapacityGrow(g_limits, &Sizing(cpu)->capacity, cls, from_active, length, &shrunk);
+      CapacityGrow(g_limits, &Sizing(cpu)->capacity, cls, from_active, Contents(cpu), &shrunk);
   if (shrunk.Count() > 0) ShrinkStacks(cpu, shrunk, false);
   if (!grew) return false;
   __atomic_store_n(&h[cls].end, EndOf(cpu, cls), __ATOMIC_RELEASE);
@@ -361,7 +368,9 @@ void LayOutSlabs(size_t cap) {
     initial[biggest] /= 2;
   }
   uint32_t next = kFirstSlot;
-  g_limits.cap_bytes = cap;
+  g_cap_bytes = cap;
+  g_limits.misses_to_grow = 2;
+  g_limits.idle_needs_look = true;  // (cache_capacity.h: a hand-back is a fence)
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     g_begin[cls] = static_cast<uint16_t>(next);
     next += max[cls];

@@ -92,6 +92,26 @@ void Publish(ThreadCache* tc, size_t bytes) {
   __atomic_add_fetch(&g_cached_bytes, bytes - before, __ATOMIC_RELAXED);
 }
 
+// The sizing policy's limits for every thread's cache (frontend/cache_capacity.h): a list
+// starts at 0 and grows on each miss, one object at a time up to a batch, then a batch at
+// a time, up to what the whole cache may hold (and always a batch). What the cache may
+// hold now (ThreadCacheLimit) moves with the threads and the heap: it is the cap each
+// call passes in.
+constinit CapacityLimits g_limits = {};
+
+void SetUpLimits() {
+  const auto most = static_cast<size_t>(GetOption(Option::kThreadCacheBytes));
+  g_limits.misses_to_grow = 1;
+  g_limits.frees_earn_by_fetching = true;
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    const uint32_t batch = kClasses[cls].batch;
+    const size_t by_bytes = most / kClasses[cls].size;
+    g_limits.size[cls] = kClasses[cls].size;
+    g_limits.step[cls] = batch;
+    g_limits.max[cls] = by_bytes > batch ? static_cast<uint32_t>(by_bytes) : batch;
+  }
+}
+
 // All lists together may hold the cache's share (ThreadCacheLimit); one list may take
 // all of it (and always a batch).
 uint32_t MaxLength(size_t cls) {
@@ -99,13 +119,21 @@ uint32_t MaxLength(size_t cls) {
   return by_bytes < kClasses[cls].batch ? kClasses[cls].batch : by_bytes;
 }
 
-// Changes list cls's limit, keeping budget == max_length - length.
-void SetMaxLength(ThreadCache* tc, size_t cls, uint32_t max_len) {
-  int64_t delta = int64_t{max_len} - int64_t{tc->max_length[cls]};
-  tc->budget[cls] += static_cast<int32_t>(delta);
-  tc->capacity_bytes += static_cast<size_t>(delta * int64_t{kClasses[cls].size});
-  tc->max_length[cls] = max_len;
-  tc->limited.Assign(cls, max_len > 0);
+// List cls's capacity changed (the policy's decision): its budget follows, keeping
+// budget == max_length - length.
+void SyncBudget(ThreadCache* tc, size_t cls) {
+  const uint32_t capacity = tc->capacity.capacity[cls];
+  tc->budget[cls] += static_cast<int32_t>(int64_t{capacity} - int64_t{tc->max_length[cls]});
+  tc->max_length[cls] = capacity;
+}
+
+uint32_t ListLengthOf(const void* cache, size_t cls) {
+  return ListLength(static_cast<const ThreadCache*>(cache), cls);
+}
+
+// What the sizing policy reads of a thread's lists.
+CacheContents Contents(const ThreadCache* tc) {
+  return {.length = &ListLengthOf, .cache = tc, .cap_bytes = ThreadCacheLimit()};
 }
 
 bool Shared() {
@@ -119,37 +147,11 @@ void ReleaseFromList(ThreadCache* tc, size_t cls, uint32_t n) {
   tc->budget[cls] += static_cast<int32_t>(taken);
 }
 
-// A list that has not refilled or overflowed for this many slow calls is idle: its
-// objects may be handed back so that other lists can grow.
-constexpr uint32_t kIdleSlowCalls = 128;
-
-size_t OverLimit(const ThreadCache* tc, size_t bytes) {
-  return CapacityOverCap(tc->capacity_bytes, bytes, ThreadCacheLimit());
-}
-
-// Lowers list victim's limit by up to `over` bytes: with `evict`, below its length
-// too, else only by capacity it does not use. Returns how many objects are now above
-// the limit, for the caller to hand back (ReleaseFromList).
-uint32_t LowerLimit(ThreadCache* tc, size_t victim, size_t over, bool evict) {
-  size_t size = kClasses[victim].size;
-  uint32_t spare = tc->budget[victim] > 0 ? static_cast<uint32_t>(tc->budget[victim]) : 0;
-  uint32_t room = evict ? tc->max_length[victim] : spare;
-  size_t take = (over + size - 1) / size;
-  if (take > room) take = room;
-  SetMaxLength(tc, victim, tc->max_length[victim] - static_cast<uint32_t>(take));
-  return take > spare ? static_cast<uint32_t>(take) - spare : 0;
-}
-
-// Idle lists are evicted in groups: each list is a chain of objects last touched long
-// ago, so walking one is one cache miss per object, each waiting for the one before
-// (frag: 20 % of its time, 330,000 last-level misses, one list at a time). Walked side
-// by side, a link of each list per step, the lists' misses overlap. A pass that evicts
-// at all takes at least kIdleEvictBytes, so that the lists growing after a change of
-// sizes find room for several steps before the next pass.
-constexpr int kIdleGroup = 8;
-constexpr size_t kIdleEvictBytes = size_t{64} << 10;
-
-struct IdleGroup {
+// Lists whose capacity the policy lowered hand back their objects above it several at
+// once (cache_capacity.h, kIdleGroup): each list is a chain of objects last touched
+// long ago, so walking one is one cache miss per object, each waiting for the one
+// before. Walked side by side, a link of each list per step, the lists' misses overlap.
+struct HandBackGroup {
   size_t cls[kIdleGroup];
   uint32_t count[kIdleGroup];  // objects to hand back from the top of list cls[i]
   int size = 0;
@@ -158,7 +160,7 @@ struct IdleGroup {
 // Loads the links of the group's objects, one of each list per step (the loads of a
 // step do not depend on each other), so that ReleaseFromList's walk finds them cached.
 // Secure builds check each link before following it, as the middle tier's walk does.
-void TouchIdleGroup(const ThreadCache* tc, const IdleGroup& group) {
+void TouchGroup(const ThreadCache* tc, const HandBackGroup& group) {
   const void* at[kIdleGroup];
   uint32_t steps = 0;
   for (int i = 0; i < group.size; ++i) {
@@ -178,89 +180,42 @@ void TouchIdleGroup(const ThreadCache* tc, const IdleGroup& group) {
   for (int i = 0; i < group.size; ++i) __asm__ volatile("" : : "r"(at[i]));
 }
 
-void EvictIdleGroup(ThreadCache* tc, IdleGroup* group) {
-  if (group->size > 1) TouchIdleGroup(tc, *group);
+void HandBack(ThreadCache* tc, HandBackGroup* group) {
+  if (group->size > 1) TouchGroup(tc, *group);
   for (int i = 0; i < group->size; ++i) ReleaseFromList(tc, group->cls[i], group->count[i]);
   group->size = 0;
 }
 
-// Makes room for `bytes` more capacity for list cls. A list that ran dry (`from_active`)
-// first lowers the limits of other lists where they are not used (limit above length),
-// round-robin so no list is always the victim. Then idle lists are emptied, biggest
-// objects first (the most memory per object moved), so that their spans go back to the
-// page heap and are reused instead of the program faulting in fresh pages: a program
-// that works through one size after another keeps reusing the same memory. A list that
-// overflowed takes room from idle lists only: room taken from a list in use makes that
-// list overflow at its next free, and with the cache full, capacity would circle between
-// lists at one slow call per free.
-void StealCapacity(ThreadCache* tc, size_t cls, size_t bytes, bool from_active) {
-  if (from_active) {
-    for (int n = tc->limited.Count(); n > 0 && OverLimit(tc, bytes) > 0; --n) {
-      size_t victim = tc->limited.NextFrom(tc->steal_cursor + 1);
-      if (victim == kNumClasses) victim = tc->limited.NextFrom(1);
-      tc->steal_cursor = static_cast<uint32_t>(victim);
-      if (victim == cls || tc->budget[victim] <= 0) continue;
-      LowerLimit(tc, victim, OverLimit(tc, bytes), false);  // (nothing to hand back)
-    }
+// Applies the policy's lowered capacities: budgets follow, and the lists hand back what
+// they hold above their new capacity.
+void ApplyShrunk(ThreadCache* tc, const ClassSet& shrunk) {
+  HandBackGroup group;
+  for (size_t cls = shrunk.NextFrom(1); cls != kNumClasses; cls = shrunk.NextFrom(cls + 1)) {
+    SyncBudget(tc, cls);
+    if (tc->budget[cls] >= 0) continue;
+    group.cls[group.size] = cls;
+    group.count[group.size++] = static_cast<uint32_t>(-tc->budget[cls]);
+    if (group.size == kIdleGroup) HandBack(tc, &group);
   }
-  // No list can turn idle before idle_scan_after: a scan then would find nothing.
-  if (OverLimit(tc, bytes) == 0 || static_cast<int32_t>(tc->slow_calls - tc->idle_scan_after) < 0)
-    return;
-  uint32_t next_idle = tc->slow_calls + kIdleSlowCalls;  // lists limited later are active now
-  size_t evicted = 0;
-  // Class 0 is never a member, so victim - 1 does not wrap.
-  size_t victim = tc->limited.PrevFrom(kNumClasses - 1);
-  while (victim != kNumClasses && (OverLimit(tc, bytes) > 0 || evicted < kIdleEvictBytes)) {
-    size_t idle[kIdleGroup];
-    int found = 0;
-    for (; victim != kNumClasses && found < kIdleGroup; victim = tc->limited.PrevFrom(victim - 1)) {
-      if (victim == cls) continue;
-      uint32_t idle_at = tc->last_active[victim] + kIdleSlowCalls;
-      if (static_cast<int32_t>(tc->slow_calls - idle_at) >= 0) {
-        idle[found++] = victim;
-      } else if (static_cast<int32_t>(idle_at - next_idle) < 0) {
-        next_idle = idle_at;
-      }
-    }
-    // What is needed is shared out among the group's lists (each gives its share of
-    // what the ones before it left), or the biggest list would cover it alone and
-    // there would be one chain to walk. Each list's spare capacity (limit above
-    // length) goes too, or it would stand in for the objects.
-    const size_t over = OverLimit(tc, bytes);
-    const size_t least = evicted < kIdleEvictBytes ? kIdleEvictBytes - evicted : 0;
-    size_t goal = over > least ? over : least;
-    IdleGroup group;
-    for (int i = 0; i < found; ++i) {
-      const size_t size = kClasses[idle[i]].size;
-      const size_t share =
-          (goal + static_cast<size_t>(found - i) - 1) / static_cast<size_t>(found - i);
-      const size_t spare =
-          tc->budget[idle[i]] > 0 ? size_t{static_cast<uint32_t>(tc->budget[idle[i]])} * size : 0;
-      const uint32_t count = LowerLimit(tc, idle[i], share + spare, true);
-      if (count == 0) continue;
-      const size_t bytes_out = size_t{count} * size;
-      goal = goal > bytes_out ? goal - bytes_out : 0;
-      evicted += bytes_out;
-      group.cls[group.size] = idle[i];
-      group.count[group.size++] = count;
-    }
-    EvictIdleGroup(tc, &group);
-  }
-  if (OverLimit(tc, bytes) > 0) tc->idle_scan_after = next_idle;
+  HandBack(tc, &group);
 }
 
-// Lets list cls hold more if the whole cache stays under its limit, by the step of the
-// sizing rules both modes share (cache_capacity.h; a list starts at 0: one object at a
-// time up to a batch, then a batch at a time). Returns false when it may not grow.
+// Lets list cls hold more (CapacityGrow), `from_active` when it ran dry. Returns false
+// when it may not grow.
 bool Grow(ThreadCache* tc, size_t cls, bool from_active) {
-  uint32_t max_len = tc->max_length[cls];
-  uint32_t step = CapacityStep(max_len, 0, kClasses[cls].batch);
-  if (max_len + step > MaxLength(cls)) return false;
-  size_t need = size_t{step} * kClasses[cls].size;
-  if (OverLimit(tc, need) > 0) StealCapacity(tc, cls, need, from_active);
-  if (OverLimit(tc, need) > 0) return false;
-  SetMaxLength(tc, cls, max_len + step);
-  return true;
+  ClassSet shrunk;
+  const bool grew = CapacityGrow(g_limits, &tc->capacity, cls, from_active, Contents(tc), &shrunk);
+  if (shrunk.Count() > 0) ApplyShrunk(tc, shrunk);
+  if (grew) SyncBudget(tc, cls);
+  return grew;
+}
+
+// Brings a cache over its limit back under it (CapacityFit); list cls keeps its room.
+void FitUnderLimit(ThreadCache* tc, size_t cls) {
+  if (tc->capacity.capacity_bytes <= ThreadCacheLimit()) return;
+  ClassSet shrunk;
+  CapacityFit(g_limits, &tc->capacity, cls, Contents(tc), &shrunk);
+  if (shrunk.Count() > 0) ApplyShrunk(tc, shrunk);
 }
 
 // The heap region is exhausted (the address space, or RLIMIT_AS, ran out).
@@ -305,8 +260,8 @@ void FlushAll(ThreadCache* tc) {
 // program past a burst otherwise pins up to its cache limit of the burst's spans, each
 // cached object holding one). Looked at on every 64th slow call and on each large
 // allocation, not at sampling points: a thread served by its cache alone is using it.
-// Alone: no slow call for the class, and the same head and length as at the last look,
-// twice in a row. A list the fast path keeps busy seldom shows the same state twice
+// Alone (CapacityDecayTick): no miss of the class, and the same head and length as at
+// the last look. A list the fast path keeps busy seldom shows the same state twice
 // (rounds of the same objects can, at the same point of a round: then one refill per
 // decay time).
 uint32_t DrainMark(const ThreadCache* tc, size_t cls) {
@@ -317,21 +272,18 @@ uint32_t DrainMark(const ThreadCache* tc, size_t cls) {
 void DrainIdleLists(ThreadCache* tc) {
   const uint64_t now = DecayClockNow();
   if (tc->drain_check_ns != 0 && now - tc->drain_check_ns < DecayNanos()) return;
-  for (size_t cls = tc->limited.NextFrom(1); cls != kNumClasses;
-       cls = tc->limited.NextFrom(cls + 1)) {
-    const bool alone = tc->drain_check_ns != 0 &&
-                       static_cast<int32_t>(tc->last_active[cls] - tc->drain_check_calls) <= 0 &&
-                       DrainMark(tc, cls) == tc->drain_mark[cls];
-    if (alone && tc->quiet.Contains(cls)) {
-      GiveBackClass(tc, cls);
-      tc->quiet.Assign(cls, false);
-    } else {
-      tc->quiet.Assign(cls, alone);
-    }
-    tc->drain_mark[cls] = DrainMark(tc, cls);
+  ClassSet used, holding, idle;
+  for (size_t cls = 1; cls < kNumClasses; ++cls) {
+    used.Assign(cls, tc->drain_check_ns == 0 || DrainMark(tc, cls) != tc->drain_mark[cls]);
+    holding.Assign(cls, ListLength(tc, cls) > 0 || tc->run_next[cls] < tc->run_end[cls]);
   }
+  CapacityDecayTick(g_limits, &tc->capacity, used, holding, &idle);
+  for (size_t cls = idle.NextFrom(1); cls != kNumClasses; cls = idle.NextFrom(cls + 1)) {
+    SyncBudget(tc, cls);
+    GiveBackClass(tc, cls);
+  }
+  for (size_t cls = 1; cls < kNumClasses; ++cls) tc->drain_mark[cls] = DrainMark(tc, cls);
   tc->drain_check_ns = now;
-  tc->drain_check_calls = tc->slow_calls;
 }
 
 // Every 64th slow call also publishes what the cache holds, recomputes the limit (the
@@ -339,12 +291,12 @@ void DrainIdleLists(ThreadCache* tc) {
 // a cache whose limit shrank (more threads came, or the heap shrank) back under it: no
 // list is spared, since a list longer than it may now grow to never asks for room
 // (kNumClasses is no class).
-void NoteSlowCall(ThreadCache* tc, size_t cls) {
-  tc->last_active[cls] = ++tc->slow_calls;
+void NoteSlowCall(ThreadCache* tc) {
+  ++tc->slow_calls;
   if ((tc->slow_calls & 63) != 0) return;
   Publish(tc, CachedBytes(tc));
   RefreshCacheLimit();
-  if (tc->capacity_bytes > ThreadCacheLimit()) StealCapacity(tc, kNumClasses, 0, true);
+  FitUnderLimit(tc, 0);
   DrainIdleLists(tc);
   PercpuCacheDrainIdle();
   ReleaseIdleMemory();
@@ -444,12 +396,12 @@ namespace {
 // hit paths move no register to make room for the miss's call (JS_NOIPA).
 JS_NOIPA void* PercpuAllocateMissed(size_t /*size*/, size_t cls) {
   ThreadCache* tc = tl_thread.cache;
-  if (JS_LIKELY(tc != &g_empty_cache)) NoteSlowCall(tc, cls);
+  if (JS_LIKELY(tc != &g_empty_cache)) NoteSlowCall(tc);
   return PercpuCacheAllocateMissed(cls);
 }
 
 JS_NOIPA void PercpuFreeMissed(void* p, ThreadCache* tc, size_t cls) {
-  if (JS_LIKELY(tc != &g_empty_cache)) NoteSlowCall(tc, cls);
+  if (JS_LIKELY(tc != &g_empty_cache)) NoteSlowCall(tc);
   PercpuCacheFreeMissed(p, cls);
 }
 }  // namespace
@@ -487,13 +439,13 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls, size_t requ
       return HandOut(p);
     }
   }
-  NoteSlowCall(tc, cls);
+  NoteSlowCall(tc);
   if (PercpuCacheEnabled()) return PercpuCacheAllocate(cls);  // the cache was just created
   size_t size = kClasses[cls].size;
   // The list ran dry: let it hold more next time (one at a time up to a batch, then a
   // batch at a time up to its cap), and fetch a batch.
   uint32_t batch = kClasses[cls].batch;
-  Grow(tc, cls, true);
+  if (CapacityNoteMiss(g_limits, &tc->capacity, cls, true)) Grow(tc, cls, true);
   uint32_t max_len = tc->max_length[cls];
   int want = static_cast<int>(batch < max_len ? batch : (max_len > 0 ? max_len : 1));
 
@@ -543,16 +495,18 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls, size_t requ
                           .max_run_bytes = max_run,
                           .chain = &chain,
                           .max_chain = MaxLength(cls)});
-  uint32_t fetched = static_cast<uint32_t>(got + run_count);
-  tc->credit[cls] = tc->credit[cls] + fetched < (1u << 30) ? tc->credit[cls] + fetched : (1u << 30);
+  CapacityNoteFetch(g_limits, &tc->capacity, cls, static_cast<uint32_t>(got + run_count));
   if (got > 0) tc->runs_taken[cls] = 0;
   if (chain != nullptr) {
     int32_t rest = got - 1;
-    if (rest > tc->budget[cls])
-      SetMaxLength(tc, cls, tc->max_length[cls] + static_cast<uint32_t>(rest - tc->budget[cls]));
+    if (rest > tc->budget[cls]) {
+      CapacitySet(g_limits, &tc->capacity, cls,
+                  tc->max_length[cls] + static_cast<uint32_t>(rest - tc->budget[cls]));
+      SyncBudget(tc, cls);
+    }
     tc->head[cls] = ListNext(chain);
     tc->budget[cls] -= rest;
-    if (tc->capacity_bytes > ThreadCacheLimit()) StealCapacity(tc, cls, 0, true);
+    FitUnderLimit(tc, cls);
     return HandOut(chain);
   }
   if (got == 0) {
@@ -618,7 +572,7 @@ void OverflowSlow(void* p, ThreadCache* tc, size_t cls) {
   } else {
     tc->budget[cls] += 1;  // the fast path took it before finding the list full
   }
-  NoteSlowCall(tc, cls);
+  NoteSlowCall(tc);
   if (PercpuCacheEnabled()) return PercpuCacheFree(p, cls);  // the cache was just created
   // Passive false sharing: the first object of a class this thread frees before it
   // allocated any came from another thread. If that thread is still carving the
@@ -630,24 +584,19 @@ void OverflowSlow(void* p, ThreadCache* tc, size_t cls) {
     uint32_t carver = MiddleCarverOf(p);
     if (carver != 0 && carver != tc->serial) {
       tc->own_run.Assign(cls, true);
+      CapacityNoteMiss(g_limits, &tc->capacity, cls, false);
       Grow(tc, cls, false);
       return MiddleInsert(cls, &p, 1, Shared());
     }
   }
   // The list is at its limit. It may grow while the cache has room, but beyond a batch
-  // only as far as this thread allocated objects of the class from the middle tier (its
-  // credit): a thread that frees what it allocated keeps reusing it, one that only frees
-  // what others allocated passes it on a batch at a time.
+  // only as far as this thread allocated objects of the class from the middle tier
+  // (CapacityNoteMiss): a thread that frees what it allocated keeps reusing it, one that
+  // only frees what others allocated passes it on a batch at a time.
   if (tc->budget[cls] <= 0) {
-    uint32_t batch = kClasses[cls].batch;
-    bool earned = tc->max_length[cls] < batch || tc->credit[cls] >= batch;
-    if (earned && Grow(tc, cls, false)) {
-      if (tc->max_length[cls] > batch) tc->credit[cls] -= batch;
-    } else if (tc->max_length[cls] == 0) {
-      return MiddleInsert(cls, &p, 1, Shared());  // no room at all in this cache
-    } else {
-      ReleaseFromList(tc, cls, batch);
-    }
+    const bool grew = CapacityNoteMiss(g_limits, &tc->capacity, cls, false) && Grow(tc, cls, false);
+    if (!grew && tc->max_length[cls] == 0) return MiddleInsert(cls, &p, 1, Shared());  // no room
+    if (!grew) ReleaseFromList(tc, cls, kClasses[cls].batch);
   }
   tc->budget[cls] -= 1;
   SetListNext(p, tc->head[cls]);
@@ -681,7 +630,7 @@ bool ThreadCacheCountdownRanOut() {
   // call, so every 128 KiB it allocates this one does what those would have: the
   // thread cache's bookkeeping, and the look for CPUs left idle for the decay time.
   if (PercpuCacheEnabled()) {
-    NoteSlowCall(tc, 0);
+    NoteSlowCall(tc);
     PercpuCacheDrainIdle();
   }
   // The sampler also serves as a clock of allocation: every couple of MiB a thread
@@ -702,6 +651,7 @@ void ThreadCacheFlushCurrent() {
 }
 
 void ThreadCacheGlobalInit() {
+  SetUpLimits();
   pthread_key_create(&g_key, Destroy);
 }
 

@@ -5,7 +5,8 @@
 // shared, empty cache, so the fast path never asks "is this thread set up?": the empty
 // cache sends it to the slow path.
 //
-// Invariant for every class c: budget[c] == max_length[c] - (objects on list c).
+// Invariant for every class c: budget[c] == max_length[c] - (objects on list c), and
+// max_length[c] is the class's capacity (CacheCapacity) outside the sizing slow paths.
 // The fast path keeps it with one add (pop) or one subtract whose sign it tests (push;
 // ThreadCacheOverflow gives the unit back when it goes below 0). The empty cache's
 // lists stay empty and its budgets 0 or below: the free fast path's subtract is its
@@ -18,6 +19,7 @@
 
 #include "bit_set.h"
 #include "common.h"
+#include "frontend/cache_capacity.h"
 #include "size_class.h"
 
 namespace jsmalloc {
@@ -40,25 +42,18 @@ struct alignas(kCacheLine) ThreadCache {
   OverflowFn overflow = &ThreadCacheOverflow;
 
   // ---- slow path only ----
-  uint32_t max_length[kNumClasses];
-  size_t capacity_bytes;            // sum of max_length[c] * size of c: what the lists may hold
-  uint32_t steal_cursor;            // the list capacity was last taken from
-  BitSet<kNumClasses> limited;      // classes with max_length > 0
-  BitSet<kNumClasses> served;       // classes this thread has fetched from the middle tier
-  BitSet<kNumClasses> own_run;      // classes to take a run of their own at first fetch
-  uint32_t serial;                  // unique among caches ever created, never 0
-  uint32_t credit[kNumClasses];     // objects fetched from the middle tier, not yet "grown for"
-  uintptr_t run_next[kNumClasses];  // never-used objects: [run_next, run_end), less the
-  uintptr_t run_end[kNumClasses];   // secure build's secure_run_taken
+  uint32_t max_length[kNumClasses];  // the capacity budget[c] counts from (SyncBudget)
+  CacheCapacity capacity;            // the sizing policy's state (cache_capacity.h)
+  BitSet<kNumClasses> served;        // classes this thread has fetched from the middle tier
+  BitSet<kNumClasses> own_run;       // classes to take a run of their own at first fetch
+  uint32_t serial;                   // unique among caches ever created, never 0
+  uintptr_t run_next[kNumClasses];   // never-used objects: [run_next, run_end), less the
+  uintptr_t run_end[kNumClasses];    // secure build's secure_run_taken
   uint32_t slow_calls;
-  uint32_t last_active[kNumClasses];    // slow_calls when list c last refilled or overflowed
   uint32_t runs_taken[kNumClasses];     // runs of never-used objects fetched for list c
                                         // in a row (since it last got given-back ones)
-  uint32_t idle_scan_after;             // slow_calls before which no list can be idle
-  uint32_t drain_check_calls;           // slow_calls at the last look for lists idle
-  uint64_t drain_check_ns;              // for the decay time, and when it was (0: never)
+  uint64_t drain_check_ns;              // the last look of the decay clock (0: never)
   uint32_t drain_mark[kNumClasses];     // list c's head and length then (DrainMark)
-  BitSet<kNumClasses> quiet;            // lists found alone at the last look
   uint64_t countdown_start;             // what tl_thread.countdown was last set to
   int64_t sample_bytes_left;            // bytes until the next sampled allocation
   std::atomic<size_t> published_bytes;  // what this cache holds, for statistics

@@ -325,7 +325,7 @@ TEST(ThreadCache, IdleListsMakeRoomForAGrowingOne) {
     }
     EXPECT_EQ(ListLength(tc, busy), kBusy);
     EXPECT_LT(ListLength(tc, idle), idle_before);
-    EXPECT_LE(tc->capacity_bytes, size_t{4} << 20);
+    EXPECT_LE(tc->capacity.capacity_bytes, size_t{4} << 20);
   }).join();
 }
 #endif
@@ -355,9 +355,9 @@ TEST(ThreadCache, IdleListsAreEvictedSeveralAtOnce) {
       for (void* p : v) js_free(p);
     }
     ThreadCache* tc = tl_thread.cache;
-    const uint32_t calls = tc->slow_calls;
+    const uint32_t calls = tc->capacity.miss_clock;
     for (void* p : foreign) js_free(p);
-    ASSERT_GE(tc->slow_calls - calls, 128u) << "the lists may not be idle yet";
+    ASSERT_GE(tc->capacity.miss_clock - calls, kIdleMisses) << "the lists may not be idle yet";
     uint32_t length_before[kLists];
     size_t out_before[kLists];
     for (int i = 0; i < kLists; ++i) {
@@ -404,7 +404,7 @@ TEST(ThreadCache, IdleListsAreEvictedSeveralAtOnce) {
       // What left the list is in the middle tier, none of it lost or counted twice.
       EXPECT_EQ(out_before[i] - ObjectsOut(cls), length_before[i] - walked) << kIdleSizes[i];
     }
-    EXPECT_LE(tc->capacity_bytes, size_t{4} << 20);
+    EXPECT_LE(tc->capacity.capacity_bytes, size_t{4} << 20);
   }).join();
 }
 #endif
@@ -517,12 +517,12 @@ TEST(ThreadCache, FullCacheStillTakesASpansWholeFreeList) {
     for (int i = 0; i < 2200; ++i) v.push_back(js_malloc(2048));
     for (void* p : v) js_free(p);
     ThreadCache* tc = tl_thread.cache;
-    ASSERT_GE(tc->capacity_bytes + (64 << 10), size_t{4} << 20) << "the cache is not full";
+    ASSERT_GE(tc->capacity.capacity_bytes + (64 << 10), size_t{4} << 20) << "the cache is not full";
     void* p = js_malloc(size);
     EXPECT_GE(reinterpret_cast<uintptr_t>(p) - run, size);
     EXPECT_LT(reinterpret_cast<uintptr_t>(p) - run, size_t{objects} * size);
     EXPECT_EQ(ListLength(tc, cls), objects - 2) << "the span's free list did not come whole";
-    EXPECT_LE(tc->capacity_bytes, (size_t{4} << 20) + (size_t{objects} * size));
+    EXPECT_LE(tc->capacity.capacity_bytes, (size_t{4} << 20) + (size_t{objects} * size));
     js_free(p);
   }).join();
   void* first = reinterpret_cast<void*>(run);
@@ -915,7 +915,7 @@ TEST(ThreadCache, CacheComesBackUnderASmallerShare) {
     for (void*& p : objs) p = js_malloc(100);
     for (void* p : objs) js_free(p);
   }
-  ASSERT_GT(tc->capacity_bytes, size_t{2} << 20);
+  ASSERT_GT(tc->capacity.capacity_bytes, size_t{2} << 20);
   CacheHolders seven(7);
   ASSERT_EQ(ThreadCacheLimit(), size_t{1} << 20);
   // More than the list holds, so every round makes slow calls.
@@ -926,7 +926,7 @@ TEST(ThreadCache, CacheComesBackUnderASmallerShare) {
     for (void* p : objs) js_free(p);
   }
   EXPECT_GT(tc->slow_calls - start, 128u);
-  EXPECT_LE(tc->capacity_bytes, ThreadCacheLimit());
+  EXPECT_LE(tc->capacity.capacity_bytes, ThreadCacheLimit());
   seven.Release();
 }
 
