@@ -20,6 +20,11 @@ size_t Over(const CacheCapacity& c, size_t need, const CacheContents& now) {
   return CapacityOverCap(c.capacity_bytes, need, now.cap_bytes);
 }
 
+// The objects a grow adds past the first batch (at least 1).
+uint32_t Batch(const CapacityLimits& lim, size_t cls) {
+  return lim.step[cls] > 0 ? lim.step[cls] : 1;
+}
+
 // Objects of size `size` that cover `bytes`.
 size_t ObjectsFor(size_t bytes, size_t size) {
   return (bytes + size - 1) / size;
@@ -137,7 +142,7 @@ void CapacityInit(const CapacityLimits& lim, CacheCapacity* c) {
 uint32_t CapacityGrowStep(const CapacityLimits& lim, const CacheCapacity& c, size_t cls) {
   uint32_t cap = Relaxed(&c.capacity[cls]);
   if (cap >= lim.max[cls]) return 0;
-  uint32_t step = CapacityStep(cap, lim.initial[cls], lim.step[cls] > 0 ? lim.step[cls] : 1);
+  uint32_t step = CapacityStep(cap, lim.initial[cls], Batch(lim, cls));
   return step < lim.max[cls] - cap ? step : lim.max[cls] - cap;
 }
 
@@ -145,7 +150,7 @@ bool CapacityNoteMiss(const CapacityLimits& lim, CacheCapacity* c, size_t cls, b
   const uint32_t clock = Relaxed(&c->miss_clock) + 1;
   SetRelaxed(&c->miss_clock, clock);
   SetRelaxed(&c->missed_at[cls], clock);
-  const uint32_t step = lim.step[cls] > 0 ? lim.step[cls] : 1;
+  const uint32_t step = Batch(lim, cls);
   if (ran_dry && !lim.frees_earn_by_fetching) {
     SetRelaxed(&c->earned[cls], step);
   } else if (!ran_dry && Relaxed(&c->capacity[cls]) >= step && Relaxed(&c->earned[cls]) < step) {
@@ -186,11 +191,11 @@ bool CapacityGrow(const CapacityLimits& lim, CacheCapacity* c, size_t cls, bool 
   CapacitySet(lim, c, cls, c->capacity[cls] + step);
   // Spent: all of it where running dry earns it; a step of what it fetched where
   // fetching does, when grown on its frees past a step.
-  const uint32_t batch = lim.step[cls] > 0 ? lim.step[cls] : 1;
-  const uint32_t earned = Relaxed(&c->earned[cls]);
+  const uint32_t batch = Batch(lim, cls);
   if (!lim.frees_earn_by_fetching) {
     SetRelaxed(&c->earned[cls], 0);
   } else if (!from_active && c->capacity[cls] > batch) {
+    const uint32_t earned = Relaxed(&c->earned[cls]);
     SetRelaxed(&c->earned[cls], earned > batch ? earned - batch : 0);
   }
   return true;
