@@ -25,6 +25,11 @@ uint32_t Batch(const CapacityLimits& lim, size_t cls) {
   return lim.step[cls] > 0 ? lim.step[cls] : 1;
 }
 
+// Capacity a class reaches with its first grow: its initial, or a batch.
+uint32_t FirstStep(const CapacityLimits& lim, size_t cls) {
+  return lim.initial[cls] > Batch(lim, cls) ? lim.initial[cls] : Batch(lim, cls);
+}
+
 // Objects of size `size` that cover `bytes`.
 size_t ObjectsFor(size_t bytes, size_t size) {
   return (bytes + size - 1) / size;
@@ -175,12 +180,16 @@ bool CapacityGrow(const CapacityLimits& lim, CacheCapacity* c, size_t cls, bool 
   const uint32_t step = CapacityGrowStep(lim, *c, cls);
   if (step == 0) return false;
   const size_t need = Bytes(lim, cls, step);
+  const bool may_take_idle =
+      from_active || lim.overflow_takes_idle || c->capacity[cls] < FirstStep(lim, cls);
   if (Over(*c, need, now) > 0) {
     if (from_active) TakeUnused(lim, c, cls, need, now, shrunk);
-    TakeIdle(lim, c, cls, need, now, shrunk);
+    if (may_take_idle) TakeIdle(lim, c, cls, need, now, shrunk);
   }
   // Counted again from 0 either way: a class refused at the cap asks again after as
-  // many misses as one that grew, not on every miss.
+  // many misses as one that grew, not on every miss. A refusal the limits made (an
+  // overflow that may not take idle room) is not counted: it would hold back the grows
+  // the class asks for when it runs dry.
   SetRelaxed(&c->misses[cls], 0);
   if (Over(*c, need, now) > 0) {
     const uint32_t refusals = Relaxed(&c->refusals[cls]);

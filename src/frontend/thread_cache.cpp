@@ -103,6 +103,7 @@ void SetUpLimits() {
   const auto most = static_cast<size_t>(GetOption(Option::kThreadCacheBytes));
   g_limits.misses_to_grow = 1;
   g_limits.frees_earn_by_fetching = true;
+  g_limits.overflow_takes_idle = false;  // (cache_capacity.h: idle lists are cold chains)
   for (size_t cls = 1; cls < kNumClasses; ++cls) {
     const uint32_t batch = kClasses[cls].batch;
     const size_t by_bytes = most / kClasses[cls].size;

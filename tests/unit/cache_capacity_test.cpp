@@ -207,6 +207,39 @@ TEST(CacheCapacity, OverflowingClassTakesFromIdleClassesOnly) {
   EXPECT_EQ(c.capacity_bytes, SumBytes(lim, c));
 }
 
+// Per-thread limits (overflow_takes_idle false): past its first step, a class that
+// overflows takes no idle room (walking an idle list costs a cache miss per object); it
+// still does below it, and once it runs dry it takes idle room as before.
+TEST(CacheCapacity, WithoutOverflowTakesIdleOnlyADryClassTakesIdleRoomPastItsFirstStep) {
+  CapacityLimits lim = Limits();
+  lim.overflow_takes_idle = false;
+  const FakeCache cache{.cap_bytes = kRoomForClass3};
+  CacheCapacity c;
+  ASSERT_NO_FATAL_FAILURE(GrowClass3ToTheCap(lim, cache, &c));
+  Misses(lim, &c, 4, 2 * kIdleMisses);  // classes 1, 2 and 3 turn idle
+  ClassSet shrunk;
+  EXPECT_FALSE(MissAndGrow(lim, &c, 4, false, cache, &shrunk));
+  EXPECT_EQ(shrunk.Count(), 0);
+  EXPECT_EQ(c.capacity[3], 64u);
+  EXPECT_EQ(c.capacity[4], 4u);
+  // Running dry, it takes the room.
+  EXPECT_TRUE(MissAndGrow(lim, &c, 4, true, cache, &shrunk));
+  EXPECT_TRUE(shrunk.Contains(3));
+  EXPECT_EQ(c.capacity[4], 8u);
+  // Below its first step (robbed), in a cache with no room left, an overflow takes
+  // idle room too.
+  CapacitySet(lim, &c, 4, 0);
+  CapacitySet(lim, &c, 3, 64);
+  const FakeCache full{.cap_bytes = c.capacity_bytes};
+  Misses(lim, &c, 4, 2 * kIdleMisses);
+  shrunk = ClassSet{};
+  EXPECT_TRUE(MissAndGrow(lim, &c, 4, false, full, &shrunk));
+  EXPECT_TRUE(shrunk.Contains(3));
+  EXPECT_EQ(c.capacity[4], 4u);
+  EXPECT_LE(c.capacity_bytes, full.cap_bytes);
+  EXPECT_EQ(c.capacity_bytes, SumBytes(lim, c));
+}
+
 // Per-CPU limits (idle_needs_look): misses alone do not make a class idle, since the
 // fast path may keep it busy without a miss; it must also have been left alone between
 // the last two looks of the decay clock (before the first: since the start), and not

@@ -302,9 +302,9 @@ TEST(ThreadCache, CrossThreadFreesFlowBack) {
 
 #if !defined(JSMALLOC_SECURE)  // pins the default library's order and accounting
 // A list that has not been used for a while gives its objects back when another list
-// needs the room (so their spans can be reused); without that the growing list would
-// stop at what the idle one leaves of the cache limit.
-TEST(ThreadCache, IdleListsMakeRoomForAGrowingOne) {
+// that runs dry needs the room (so their spans can be reused); without that the growing
+// list would stop at what the idle one leaves of the cache limit.
+TEST(ThreadCache, IdleListsMakeRoomForAListThatRunsDry) {
   testing::EnsureAllocator();
   FourMiBCacheLimit four;
   std::thread([] {
@@ -315,16 +315,52 @@ TEST(ThreadCache, IdleListsMakeRoomForAGrowingOne) {
     ThreadCache* tc = tl_thread.cache;
     const uint32_t idle_before = ListLength(tc, idle);
     ASSERT_GE(idle_before, 900u);  // about 2 MiB of the 4 MiB cache
-    // 2.4 MiB of 1 KiB objects, allocated and freed a few times: only fits if the idle
-    // list gives some of its room up.
-    constexpr uint32_t kBusy = 2400;
+    // 4.8 MiB of 1 KiB objects, more than the cache holds, allocated and freed a few
+    // times: each round the list runs dry once it has handed out what it kept, and
+    // asks for room with every refill.
+    constexpr uint32_t kBusy = 4800;
     for (int round = 0; round < 4; ++round) {
       v.clear();
       for (uint32_t i = 0; i < kBusy; ++i) v.push_back(js_malloc(1024));
       for (void* p : v) js_free(p);
     }
-    EXPECT_EQ(ListLength(tc, busy), kBusy);
     EXPECT_LT(ListLength(tc, idle), idle_before);
+    EXPECT_GT(ListLength(tc, busy), 2200u);  // more than the idle list left it
+    EXPECT_LE(tc->capacity.capacity_bytes, size_t{4} << 20);
+  }).join();
+}
+
+// A list that grows on its frees (it is full when the thread frees) takes no room from
+// idle lists past its first batch: the room would cost walking the idle chains, cold,
+// for objects the thread is letting go of. It hands its newest objects back a batch at
+// a time instead, and the idle list keeps what it holds.
+TEST(ThreadCache, ListGrowingOnItsFreesLeavesIdleListsAlone) {
+  testing::EnsureAllocator();
+  FourMiBCacheLimit four;
+  std::thread([] {
+    const size_t idle = SizeToClass(2048), busy = SizeToClass(1024);
+    std::vector<void*> v;
+    for (int i = 0; i < 1000; ++i) v.push_back(js_malloc(2048));
+    for (void* p : v) js_free(p);
+    ThreadCache* tc = tl_thread.cache;
+    const uint32_t idle_before = ListLength(tc, idle);
+    ASSERT_GE(idle_before, 900u);
+    // Fresh objects come as runs, a few refills for all of them; the list's growth
+    // happens at the frees. 6 MiB of them: the frees past the cap's 2 MiB of room take
+    // long enough for the 2 KiB list to turn idle (the policy before this took all of
+    // it: 8 objects were left).
+    constexpr uint32_t kBusy = 6000;
+    v.clear();
+    for (uint32_t i = 0; i < kBusy; ++i) v.push_back(js_malloc(1024));
+    const size_t out_before = ObjectsOut(busy);
+    const uint32_t calls_before = tc->slow_calls;
+    for (void* p : v) js_free(p);
+    EXPECT_EQ(ListLength(tc, idle), idle_before);
+    const uint32_t kept = ListLength(tc, busy);
+    EXPECT_LT(kept, kBusy);
+    // What the list did not keep went back, a batch per slow call or so.
+    EXPECT_EQ(out_before - ObjectsOut(busy), kBusy - kept);
+    EXPECT_LT(tc->slow_calls - calls_before, kBusy / 8);
     EXPECT_LE(tc->capacity.capacity_bytes, size_t{4} << 20);
   }).join();
 }
@@ -425,9 +461,11 @@ void EvictIdleListsOneBroken(const std::vector<void*>& foreign) {
   void* head = tc->head[SizeToClass(2048 + kSecureTagBytes)];
   if (head == nullptr) return;  // (the death test then fails: nothing was reported)
   SetListNext(head, reinterpret_cast<void*>(uintptr_t{0x10000}));
+  // 4 MiB of 256-byte objects, as much as the cache holds: the list runs dry every
+  // round and asks for room at its refills.
   for (int round = 0; round < 8; ++round) {
     v.clear();
-    for (int i = 0; i < 8192; ++i) v.push_back(js_malloc(256));
+    for (int i = 0; i < 16384; ++i) v.push_back(js_malloc(256));
     for (void* p : v) js_free(p);
   }
 }
