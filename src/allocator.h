@@ -20,8 +20,9 @@ void CheckSizedFree(void* p, size_t size, size_t align);
 
 // Internal (secure.cpp): a large block (or a huge one) of at least size bytes and
 // whether it may hold old data, and the request of a large block, whose canary follows
-// it (in the secure library, up to its last page, the guard).
-void* AllocateLarge(size_t size, size_t align, bool* maybe_dirty);
+// it (in the secure library, up to its last page, the guard). *last_closed: the block's
+// last page is inaccessible already (taken from freed large blocks' closed pages).
+void* AllocateLarge(size_t size, size_t align, bool* maybe_dirty, bool* last_closed);
 void SetLargeRequest(void* p, size_t requested);
 // Block p (nullptr: passed through), of `size` bytes asked with `align`, is one the
 // sampler picked: recorded by the profiler, its span marked sampled (a huge mapping has

@@ -322,8 +322,8 @@ void* AllocateGuardedBlock(size_t requested, size_t align, size_t filled) {
   if (requested > kMaxRequest || body + kGuardBytes < body) return OutOfMemory();
   EnsureGlobalInit();   // memcheck mode, if it is to be, is on before the quiet asks
   ValgrindQuiet quiet;  // the zeroing and canary write pages memcheck has inaccessible
-  bool dirty;
-  void* p = AllocateLarge(body + kGuardBytes, align, &dirty);
+  bool dirty, guard_closed;
+  void* p = AllocateLarge(body + kGuardBytes, align, &dirty, &guard_closed);
   if (p == nullptr) return nullptr;
   // A read of a new block sees zeros, as a small one's does, not an old block's data
   // (as calloc: only when its pages may hold any). Freed ones are not zeroed but made
@@ -333,7 +333,7 @@ void* AllocateGuardedBlock(size_t requested, size_t align, size_t filled) {
   // Exactly the request: canary, the rest of the last page and the guard are not the
   // program's (registered before the protect, whose failure frees the block).
   if (UnderMemcheck()) ValgrindAllocated(p, requested, body + kGuardBytes, false);
-  if (!os::Protect(static_cast<char*>(p) + body, kGuardBytes, false)) {
+  if (!guard_closed && !os::Protect(static_cast<char*>(p) + body, kGuardBytes, false)) {
     SecureFree(p);
     return OutOfMemory();
   }

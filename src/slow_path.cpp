@@ -84,16 +84,17 @@ void CheckLargeTail(const Span* s, const void* p) {
 // Large blocks are whole spans; huge ones (or large ones the heap cannot hold) are
 // their own mappings. Returns the block and whether it may hold old data.
 void* LargeAlloc(size_t size, size_t align, bool* maybe_dirty,
-                 RetainedSpans retained = RetainedSpans::kGiveBack) {
+                 RetainedSpans retained = RetainedSpans::kGiveBack, bool* last_closed = nullptr) {
   EnsureGlobalInit();
   MaybeStartBackgroundThread();  // a program of large blocks may never use a thread cache
   *maybe_dirty = false;
+  if (last_closed != nullptr) *last_closed = false;
   if (size > kMaxRequest) return OutOfMemory();
   ThreadCacheDrainIdleCurrent();
   if (size < HugeThreshold() && align <= (size_t{1} << 30)) {
     size_t npages = (size + kPageSize - 1) >> kPageShift;
     size_t align_pages = align > kPageSize ? align >> kPageShift : 1;
-    Span* s = AllocateSpan(npages, align_pages, kPageLarge, retained);
+    Span* s = AllocateSpan(npages, align_pages, kPageLarge, retained, last_closed);
     if (s != nullptr) {
       void* p = HeapRegion::AddressOf(s->first_page);
       *maybe_dirty = s->committed;
@@ -347,8 +348,8 @@ size_t UsableSize(const void* p) {
   return info.usable;
 }
 
-void* AllocateLarge(size_t size, size_t align, bool* maybe_dirty) {
-  return LargeAlloc(size, align, maybe_dirty);
+void* AllocateLarge(size_t size, size_t align, bool* maybe_dirty, bool* last_closed) {
+  return LargeAlloc(size, align, maybe_dirty, RetainedSpans::kGiveBack, last_closed);
 }
 
 void SetLargeRequest(void* p, size_t requested) {

@@ -31,19 +31,26 @@ constexpr bool kProtectFreePages = true;
 constexpr bool kProtectFreePages = false;
 #endif
 
+using Closed = Span::Closed;
+
 // Opens pages [first, + npages) of a span being handed out that may hold closed ones.
 bool OpenPages(uintptr_t first, size_t npages) {
-  return os::Protect(HeapRegion::AddressOf(first), npages << kPageShift, true);
+  return npages == 0 || os::Protect(HeapRegion::AddressOf(first), npages << kPageShift, true);
 }
 
-// Closes pages [first, + npages) of a large block being freed; true: some of them may be
-// closed now. Called without the page heap's lock: the pages are still the caller's, and
-// the lock need not wait on the kernel's work. A refusal leaves them as they were, the
-// block's guard page closed among them: still "may be closed".
-bool ClosePages(uintptr_t first, size_t npages) {
-  if (!kProtectFreePages) return false;
-  os::Protect(HeapRegion::AddressOf(first), npages << kPageShift, false);
-  return true;
+// Closes pages [first, + npages) of a large block being freed; says what they are now.
+// Called without the page heap's lock: the pages are still the caller's, and the lock
+// need not wait on the kernel's work. A refusal leaves them as they were, the block's
+// guard page closed among them: kSome.
+Closed ClosePages(uintptr_t first, size_t npages) {
+  if (!kProtectFreePages) return Closed::kNone;
+  return os::Protect(HeapRegion::AddressOf(first), npages << kPageShift, false) ? Closed::kAll
+                                                                                : Closed::kSome;
+}
+
+// The pages of two free spans merged into one.
+Closed MergeClosed(Closed a, Closed b) {
+  return a == b ? a : Closed::kSome;
 }
 }  // namespace
 
@@ -216,17 +223,24 @@ PageHeap::Fit PageHeap::FindFitOrGrow(size_t npages, size_t align_pages, uint8_t
   return fit;
 }
 
-Span* PageHeap::Allocate(size_t npages, size_t align_pages, uint8_t cls) {
-  bool closed = false;
+Span* PageHeap::Allocate(size_t npages, size_t align_pages, uint8_t cls, bool* last_closed) {
+  if (last_closed != nullptr) *last_closed = false;
+  Closed closed = Closed::kNone;
   Span* s = AllocateLocked(npages, align_pages, cls, &closed);
-  if (!closed || s == nullptr) return s;
+  if (closed == Closed::kNone || s == nullptr) return s;
+  // A guarded block's guard page is closed already when all of them were: one mprotect
+  // for the block instead of two, each a walk of the block's page tables.
+  const bool keep_last = last_closed != nullptr && closed == Closed::kAll && s->npages > 1;
   // Opened without the lock, as ClosePages closes: the span is the caller's already.
-  if (OpenPages(s->first_page, s->npages)) return s;
-  TakeBack(s, true);  // still closed: whoever takes these pages next opens them
+  if (OpenPages(s->first_page, s->npages - (keep_last ? 1 : 0))) {
+    if (keep_last) *last_closed = true;
+    return s;
+  }
+  TakeBack(s, Closed::kSome);  // still closed: whoever takes these pages next opens them
   return nullptr;
 }
 
-Span* PageHeap::AllocateLocked(size_t npages, size_t align_pages, uint8_t cls, bool* closed) {
+Span* PageHeap::AllocateLocked(size_t npages, size_t align_pages, uint8_t cls, Closed* closed) {
   if (npages == 0 || npages > UINT32_MAX || align_pages == 0) return nullptr;
   uint64_t now = Now();
   LockGuard g(lock_);
@@ -246,8 +260,8 @@ Span* PageHeap::AllocateLocked(size_t npages, size_t align_pages, uint8_t cls, b
   Unlink(s);
   s = Carve(s, npages, fit.start);
   if (s == nullptr) return nullptr;
-  *closed = kProtectFreePages && s->closed;
-  s->closed = false;
+  *closed = kProtectFreePages ? s->closed : Closed::kNone;
+  s->closed = Closed::kNone;
   s->state = cls == kPageLarge ? Span::State::kLarge : Span::State::kSmall;
   s->size_class = cls == kPageLarge ? 0 : cls;
   s->next = s->prev = nullptr;
@@ -271,7 +285,7 @@ Span* PageHeap::Coalesce(Span* s) {
     JS_ASSERT(left->state == Span::State::kFree && left->last_page() == s->first_page - 1);
     Unlink(left);
     left->npages += s->npages;
-    left->closed |= s->closed;
+    left->closed = MergeClosed(left->closed, s->closed);
     g_span_pool.Delete(s);
     s = left;
   }
@@ -284,7 +298,7 @@ Span* PageHeap::Coalesce(Span* s) {
     JS_ASSERT(right->state == Span::State::kFree && right->first_page == right_page);
     Unlink(right);
     s->npages += right->npages;
-    s->closed |= right->closed;
+    s->closed = MergeClosed(s->closed, right->closed);
     g_span_pool.Delete(right);
   }
   return s;
@@ -297,10 +311,11 @@ void PageHeap::CountInUse(bool large, long npages) {
 
 void PageHeap::Deallocate(Span* s) {
   JS_ASSERT(s->state != Span::State::kFree);
-  TakeBack(s, s->state == Span::State::kLarge && ClosePages(s->first_page, s->npages));
+  TakeBack(s,
+           s->state == Span::State::kLarge ? ClosePages(s->first_page, s->npages) : Closed::kNone);
 }
 
-void PageHeap::TakeBack(Span* s, bool closed) {
+void PageHeap::TakeBack(Span* s, Closed closed) {
   uint64_t now = Now();
   LockGuard g(lock_);
   CountInUse(s->state == Span::State::kLarge, -static_cast<long>(s->npages));
@@ -325,9 +340,10 @@ bool PageHeap::TryExtend(Span* s, size_t npages, bool* maybe_dirty) {
     tail = g_span_pool.New();
     if (tail == nullptr) return false;
   }
-  bool closed = false;
-  const bool grew = TryExtendLocked(s, npages, maybe_dirty, &closed) &&
-                    (!closed || OpenPages(s->first_page + before, s->npages - before));
+  Closed closed = Closed::kNone;
+  const bool grew =
+      TryExtendLocked(s, npages, maybe_dirty, &closed) &&
+      (closed == Closed::kNone || OpenPages(s->first_page + before, s->npages - before));
   if (!grew && s->npages > before) {
     ShrinkInto(s, before, tail);  // its pages closed again
   } else if (tail != nullptr) {
@@ -336,7 +352,7 @@ bool PageHeap::TryExtend(Span* s, size_t npages, bool* maybe_dirty) {
   return grew;
 }
 
-bool PageHeap::TryExtendLocked(Span* s, size_t npages, bool* maybe_dirty, bool* closed) {
+bool PageHeap::TryExtendLocked(Span* s, size_t npages, bool* maybe_dirty, Closed* closed) {
   LockGuard g(lock_);
   if (npages <= s->npages) return true;
   uintptr_t right_page = s->first_page + s->npages;
@@ -351,7 +367,7 @@ bool PageHeap::TryExtendLocked(Span* s, size_t npages, bool* maybe_dirty, bool* 
   Unlink(right);
   right = Carve(right, need, right->first_page);
   if (right == nullptr) return false;
-  *closed = kProtectFreePages && right->closed;
+  *closed = kProtectFreePages ? right->closed : Closed::kNone;
   if (maybe_dirty != nullptr) {
     // As Allocate learns it: which of the pages taken read as zero (MapWholeSpan below
     // maps them again, as the block's).
@@ -376,7 +392,7 @@ void PageHeap::Shrink(Span* s, size_t npages) {
 void PageHeap::ShrinkInto(Span* s, size_t npages, Span* tail) {
   uint64_t now = Now();
   // The tail is still the caller's: closed before the lock (see ClosePages).
-  const bool closed = ClosePages(s->first_page + npages, s->npages - npages);
+  const Closed closed = ClosePages(s->first_page + npages, s->npages - npages);
   LockGuard g(lock_);
   tail->first_page = s->first_page + npages;
   tail->npages = static_cast<uint32_t>(s->npages - npages);

@@ -22,7 +22,9 @@ class PageHeap {
   // A span of `npages` whose first page index is a multiple of `align_pages`, mapped in
   // the pagemap with `cls` (a size class, or kPageLarge). nullptr when out of memory.
   // span->committed tells whether its pages may hold old data (false: all zero).
-  Span* Allocate(size_t npages, size_t align_pages, uint8_t cls);
+  // last_closed (the secure library's guarded blocks): set true when the span's last page
+  // was left inaccessible, as the block's guard; otherwise every page is open.
+  Span* Allocate(size_t npages, size_t align_pages, uint8_t cls, bool* last_closed = nullptr);
   void Deallocate(Span* span);
 
   // Tries to grow an allocated large span in place to `npages` by taking the free span
@@ -76,12 +78,12 @@ class PageHeap {
 
   // Allocate and TryExtend under the lock; *closed: some pages taken may be closed
   // (the secure library's freed large blocks), for the caller to open without the lock.
-  Span* AllocateLocked(size_t npages, size_t align_pages, uint8_t cls, bool* closed);
-  bool TryExtendLocked(Span* span, size_t npages, bool* maybe_dirty, bool* closed);
+  Span* AllocateLocked(size_t npages, size_t align_pages, uint8_t cls, Span::Closed* closed);
+  bool TryExtendLocked(Span* span, size_t npages, bool* maybe_dirty, Span::Closed* closed);
   // Shrink, with the record for the freed tail already taken.
   void ShrinkInto(Span* span, size_t npages, Span* tail);
   // Deallocate's work under the lock; `closed`: the span's pages may be closed.
-  void TakeBack(Span* s, bool closed);
+  void TakeBack(Span* s, Span::Closed closed);
   void Insert(Span* s);
   void Unlink(Span* s);
   // A free span and the page in it where a new span starts.

@@ -20,9 +20,11 @@ struct Span {
   bool in_nonempty = false;
   // A large span that is a sampled allocation (profiler.h): its free drops the record.
   bool sampled = false;
-  // Free span, secure library: some of its pages may be inaccessible (a large block freed
-  // there), so handing it out must open them (page_heap.cpp, kProtectFreePages).
-  bool closed = false;
+  // Free span, secure library: whether its pages are inaccessible (large blocks freed
+  // there; page_heap.cpp, kProtectFreePages). Handing out one that is kSome or kAll opens
+  // them; a guarded block taken from kAll pages keeps its last page, the guard, closed.
+  enum class Closed : uint8_t { kNone, kSome, kAll };
+  Closed closed = Closed::kNone;
   uint32_t zero_pages = 0;  // span handed out: bit i set if page i (of the first 32) read
                             // as zero then; the central free list prefaults those
   // Small span: the serial of the thread cache that bumps through a run of it (its

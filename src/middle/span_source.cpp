@@ -101,12 +101,13 @@ size_t ReleaseRetainedSpans() {
   return ReleaseRetainedBefore(UINT64_MAX);
 }
 
-Span* AllocateSpan(size_t npages, size_t align_pages, uint8_t cls, RetainedSpans retained) {
+Span* AllocateSpan(size_t npages, size_t align_pages, uint8_t cls, RetainedSpans retained,
+                   bool* last_closed) {
   if (retained == RetainedSpans::kGiveBack &&
       __atomic_load_n(&g_maybe_retained, __ATOMIC_RELAXED) &&
       __atomic_exchange_n(&g_maybe_retained, false, __ATOMIC_ACQ_REL))
     ReleaseRetainedSpans();
-  return g_page_heap.Allocate(npages, align_pages, cls);
+  return g_page_heap.Allocate(npages, align_pages, cls, last_closed);
 }
 
 }  // namespace jsmalloc

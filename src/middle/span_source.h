@@ -22,9 +22,9 @@ namespace jsmalloc {
 enum class RetainedSpans { kGiveBack, kKeep };
 
 // A span of npages (first page a multiple of align_pages) for class cls, or kPageLarge;
-// nullptr when out of memory.
+// nullptr when out of memory. last_closed: as PageHeap::Allocate's.
 Span* AllocateSpan(size_t npages, size_t align_pages, uint8_t cls,
-                   RetainedSpans retained = RetainedSpans::kGiveBack);
+                   RetainedSpans retained = RetainedSpans::kGiveBack, bool* last_closed = nullptr);
 
 // Every retained span goes back to the page heap. Returns how many.
 size_t ReleaseRetainedSpans();

@@ -276,6 +276,28 @@ TEST(Misuse, OverflowOfALargeBlockEndingOnAPage) {
   js_free(p);
 }
 
+// README row: overflow past a large block's last page, past a huge block
+TEST(Misuse, OverflowOfALargeBlockOnAFreedOnesPages) {
+  // The secure library closes a freed large block's pages; a block handed out over them
+  // opens all but its last page, its guard, which faults at once as a new block's does.
+  const size_t page = 8192;
+  void* old = js_malloc(60 * page);
+  ASSERT_NE(old, nullptr);
+  memset(old, 'o', 60 * page);
+  js_free(old);
+  const size_t size = 40 * page;
+  char* p = Bytes(js_malloc(size));
+  ASSERT_NE(p, nullptr);
+  memset(p, 'x', size);  // every page of the request is the program's
+  EXPECT_EQ(std::count(p, p + size, 'x'), static_cast<long>(size));
+  if (kSecure) {
+    EXPECT_EXIT(p[size] = 'x', kFaults, "");
+  } else {
+    SUCCEED() << "not detected by the default build (no slack, no guard page)";
+  }
+  js_free(p);
+}
+
 // A large block grown by realloc a page at a time, 48 steps, each step checked: the
 // bytes it had are kept, and in the secure library what it gained reads as zero (its
 // old guard page and the pages it took may hold old data: the heap's pages are dirtied

@@ -245,5 +245,51 @@ TEST(PageHeapDeathTest, FreedLargePagesAreClosedUntilHandedOutAgain) {
   for (Span* s : {mixed, grown, after}) heap.Deallocate(s);
 }
 
+// A guarded block (the secure library's large block and its guard page) taken from pages
+// that were all closed keeps its last page closed, and says so: the guard costs no
+// mprotect of its own. Taken over open pages too, it opens every page and says not.
+TEST(PageHeapDeathTest, GuardedBlockFromClosedPagesKeepsItsLastPageClosed) {
+  testing::EnsureAllocator();
+  static constinit PageHeap heap;
+  Span* large = heap.Allocate(40, 1, kPageLarge);
+  Span* after = heap.Allocate(4, 1, kPageLarge);
+  ASSERT_TRUE(large && after);
+  const uintptr_t base = large->first_page;
+  heap.Deallocate(large);
+  bool last_closed = !kFreedLargePagesClosed;
+  Span* guarded = heap.Allocate(10, 1, kPageLarge, &last_closed);
+  ASSERT_NE(guarded, nullptr);
+  EXPECT_EQ(guarded->first_page, base);
+  EXPECT_EQ(last_closed, kFreedLargePagesClosed);
+  memset(HeapRegion::AddressOf(base), 5, size_t{9} << kPageShift);  // the body is open
+  char* last = static_cast<char*>(HeapRegion::AddressOf(base + 9));
+  if (kFreedLargePagesClosed) {
+    EXPECT_EXIT(*reinterpret_cast<volatile char*>(last) = 2, ::testing::KilledBySignal(SIGSEGV),
+                "");
+  } else {
+    EXPECT_EXIT((*reinterpret_cast<volatile char*>(last) = 2, std::exit(0)),
+                ::testing::ExitedWithCode(0), "");
+  }
+  heap.Deallocate(guarded);
+  // A small span's pages, open when it is given back, merge with the closed ones beside
+  // them: a guarded block over both opens all of its pages.
+  Span* small = heap.Allocate(8, 1, 5);
+  ASSERT_NE(small, nullptr);
+  EXPECT_EQ(small->first_page, base);
+  heap.Deallocate(small);
+  last_closed = true;
+  Span* mixed = heap.Allocate(16, 1, kPageLarge, &last_closed);
+  ASSERT_NE(mixed, nullptr);
+  EXPECT_EQ(mixed->first_page, base);
+  EXPECT_FALSE(last_closed);
+  Fill(mixed, 4);
+  // Without the question, a span from closed pages is open to its last byte.
+  Span* plain = heap.Allocate(10, 1, kPageLarge);
+  ASSERT_NE(plain, nullptr);
+  EXPECT_EQ(plain->first_page, base + 16);
+  Fill(plain, 6);
+  for (Span* s : {mixed, plain, after}) heap.Deallocate(s);
+}
+
 }  // namespace
 }  // namespace jsmalloc
