@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -289,6 +291,88 @@ TEST(PageHeapDeathTest, GuardedBlockFromClosedPagesKeepsItsLastPageClosed) {
   EXPECT_EQ(plain->first_page, base + 16);
   Fill(plain, 6);
   for (Span* s : {mixed, plain, after}) heap.Deallocate(s);
+}
+
+// The kernel's limit on a process's mappings (vm.max_map_count), 0 if unknown.
+size_t MappingLimit() {
+  FILE* f = fopen("/proc/sys/vm/max_map_count", "r");
+  if (f == nullptr) return 0;
+  size_t limit = 0;
+  if (fscanf(f, "%zu", &limit) != 1) limit = 0;
+  fclose(f);
+  return limit;
+}
+
+// Maps one-page mappings of alternating protection, which cannot merge, until the kernel
+// refuses another (at its limit of `limit` mappings). Returns them, for munmap.
+std::vector<void*> FillMappings(size_t limit) {
+  std::vector<void*> maps;
+  maps.reserve(limit);  // nothing may need a mapping once they are full
+  while (maps.size() < maps.capacity()) {
+    void* m = mmap(nullptr, 4096, maps.size() % 2 == 0 ? PROT_NONE : PROT_READ,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) break;
+    maps.push_back(m);
+  }
+  return maps;
+}
+
+// At the kernel's limit on mappings the secure library cannot open closed pages where
+// that splits a mapping. A span handed out over them fails (nullptr) and a large block
+// grown into them (its last page a guard, closed) stays as it was; the pages are not
+// lost: once mappings are given back, both succeed and every page taken is writable.
+// The default library changes no protection: both succeed at the limit. In a child
+// process: the limit is the whole process's.
+TEST(PageHeapDeathTest, AtTheMappingLimitClosedPagesAreNotLost) {
+  testing::EnsureAllocator();
+  const size_t limit = MappingLimit();
+  if (limit == 0 || limit > (size_t{1} << 22))
+    GTEST_SKIP() << "vm.max_map_count is " << limit << ": too many mappings to fill";
+  static constinit PageHeap heap;
+  // The freed span starts on an odd page, so that a span aligned at 2 starts inside it.
+  Span* block = heap.Allocate(4, 1, kPageLarge);
+  ASSERT_NE(block, nullptr);
+  if (block->first_page % 2 == 0) {
+    heap.Deallocate(block);
+    block = heap.Allocate(5, 1, kPageLarge);
+    ASSERT_NE(block, nullptr);
+  }
+  const uint32_t n0 = block->npages;
+  Span* freed = heap.Allocate(40, 1, kPageLarge);
+  Span* after = heap.Allocate(4, 1, kPageLarge);
+  ASSERT_TRUE(freed && after);
+  const uintptr_t base = freed->first_page;
+  ASSERT_EQ(base % 2, 1u);
+  ASSERT_EQ(base, block->first_page + n0);
+  heap.Deallocate(freed);
+  ASSERT_EQ(heap.Allocate(1, 1, kPageLarge, nullptr), HeapRegion::SpanAt(base));  // warm
+  heap.Deallocate(HeapRegion::SpanAt(base));
+  EXPECT_EXIT(
+      {
+        // The block's guard, as the secure library's AllocateGuarded closes it.
+        if (kFreedLargePagesClosed &&
+            mprotect(HeapRegion::AddressOf(base - 1), kPageSize, PROT_NONE) != 0)
+          std::_Exit(10);
+        std::vector<void*> maps = FillMappings(limit);
+        if (maps.size() < 100 || maps.size() == limit) std::_Exit(11);
+        const bool grown = heap.TryExtend(block, n0 + 10);
+        if (grown != !kFreedLargePagesClosed) std::_Exit(12);
+        if (block->npages != (grown ? n0 + 10 : n0)) std::_Exit(13);
+        Span* inside = heap.Allocate(10, 2, kPageLarge);
+        if ((inside != nullptr) == kFreedLargePagesClosed) std::_Exit(14);
+        if (inside != nullptr) heap.Deallocate(inside);
+        if (grown) heap.Shrink(block, n0);
+        for (void* m : maps) munmap(m, 4096);
+        // Room again: the same calls succeed, over the same pages.
+        if (!heap.TryExtend(block, n0 + 10) || block->npages != n0 + 10) std::_Exit(15);
+        inside = heap.Allocate(10, 2, kPageLarge);
+        if (inside == nullptr || inside->first_page != base + 11) std::_Exit(16);
+        memset(HeapRegion::AddressOf(base), 1, size_t{10} << kPageShift);
+        Fill(inside, 2);
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+  for (Span* s : {block, after}) heap.Deallocate(s);
 }
 
 }  // namespace
