@@ -10,7 +10,7 @@ namespace {
 
 TEST(SizeClass, CountIsInRange) {
   EXPECT_GE(kNumClasses - 1, 60);
-  EXPECT_LE(kNumClasses - 1, 90);
+  EXPECT_LE(kNumClasses - 1, 100);
 }
 
 TEST(SizeClass, SizesAreIncreasingMultiplesOf16) {
@@ -31,6 +31,24 @@ TEST(SizeClass, WasteAtMostOneEighthAbove128) {
     double worst = kClasses[c - 1].size + 1.0;
     EXPECT_LE((kClasses[c].size - worst) / worst, 0.125) << "class " << kClasses[c].size;
   }
+}
+
+// Sizes of 2 – 4 KiB are the bulk of the bytes of a program whose sizes are spread up to
+// 4 KiB: 16 classes per doubling there round them up by 2.6 % on average instead of
+// 4.2 % (sizes drawn uniformly from 16 B – 4 KiB), the difference between issue 15's
+// 1.05x peak and not.
+TEST(SizeClass, WasteAtMostOneSixteenthFrom2To4KiB) {
+  for (int c = 2; c < kNumClasses; ++c) {
+    if (kClasses[c - 1].size < 2048 || kClasses[c].size > 4096) continue;
+    double worst = kClasses[c - 1].size + 1.0;
+    EXPECT_LE((kClasses[c].size - worst) / worst, 0.0625) << "class " << kClasses[c].size;
+  }
+  double asked = 0, rounded = 0;
+  for (size_t n = 16; n <= 4096; ++n) {
+    asked += static_cast<double>(n);
+    rounded += static_cast<double>(ClassSize(SizeToClass(n)));
+  }
+  EXPECT_LT(rounded / asked, 1.03);
 }
 
 TEST(SizeClass, SpansHoldWholeObjectsAtAlignedOffsets) {
