@@ -12,7 +12,6 @@ namespace jsmalloc {
 namespace {
 
 constexpr size_t kPages = HugePageFiller::kPagesPerHugePage;
-constexpr size_t kMaxSmallSpanPages = 16;
 constexpr uint8_t kBacked = 1;       // in use since it was last whole and empty, THP applies
 constexpr uint8_t kBroken = 2;       // subreleased since: the kernel maps it in 4 KiB pages
 constexpr uint8_t kAdvised = 4;      // MADV_HUGEPAGE applies (or the system's `always`)
@@ -225,7 +224,7 @@ bool HugePageFiller::Accepts(uintptr_t first, size_t n, uint8_t family) const {
   if (records == nullptr) return true;
   // A span is at most a hugepage here, so it touches its first and last hugepage only.
   // The tail of a hugepage too short for another span of its own family (small spans
-  // are at most 16 pages) takes any: left empty, it would be as resident, and unused.
+  // are at most kMaxSmallSpanPages) takes any: left empty, it would be as resident, and unused.
   for (uintptr_t h : {first / kPages, (first + n - 1) / kPages}) {
     const Record& r = records[h];
     if ((r.flags & kPlaced) != 0 && r.used != 0 && r.family != family && r.family != kFamilyAny &&

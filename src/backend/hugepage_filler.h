@@ -39,6 +39,7 @@
 
 #include "common.h"
 #include "os/thp.h"
+#include "size_class.h"
 
 namespace jsmalloc {
 
@@ -62,6 +63,14 @@ class HugePageFiller {
       kHugePageSize >> kPageShift != 0 ? kHugePageSize >> kPageShift : 1;
 
   static constexpr size_t kMinHeapForHugepages = size_t{64} << 20;
+  // The longest span of any size class (31 pages: a class 31 times a power of two): a
+  // hugepage's tail shorter than that may take spans of any family (Accepts).
+  static constexpr size_t kMaxSmallSpanPages = [] {
+    size_t most = 0;
+    for (int c = 1; c < kNumClasses; ++c)
+      if (kClasses[c].span_pages > most) most = kClasses[c].span_pages;
+    return most;
+  }();
   // Families of spans: a small span's alignment in pages (1..), kFamilyAny for large
   // blocks, which may go anywhere.
   static constexpr uint8_t kFamilyAny = 0xFF;

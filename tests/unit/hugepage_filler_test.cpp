@@ -260,7 +260,8 @@ TEST(HugePageFiller, OneFamilyToAHugePage) {
     const Counted c = CountFromPagemap(h);
     free_pages += c.dirty + c.zero;
     if (heap.filler().on_hugepages() && families.size() > 1) {
-      EXPECT_LE(std::min(families[3], families[5]), 16u) << "hugepage " << h << " mixes families";
+      EXPECT_LE(std::min(families[3], families[5]), HugePageFiller::kMaxSmallSpanPages)
+          << "hugepage " << h << " mixes families";
     }
   }
   if (heap.filler().on_hugepages()) {
