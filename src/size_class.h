@@ -143,6 +143,16 @@ inline size_t ClassSize(size_t cls) {
   return kClasses[cls].size;
 }
 
+// What realloc allocates for a small block grown to `size`: size, rounded up to the grid
+// of 8 classes per doubling where the classes are finer. A block grown a few bytes at a
+// time moves once per step of that grid, as everywhere else, and keeps the headroom.
+constexpr size_t GrowthSize(size_t size) {
+  if (size <= 128 || size > kMaxSmallSize) return size;
+  const uint32_t base = uint32_t{1} << (63 - __builtin_clzll(size - 1));  // < size <= 2 base
+  const uint32_t step = base / 8;
+  return StepsPerDoubling(base) > 8 ? (size + step - 1) / step * step : size;
+}
+
 // The smallest class >= size whose objects are all aligned to `align` (<= page), or 0.
 size_t AlignedSizeToClass(size_t size, size_t align);
 

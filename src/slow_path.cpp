@@ -197,6 +197,7 @@ JS_FAST_PATH void* ReallocBody(void* p, size_t size) {
   }
   BlockInfo info = Classify(p, "invalid realloc");
   if (size > kMaxRequest) return OutOfMemory();
+  size_t new_size = size;  // what a move allocates
   if constexpr (kMemcheck) {
     if (info.kind == Kind::kLarge) CheckLargeTail(info.span, p);
     info.usable = ValgrindBlockSize(p, info.usable);
@@ -205,6 +206,9 @@ JS_FAST_PATH void* ReallocBody(void* p, size_t size) {
       case Kind::kSmall:
         // Stay when the block still fits and is not more than twice what is needed.
         if (size <= info.usable && size * 2 >= info.usable) return p;
+        // Grown: to a class of the grid of 8 per doubling, so that where the classes are
+        // finer (2 - 4 KiB) a block grown a few bytes at a time moves no more often.
+        if (size > info.usable) new_size = GrowthSize(size);
         break;
       case Kind::kLarge: {
         CheckLargeTail(info.span, p);
@@ -235,7 +239,7 @@ JS_FAST_PATH void* ReallocBody(void* p, size_t size) {
         break;
     }
   }
-  void* q = Malloc(size);
+  void* q = Malloc(new_size);
   if (q == nullptr) return nullptr;  // errno set; p untouched
   memcpy(q, p, size < info.usable ? size : info.usable);
   Free(p);

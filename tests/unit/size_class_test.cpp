@@ -5,6 +5,8 @@
 #include <random>
 #include <vector>
 
+#include "jsmalloc.h"
+
 namespace jsmalloc {
 namespace {
 
@@ -49,6 +51,34 @@ TEST(SizeClass, WasteAtMostOneSixteenthFrom2To4KiB) {
     rounded += static_cast<double>(ClassSize(SizeToClass(n)));
   }
   EXPECT_LT(rounded / asked, 1.03);
+}
+
+// Realloc grows a small block to the grid of 8 classes per doubling: where the classes
+// are finer, a block grown a few bytes at a time moves no more often than elsewhere.
+TEST(SizeClass, GrowthSizeKeepsTheCoarseGrid) {
+  for (size_t n = 1; n <= kMaxSmallSize; ++n) {
+    const size_t g = GrowthSize(n);
+    ASSERT_GE(g, n);
+    if (n > 2048 && n <= 4096) {
+      ASSERT_EQ(g % 256, 0u) << n;
+      ASSERT_LT(g - n, 256u) << n;
+    } else {
+      ASSERT_EQ(g, n) << n;
+    }
+  }
+#if !defined(JSMALLOC_SECURE)  // the secure library's blocks have the request's size
+  void* p = js_malloc(2300);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(js_usable_size(p), 2304u);
+  void* q = js_malloc(2310);  // malloc takes the fine class
+  EXPECT_EQ(js_usable_size(q), 2432u);
+  p = js_realloc(p, 2310);  // realloc, the coarse one
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(js_usable_size(p), 2560u);
+  EXPECT_EQ(js_realloc(p, 2500), p);  // room to grow in place
+  js_free(p);
+  js_free(q);
+#endif
 }
 
 TEST(SizeClass, SpansHoldWholeObjectsAtAlignedOffsets) {
