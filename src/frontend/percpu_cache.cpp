@@ -302,7 +302,7 @@ bool GrowStack(uint32_t cpu, size_t cls, bool from_active) {
   ClassSet shrunk;
   const bool grew =
       CapacityGrow(g_limits, &Sizing(cpu)->capacity, cls, from_active, Contents(cpu), &shrunk);
-  if (shrunk.Count() > 0) ShrinkStacks(cpu, shrunk, false);
+  if (shrunk.Any()) ShrinkStacks(cpu, shrunk, false);
   if (!grew) return false;
   __atomic_store_n(&h[cls].end, EndOf(cpu, cls), __ATOMIC_RELEASE);
   return true;
@@ -500,7 +500,7 @@ void DecayLook() {
       holding.Assign(cls, current > g_begin[cls]);
     }
     CapacityDecayTick(g_limits, &sizing->capacity, used, holding, &idle);
-    if (idle.Count() > 0) ShrinkStacks(cpu, idle, true);
+    if (idle.Any()) ShrinkStacks(cpu, idle, true);
     for (size_t cls = 1; cls < kNumClasses; ++cls)
       sizing->current_at_look[cls] = __atomic_load_n(&h[cls].current, __ATOMIC_RELAXED);
   }

@@ -206,7 +206,7 @@ void ApplyShrunk(ThreadCache* tc, const ClassSet& shrunk) {
 bool Grow(ThreadCache* tc, size_t cls, bool from_active) {
   ClassSet shrunk;
   const bool grew = CapacityGrow(g_limits, &tc->capacity, cls, from_active, Contents(tc), &shrunk);
-  if (shrunk.Count() > 0) ApplyShrunk(tc, shrunk);
+  if (shrunk.Any()) ApplyShrunk(tc, shrunk);
   if (grew) SyncBudget(tc, cls);
   return grew;
 }
@@ -216,7 +216,7 @@ void FitUnderLimit(ThreadCache* tc, size_t cls) {
   if (tc->capacity.capacity_bytes <= ThreadCacheLimit()) return;
   ClassSet shrunk;
   CapacityFit(g_limits, &tc->capacity, cls, Contents(tc), &shrunk);
-  if (shrunk.Count() > 0) ApplyShrunk(tc, shrunk);
+  if (shrunk.Any()) ApplyShrunk(tc, shrunk);
 }
 
 // The heap region is exhausted (the address space, or RLIMIT_AS, ran out).
