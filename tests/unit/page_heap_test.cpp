@@ -206,6 +206,17 @@ void Fill(const Span* s, int byte) {
   memset(HeapRegion::AddressOf(s->first_page), byte, size_t{s->npages} << kPageShift);
 }
 
+// A write to `page` faults where the library closes freed large blocks' pages (the secure
+// one) and succeeds in the default one.
+void ExpectWriteFaultsWhereFreedPagesClose(void* page) {
+  volatile char* byte = static_cast<volatile char*>(page);
+  if (kFreedLargePagesClosed) {
+    EXPECT_EXIT(*byte = 2, ::testing::KilledBySignal(SIGSEGV), "");
+  } else {
+    EXPECT_EXIT((*byte = 2, std::exit(0)), ::testing::ExitedWithCode(0), "");
+  }
+}
+
 // The secure library closes a freed large block's pages (PROT_NONE) and opens them again
 // for whatever span is carved over them: a small span, a large one over closed and open
 // pages together, a large block grown into them. The default library leaves them open.
@@ -218,14 +229,7 @@ TEST(PageHeapDeathTest, FreedLargePagesAreClosedUntilHandedOutAgain) {
   const uintptr_t base = large->first_page;
   Fill(large, 1);
   heap.Deallocate(large);
-  char* freed = static_cast<char*>(HeapRegion::AddressOf(base + 20));
-  if (kFreedLargePagesClosed) {
-    EXPECT_EXIT(*reinterpret_cast<volatile char*>(freed) = 2, ::testing::KilledBySignal(SIGSEGV),
-                "");
-  } else {
-    EXPECT_EXIT((*reinterpret_cast<volatile char*>(freed) = 2, std::exit(0)),
-                ::testing::ExitedWithCode(0), "");
-  }
+  ExpectWriteFaultsWhereFreedPagesClose(HeapRegion::AddressOf(base + 20));
   // A small span carved from the closed pages: open, writable to its last byte.
   Span* small = heap.Allocate(8, 1, 5);
   ASSERT_NE(small, nullptr);
@@ -264,14 +268,7 @@ TEST(PageHeapDeathTest, GuardedBlockFromClosedPagesKeepsItsLastPageClosed) {
   EXPECT_EQ(guarded->first_page, base);
   EXPECT_EQ(last_closed, kFreedLargePagesClosed);
   memset(HeapRegion::AddressOf(base), 5, size_t{9} << kPageShift);  // the body is open
-  char* last = static_cast<char*>(HeapRegion::AddressOf(base + 9));
-  if (kFreedLargePagesClosed) {
-    EXPECT_EXIT(*reinterpret_cast<volatile char*>(last) = 2, ::testing::KilledBySignal(SIGSEGV),
-                "");
-  } else {
-    EXPECT_EXIT((*reinterpret_cast<volatile char*>(last) = 2, std::exit(0)),
-                ::testing::ExitedWithCode(0), "");
-  }
+  ExpectWriteFaultsWhereFreedPagesClose(HeapRegion::AddressOf(base + 9));
   heap.Deallocate(guarded);
   // A small span's pages, open when it is given back, merge with the closed ones beside
   // them: a guarded block over both opens all of its pages.
