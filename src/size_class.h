@@ -21,9 +21,11 @@
 
 namespace jsmalloc {
 
-// Classes per doubling above `base` (128 B and up): 8, and 16 from 2 KiB to 4 KiB.
+// Classes per doubling above `base` (128 B and up): the grid of kCoarseSteps, and 16
+// from 2 KiB to 4 KiB.
+inline constexpr uint32_t kCoarseSteps = 8;
 constexpr uint32_t StepsPerDoubling(uint32_t base) {
-  return base == 2048 ? 16 : 8;
+  return base == 2048 ? 16 : kCoarseSteps;
 }
 inline constexpr int kNumClasses = 97;  // 1..96 are classes
 inline constexpr size_t kMaxSmallSize = 128 * 1024;
@@ -149,8 +151,8 @@ inline size_t ClassSize(size_t cls) {
 constexpr size_t GrowthSize(size_t size) {
   if (size <= 128 || size > kMaxSmallSize) return size;
   const uint32_t base = uint32_t{1} << (63 - __builtin_clzll(size - 1));  // < size <= 2 base
-  const uint32_t step = base / 8;
-  return StepsPerDoubling(base) > 8 ? (size + step - 1) / step * step : size;
+  const uint32_t step = base / kCoarseSteps;
+  return StepsPerDoubling(base) > kCoarseSteps ? (size + step - 1) / step * step : size;
 }
 
 // The smallest class >= size whose objects are all aligned to `align` (<= page), or 0.

@@ -18,7 +18,7 @@
 //    (Fullness), so that the others drain and can go back whole;
 //  - a hugepage on transparent hugepages holds spans of one alignment family only
 //    (Accepts). A span of class S starts on a multiple of S / gcd(S, page) pages, so a
-//    span placed after one of another family leaves a gap of up to 15 free pages. On 4 KiB
+//    span placed after one of another family leaves a gap of up to 30 free pages. On 4 KiB
 //    pages a gap is never touched and costs nothing; inside a hugepage the kernel backs
 //    it like the rest (+16 % peak RSS for a heap of random sizes up to 4 KiB). One
 //    family to a hugepage leaves at most one gap in it;

@@ -35,7 +35,7 @@ using Closed = Span::Closed;
 
 // Opens pages [first, + npages) of a span being handed out that may hold closed ones.
 bool OpenPages(uintptr_t first, size_t npages) {
-  return npages == 0 || os::Protect(HeapRegion::AddressOf(first), npages << kPageShift, true);
+  return os::Protect(HeapRegion::AddressOf(first), npages << kPageShift, true);
 }
 
 // Closes pages [first, + npages) of a large block being freed; says what they are now.
