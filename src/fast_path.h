@@ -3,7 +3,8 @@
 //
 // malloc(n):              count n down from the thread's countdown (running out, or n
 //                         above kMaxFastSize, takes the slow path); class = table[n];
-//                         pop the thread cache's list; clear the free marker.
+//                         pop the thread cache's list, prefetching the new head;
+//                         clear the free marker.
 // free(p):                offset = p - heap base (one compare says "ours"); class =
 //                         pagemap byte; one multiply checks p starts an object of that
 //                         class (rejecting interior pointers and non-small pages); the
@@ -59,7 +60,12 @@ JS_FAST_PATH void* PopOrRefill(size_t cls, size_t size) {
   __asm__("" : "+a"(p));  // where it is returned: GCC would load it elsewhere and copy
   if (JS_UNLIKELY(p == nullptr)) return tc->refill(size, cls);
   JS_ASSERT(static_cast<uintptr_t*>(p)[1] == FreeMarker(p));
-  tc->head[cls] = ListNext(p);
+  void* next = ListNext(p);
+  // The next pop's link load is the one that misses on a list of blocks freed long ago
+  // (bench-frag: 18.8 % of its time). Asked for now, it arrives while the program uses
+  // p (frag 0.94x the time), at one instruction. Prefetching a null head is harmless.
+  __builtin_prefetch(next);
+  tc->head[cls] = next;
   tc->budget[cls] += 1;
   return HandOut(p);
 }
