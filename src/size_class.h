@@ -145,14 +145,17 @@ inline size_t ClassSize(size_t cls) {
   return kClasses[cls].size;
 }
 
-// What realloc allocates for a small block grown to `size`: size, rounded up to the grid
-// of 8 classes per doubling where the classes are finer. A block grown a few bytes at a
-// time moves once per step of that grid, as everywhere else, and keeps the headroom.
+// What realloc allocates for a small block grown to `size`: above 128 B, size rounded up
+// to a grid of 4 classes per doubling (every point of it is a class). A block grown a
+// few bytes at a time moves once per step of that grid, half as often as along the
+// classes (bench-realloc: 0.90x the time, the copies being a fifth of it, with the same
+// peak), at up to 25 % headroom instead of 12.5 % for blocks that grew.
+inline constexpr uint32_t kGrowthSteps = 4;
 constexpr size_t GrowthSize(size_t size) {
   if (size <= 128 || size > kMaxSmallSize) return size;
   const uint32_t base = uint32_t{1} << (63 - __builtin_clzll(size - 1));  // < size <= 2 base
-  const uint32_t step = base / kCoarseSteps;
-  return StepsPerDoubling(base) > kCoarseSteps ? (size + step - 1) / step * step : size;
+  const uint32_t step = base / kGrowthSteps;
+  return (size + step - 1) / step * step;
 }
 
 // The smallest class >= size whose objects are all aligned to `align` (<= page), or 0.

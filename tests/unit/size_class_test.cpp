@@ -53,15 +53,18 @@ TEST(SizeClass, WasteAtMostOneSixteenthFrom2To4KiB) {
   EXPECT_LT(rounded / asked, 1.03);
 }
 
-// Realloc grows a small block to the grid of 8 classes per doubling: where the classes
-// are finer, a block grown a few bytes at a time moves no more often than elsewhere.
+// Realloc grows a small block above 128 B to a grid of 4 classes per doubling, each
+// point of which is a class: a block grown a few bytes at a time moves once per step.
 TEST(SizeClass, GrowthSizeKeepsTheCoarseGrid) {
   for (size_t n = 1; n <= kMaxSmallSize; ++n) {
     const size_t g = GrowthSize(n);
     ASSERT_GE(g, n);
-    if (n > 2048 && n <= 4096) {
-      ASSERT_EQ(g % 256, 0u) << n;
-      ASSERT_LT(g - n, 256u) << n;
+    if (n > 128) {
+      size_t base = 128;
+      while (base * 2 < n) base *= 2;
+      ASSERT_EQ(g % (base / 4), 0u) << n;
+      ASSERT_LT(g - n, base / 4) << n;
+      ASSERT_EQ(ClassSize(SizeToClass(g)), g) << n;
     } else {
       ASSERT_EQ(g, n) << n;
     }
@@ -78,6 +81,12 @@ TEST(SizeClass, GrowthSizeKeepsTheCoarseGrid) {
   EXPECT_EQ(js_realloc(p, 2500), p);  // room to grow in place
   js_free(p);
   js_free(q);
+  void* r = js_malloc(200);
+  ASSERT_NE(r, nullptr);
+  r = js_realloc(r, 1100);  // 1280, where malloc(1100) takes 1152
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(js_usable_size(r), 1280u);
+  js_free(r);
 #endif
 }
 
