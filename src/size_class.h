@@ -1,13 +1,22 @@
-// Size classes: 96 classes from 16 B to 128 KiB, 8 per doubling above 128 B, so the
-// rounding waste is at most 12.5 % there, and 16 from 2 KiB to 4 KiB, where a program
-// of sizes spread up to 4 KiB has most of its bytes (6.25 % at most). Every class is a
-// multiple of 16, so every object of 16 B or more is 16-byte aligned.
+// Size classes: 86 classes from 16 B to 128 KiB. Up to 16 KiB, 8 per doubling above
+// 128 B, so the rounding waste is at most 12.5 % there, and 16 from 2 KiB to 4 KiB,
+// where a program of sizes spread up to 4 KiB has most of its bytes (6.25 % at most).
+// Above 16 KiB, every multiple of the page (24, 32, 40 KiB ...), one object to a span:
+// at most a page above a request, and the pages past it are never touched.
+// Every class is a multiple of 16, so every object of 16 B or more is 16-byte aligned.
 //
-// Object placement: a span of class S starts at a heap offset that is a multiple of
-// lcm(S, page) and holds only whole objects, so every object of the class sits at a
-// heap offset that is a multiple of S. That makes "is p the start of an object?" a
-// single multiply (Lemire's divisibility test with kClassMagic) on the free path, and
-// spans have no tail waste.
+// Object placement, up to 16 KiB: a span of class S starts at a heap offset that is a
+// multiple of lcm(S, page) and holds only whole objects, so every object of the class
+// sits at a heap offset that is a multiple of S. That makes "is p the start of an
+// object?" a single multiply (Lemire's divisibility test with kClassMagic) on the free
+// path, and spans have no tail waste. Above 16 KiB (OnePerSpan), a span is one object at
+// any page: its magic tests divisibility by the page, and the span's pages past the
+// first are kPageSpanTail, whose magic is 0. Their spans then need no alignment, and
+// once free they serve any class or large block, where spans of 2-4 such objects at
+// 3-15-page alignments each stayed with their class (peak RSS, bench-realloc 103.0 ->
+// 95.7 MiB, soak 87.2 -> 82.9, frag 110.7 -> 106.6, mix 26.5 -> 24.8). 16 KiB itself
+// keeps spans of 4: as one a span, batches of 1000 x 16,000 B took 1.17x the time (a
+// span record per object on every fetch and free), for 0.4 MiB less on mix.
 //
 // Class 0 is not a class: pages that hold no small objects map to it (or to the
 // markers below), and their magic is 0, which makes the divisibility test fail.
@@ -27,18 +36,23 @@ inline constexpr uint32_t kCoarseSteps = 8;
 constexpr uint32_t StepsPerDoubling(uint32_t base) {
   return base == 2048 ? 16 : kCoarseSteps;
 }
-inline constexpr int kNumClasses = 97;  // 1..96 are classes
+inline constexpr int kNumClasses = 87;  // 1..86 are classes
 inline constexpr size_t kMaxSmallSize = 128 * 1024;
 // The most malloc's countdown covers, so the largest size its inline path maps itself:
 // every small size. At 16 KiB, sizes from 8 KiB up ran the countdown out every one or
 // two allocations and took the slow path (16,000 B: 71 instructions a pair, not 46).
 inline constexpr size_t kMaxFastSize = kMaxSmallSize;
+inline constexpr size_t kOnePerSpanAbove = 16 * 1024;
+constexpr bool OnePerSpan(size_t size) {  // a class size
+  return size > kOnePerSpanAbove;
+}
 inline constexpr uint32_t kMaxBatch = 32;  // most objects moved between tiers at once
 
 // Page states in the pagemap's class byte beside the small classes.
 inline constexpr uint8_t kPageUnused = 0;       // never handed out by the page heap
 inline constexpr uint8_t kPageLarge = 0xFE;     // part of a large allocation
 inline constexpr uint8_t kPageFree = 0xFF;      // part of a free span in the page heap
+inline constexpr uint8_t kPageSpanTail = 0xFC;  // a page of a one-object span but its first
 inline constexpr uint8_t kPageFreeZero = 0xFD;  // the same, a page that reads as zero
                                                 // (given back to the OS, or never used)
 
@@ -70,17 +84,26 @@ constexpr std::array<SizeClassInfo, kNumClasses> MakeClasses() {
   uint32_t sizes[kNumClasses] = {};
   int n = 1;
   for (uint32_t s = 16; s <= 128; s += 16) sizes[n++] = s;
-  for (uint32_t base = 128; base < kMaxSmallSize; base *= 2) {
+  for (uint32_t base = 128; base < kOnePerSpanAbove; base *= 2) {
     const uint32_t steps = StepsPerDoubling(base);
     for (uint32_t k = 1; k <= steps; ++k) sizes[n++] = base + k * (base / steps);
   }
+  for (uint32_t s = kOnePerSpanAbove + kPageSize; s <= kMaxSmallSize; s += kPageSize)
+    sizes[n++] = s;
   for (int i = 1; i < kNumClasses; ++i) {
     uint64_t s = sizes[i];
-    uint64_t lcm_pages = s / Gcd(s, kPageSize);
-    uint64_t want = 65536;
+    const bool one = OnePerSpan(s);
+    // (A power of two keeps its natural alignment, one object or many: aligned_alloc
+    // takes the class of its alignment, and bench-aligned's blocks at 32 and 64 KiB
+    // took 1.8x the time on the large path.)
+    uint64_t lcm_pages = one && (s & (s - 1)) != 0 ? 1 : s / Gcd(s, kPageSize);
+    uint64_t want = one ? s : 65536;
     uint64_t pages = lcm_pages;
     while (pages * kPageSize < want) pages += lcm_pages;
-    uint64_t batch = 65536 / s;
+    // One object a span: a fetch takes a span per object, so it moves twice as many, as
+    // many bytes as a run of a 128 KiB span would (bench-latency, batches of 32 KiB
+    // blocks: 77 -> 65 ticks a pair; 89 with spans of 2).
+    uint64_t batch = (one ? 131072 : 65536) / s;
     batch = batch < 1 ? 1 : (batch > kMaxBatch ? kMaxBatch : batch);
     // Transfer caches hold memory no thread is using: at most 128 KiB per class (but
     // two batches, so a batch can always pass), at most 16 batches.
@@ -99,7 +122,8 @@ constexpr std::array<SizeClassInfo, kNumClasses> MakeClasses() {
 // n < 2^(64 - log2 d) — heap offsets are far below that.
 constexpr std::array<uint64_t, 256> MakeMagic(const std::array<SizeClassInfo, kNumClasses>& c) {
   std::array<uint64_t, 256> m{};
-  for (int i = 1; i < kNumClasses; ++i) m[i] = ~uint64_t{0} / c[i].size + 1;
+  for (int i = 1; i < kNumClasses; ++i)
+    m[i] = ~uint64_t{0} / (OnePerSpan(c[i].size) ? kPageSize : c[i].size) + 1;
   return m;
 }
 
@@ -133,6 +157,8 @@ alignas(64) inline constexpr internal::ClassIndex<kMaxSmallSize + 1> kSmallIndex
     internal::MakeIndex<kMaxSmallSize + 1>(kClasses);
 
 static_assert(kClasses[kNumClasses - 1].size == kMaxSmallSize);
+static_assert(kMaxSmallSize % kPageSize == 0 && kOnePerSpanAbove % kPageSize == 0);
+static_assert(kClasses[kNumClasses - 15].size == kOnePerSpanAbove);  // then every page multiple
 static_assert(kClasses[1].size == 16);
 
 JS_FAST_PATH size_t SizeToClassFast(size_t size) {
@@ -146,16 +172,27 @@ inline size_t ClassSize(size_t cls) {
 }
 
 // What realloc allocates for a small block grown to `size`: above 128 B, size rounded up
-// to a grid of 4 classes per doubling (every point of it is a class). A block grown a
-// few bytes at a time moves once per step of that grid, half as often as along the
-// classes (bench-realloc: 0.90x the time, the copies being a fifth of it, with the same
-// peak), at up to 25 % headroom instead of 12.5 % for blocks that grew.
+// to a grid of 4 classes per doubling, or of the page where that is coarser (every point
+// of it is a class). A block grown a few bytes at a time moves once per step of that
+// grid, half as often as along the classes (bench-realloc: 0.90x the time, the copies
+// being a fifth of it, with the same peak), at up to 25 % headroom instead of 12.5 % for
+// blocks that grew.
 inline constexpr uint32_t kGrowthSteps = 4;
 constexpr size_t GrowthSize(size_t size) {
   if (size <= 128 || size > kMaxSmallSize) return size;
   const uint32_t base = uint32_t{1} << (63 - __builtin_clzll(size - 1));  // < size <= 2 base
-  const uint32_t step = base / kGrowthSteps;
+  uint32_t step = base / kGrowthSteps;
+  if (size > kOnePerSpanAbove && step < kPageSize) step = kPageSize;
   return (size + step - 1) / step * step;
+}
+
+// Whether every object of class size `size` is aligned to `align`: objects of a class up
+// to 16 KiB, or of a power of two, sit at heap offsets that are multiples of the size,
+// and those of the other classes at page starts (the heap base is aligned far beyond a
+// page).
+constexpr bool ClassAlignedTo(size_t size, size_t align) {
+  return size % align == 0 &&
+         (!OnePerSpan(size) || (size & (size - 1)) == 0 || kPageSize % align == 0);
 }
 
 // The smallest class >= size whose objects are all aligned to `align` (<= page), or 0.

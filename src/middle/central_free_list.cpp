@@ -73,6 +73,50 @@ void* WalkRun(const SpanRange& range, size_t size, uint8_t cls, void* first, uin
 void CentralFreeList::Init(uint8_t cls) {
   cls_ = cls;
   size_ = kClasses[cls].size;
+  one_per_span_ = OnePerSpan(size_);
+}
+
+// A class of one object to a span: up to n retained spans (an object given back
+// retains its span at once, so no span of the class is ever partly used or on
+// nonempty_), their objects into out[]. Under our lock.
+int CentralFreeList::TakeWholeSpans(void** out, int n) {
+  JS_ASSERT(nonempty_.empty());
+  int got = 0;
+  while (got < n && !retained_.empty()) {
+    Span* s = retained_.first();
+    retained_.Remove(s);
+    AddRetained(-1);
+    s->carved = 1;
+    s->allocated = 1;
+    out[got++] = reinterpret_cast<void*>(SpanStart(s));
+  }
+  objects_out_ += static_cast<size_t>(got);
+  return got;
+}
+
+// Remove for a class of one object to a span: what TakeWholeSpans finds, the rest from
+// new spans (taken without our lock held), so that a fetch is served by one call here
+// while the class grows too.
+int CentralFreeList::RemoveWholeSpans(void** out, int n) {
+  int got;
+  {
+    LockGuard g(lock_);
+    got = TakeWholeSpans(out, n);
+  }
+  int fresh = 0;
+  for (; got < n; ++got, ++fresh) {
+    Span* s = NewSpan();
+    if (s == nullptr) break;  // out of memory: what was found (0: the caller's ENOMEM)
+    s->carved = 1;
+    s->allocated = 1;
+    out[got] = reinterpret_cast<void*>(SpanStart(s));
+  }
+  if (fresh > 0) {
+    LockGuard g(lock_);
+    spans_ += static_cast<size_t>(fresh);
+    objects_out_ += static_cast<size_t>(fresh);
+  }
+  return got;
 }
 
 Span* CentralFreeList::NewSpan() {
@@ -146,6 +190,10 @@ int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_co
   const Fetch fetch = how.fetch;
   const size_t max_run = how.max_run_bytes > size_ ? how.max_run_bytes / size_ : 1;
   const int scan = fetch == Fetch::kOwnRun ? kOwnRunScan : INT32_MAX;
+  if (one_per_span_) {
+    if (how.chain != nullptr) *how.chain = nullptr;
+    return RemoveWholeSpans(out, n);
+  }
   // Until something is found: a span added here may be emptied by other threads before
   // this one takes the lock again, so only a failed NewSpan means out of memory.
   for (;;) {

@@ -90,6 +90,8 @@ class CentralFreeList {
 
  private:
   Span* NewSpan();
+  int TakeWholeSpans(void** out, int n);
+  int RemoveWholeSpans(void** out, int n);
   Span* CarveRun(uintptr_t* run_begin, int* run_count, int max_spans, size_t max_run,
                  uint32_t carver);
   void LeaveIfDry(Span* s);
@@ -104,6 +106,7 @@ class CentralFreeList {
   SpanList retained_;  // spans with every object back, reset to never used; newest first
   size_t retained_count_ = 0;
   uint8_t cls_ = 0;
+  bool one_per_span_ = false;  // OnePerSpan: spans come and go whole (TakeWholeSpans)
   uint32_t size_ = 0;
   size_t spans_ = 0;
   size_t objects_out_ = 0;

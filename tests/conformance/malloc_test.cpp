@@ -106,6 +106,7 @@ TEST(SizeClass, SixteenByteGranularityUpTo128) {
   }
 }
 
+// Up to 16 KiB; above, blocks are whole pages (8 KiB), at most a page more than asked.
 TEST(SizeClass, WasteAtMostOneEighthAbove128) {
   std::vector<size_t> sizes;
   for (size_t n = 129; n <= 8192; ++n) sizes.push_back(n);
@@ -116,8 +117,12 @@ TEST(SizeClass, WasteAtMostOneEighthAbove128) {
     ASSERT_NE(p, nullptr);
     size_t usable = fn::malloc_usable_size_(p);
     ASSERT_GE(usable, n);
-    EXPECT_LE((usable - n) * 8, n)
-        << "malloc(" << n << ") has usable size " << usable << ", more than 12.5 % waste";
+    if (n > 16384) {
+      EXPECT_LT(usable - n, 8192u) << "malloc(" << n << ") has usable size " << usable;
+    } else {
+      EXPECT_LE((usable - n) * 8, n)
+          << "malloc(" << n << ") has usable size " << usable << ", more than 12.5 % waste";
+    }
     fn::free_(p);
   }
 }

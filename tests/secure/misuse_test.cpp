@@ -120,6 +120,17 @@ TEST(Misuse, FreeOfAnInteriorPointer) {
   js_free(p);
 }
 
+// A block above 16 KiB is one to a span: a pointer to a page of it past the first is
+// no object's start (its page is the span's tail), in both builds.
+// README row: free of a wild, stack, global, interior or misaligned pointer
+TEST(Misuse, FreeOfAPointerToALaterPageOfABlockOfOnePerSpan) {
+  void* p = js_malloc(40000);
+  char* later = Bytes(p) + 2 * 8192;
+  EXPECT_EXIT(js_free(later), kAborts, Message("invalid free", later));
+  EXPECT_EXIT(js_realloc(later, 10), kAborts, Message("invalid realloc", later));
+  js_free(p);
+}
+
 // README row: free of a wild, stack, global, interior or misaligned pointer
 TEST(Misuse, FreeOfAStackPointer) {
   alignas(64) char buf[64];

@@ -26,12 +26,18 @@ TEST(SizeClass, SizesAreIncreasingMultiplesOf16) {
   EXPECT_EQ(kClasses[kNumClasses - 1].size, kMaxSmallSize);
 }
 
+// Up to 16 KiB; above, the classes are the page's multiples (one object to a span): a
+// page apart.
 TEST(SizeClass, WasteAtMostOneEighthAbove128) {
   for (int c = 2; c < kNumClasses; ++c) {
     if (kClasses[c - 1].size < 128) continue;
     // The worst request for class c is one byte above the previous class.
     double worst = kClasses[c - 1].size + 1.0;
-    EXPECT_LE((kClasses[c].size - worst) / worst, 0.125) << "class " << kClasses[c].size;
+    if (OnePerSpan(kClasses[c].size)) {
+      EXPECT_EQ(kClasses[c].size - kClasses[c - 1].size, kPageSize) << kClasses[c].size;
+    } else {
+      EXPECT_LE((kClasses[c].size - worst) / worst, 0.125) << "class " << kClasses[c].size;
+    }
   }
 }
 
@@ -53,8 +59,9 @@ TEST(SizeClass, WasteAtMostOneSixteenthFrom2To4KiB) {
   EXPECT_LT(rounded / asked, 1.03);
 }
 
-// Realloc grows a small block above 128 B to a grid of 4 classes per doubling, each
-// point of which is a class: a block grown a few bytes at a time moves once per step.
+// Realloc grows a small block above 128 B to a grid of 4 classes per doubling (of the
+// page, where that is coarser), each point of which is a class: a block grown a few
+// bytes at a time moves once per step.
 TEST(SizeClass, GrowthSizeKeepsTheCoarseGrid) {
   for (size_t n = 1; n <= kMaxSmallSize; ++n) {
     const size_t g = GrowthSize(n);
@@ -62,8 +69,10 @@ TEST(SizeClass, GrowthSizeKeepsTheCoarseGrid) {
     if (n > 128) {
       size_t base = 128;
       while (base * 2 < n) base *= 2;
-      ASSERT_EQ(g % (base / 4), 0u) << n;
-      ASSERT_LT(g - n, base / 4) << n;
+      size_t step = base / 4;
+      if (n > kOnePerSpanAbove && step < kPageSize) step = kPageSize;
+      ASSERT_EQ(g % step, 0u) << n;
+      ASSERT_LT(g - n, step) << n;
       ASSERT_EQ(ClassSize(SizeToClass(g)), g) << n;
     } else {
       ASSERT_EQ(g, n) << n;
@@ -95,8 +104,15 @@ TEST(SizeClass, SpansHoldWholeObjectsAtAlignedOffsets) {
     const SizeClassInfo& i = kClasses[c];
     EXPECT_EQ(size_t{i.objects} * i.size, size_t{i.span_pages} * kPageSize) << "class " << i.size;
     EXPECT_EQ(i.span_pages % i.align_pages, 0u);
-    // A span starting at a multiple of align_pages starts at a multiple of the size.
-    EXPECT_EQ((size_t{i.align_pages} * kPageSize) % i.size, 0u);
+    if (OnePerSpan(i.size)) {
+      // One object at any page (at a multiple of its size for a power of two).
+      EXPECT_EQ(i.objects, 1u) << "class " << i.size;
+      EXPECT_EQ(size_t{i.align_pages}, (i.size & (i.size - 1)) == 0 ? i.size / kPageSize : 1)
+          << "class " << i.size;
+    } else {
+      // A span starting at a multiple of align_pages starts at a multiple of the size.
+      EXPECT_EQ((size_t{i.align_pages} * kPageSize) % i.size, 0u);
+    }
     EXPECT_GE(i.batch, 1u);
     EXPECT_LE(i.batch, kMaxBatch);
     EXPECT_GE(i.transfer_cap, 2 * i.batch);
@@ -118,10 +134,12 @@ TEST(SizeClass, LookupGivesSmallestFittingClass) {
   }
 }
 
+// By the size; for the classes of one object to a span, by the page (the object's start).
 TEST(SizeClass, MagicTestsDivisibilityExactly) {
   std::mt19937_64 rng(42);
   for (int c = 1; c < kNumClasses; ++c) {
-    uint64_t d = kClasses[c].size, m = kClassMagic[c];
+    uint64_t d = OnePerSpan(kClasses[c].size) ? kPageSize : kClasses[c].size;
+    uint64_t m = kClassMagic[c];
     for (int k = 0; k < 20000; ++k) {
       uint64_t n = rng() & ((uint64_t{1} << 41) - 1);
       if (k % 2 == 0) n -= n % d;  // half of them multiples
@@ -129,6 +147,7 @@ TEST(SizeClass, MagicTestsDivisibilityExactly) {
     }
   }
   for (int c = kNumClasses; c < 256; ++c) EXPECT_EQ(kClassMagic[c], 0u);
+  EXPECT_EQ(kClassMagic[kPageSpanTail], 0u);
   EXPECT_EQ(kClassMagic[0], 0u);
 }
 
@@ -148,9 +167,15 @@ TEST(SizeClass, AlignedLookupIsAligned) {
 // (powers of two up to beyond the largest class, and a few that are not, which only a
 // careless operator new can pass): checked against a walk over the classes.
 TEST(SizeClass, AlignedLookupIsTheSmallestAlignedClass) {
+  // A class of one object to a span is aligned to what divides the page, whatever its
+  // size, unless it is a power of two.
   auto walk = [](size_t n, size_t align) -> size_t {
-    for (size_t c = 1; c < kNumClasses; ++c)
-      if (ClassSize(c) >= n && ClassSize(c) % align == 0) return c;
+    for (size_t c = 1; c < kNumClasses; ++c) {
+      const size_t s = ClassSize(c);
+      const bool page_start = OnePerSpan(s) && (s & (s - 1)) != 0;
+      if (ClassSize(c) >= n && ClassSize(c) % align == 0 && (!page_start || kPageSize % align == 0))
+        return c;
+    }
     return 0;
   };
   std::vector<size_t> aligns = {24, 48, 96, 640, 3 * kPageSize};

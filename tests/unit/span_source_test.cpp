@@ -15,9 +15,11 @@
 namespace jsmalloc {
 namespace {
 
-// The largest classes: nothing else in the unit tests uses them.
-constexpr uint8_t kClassA = kNumClasses - 1;
-constexpr uint8_t kClassB = kNumClasses - 2;
+// The largest classes of spans of several objects (a span is taken whole as a run):
+// nothing else in the unit tests uses them.
+constexpr uint8_t kClassA = kNumClasses - 15;  // 16 KiB
+constexpr uint8_t kClassB = kNumClasses - 16;
+static_assert(!OnePerSpan(kClasses[kClassA].size) && OnePerSpan(kClasses[kClassA + 1].size));
 
 // Takes a span of class cls whole, as a run.
 void TakeSpan(uint8_t cls, uintptr_t* run, int* count) {
@@ -76,6 +78,40 @@ TEST_F(SpanSource, RetainedSpansGoBackBeforeTheHeapHandsOutASpan) {
   ASSERT_NE(large, nullptr);
   EXPECT_EQ(g_central[kClassA].retained(), 0u);
   g_page_heap.Deallocate(large);
+}
+
+// A class of 16 KiB and up has one object to a span, at any page: a fetch gets the
+// objects of several spans (never a run), each at its span's first page, whose class
+// byte is the class and whose other pages' are kPageSpanTail. Given back, each span is
+// retained at once, and its pages then serve a span of another such class.
+TEST_F(SpanSource, ClassesOfOneObjectASpanHandOutWholeSpans) {
+  constexpr uint8_t kBig = kNumClasses - 1;    // 128 KiB, 16 pages
+  constexpr uint8_t kOther = kNumClasses - 9;  // 64 KiB
+  static_assert(OnePerSpan(kClasses[kOther].size) && kClasses[kOther].size == 65536);
+  void* objs[4] = {};
+  uintptr_t run = 0;
+  int count = 0;
+  ASSERT_EQ(g_central[kBig].Remove(objs, 4, &run, &count, {.fetch = Fetch::kOwnRun, .carver = 1}),
+            4);
+  EXPECT_EQ(count, 0);
+  for (void* p : objs) {
+    Span* s = HeapRegion::SpanOf(p);
+    ASSERT_EQ(HeapRegion::AddressOf(s->first_page), p);
+    EXPECT_EQ(s->npages, 16u);
+    EXPECT_EQ(HeapRegion::ClassAt(s->first_page), kBig);
+    for (uintptr_t page = s->first_page + 1; page <= s->last_page(); ++page)
+      EXPECT_EQ(HeapRegion::ClassAt(page), kPageSpanTail);
+    EXPECT_TRUE(IsObjectOfClass(p, kBig));
+    EXPECT_FALSE(IsObjectOfClass(static_cast<char*>(p) + kPageSize, kBig));
+  }
+  g_central[kBig].Insert(objs, 4);
+  EXPECT_EQ(g_central[kBig].retained(), 4u);
+  const size_t pages = HeapPages();
+  void* other[8] = {};
+  ASSERT_EQ(g_central[kOther].Remove(other, 8, &run, &count), 8);
+  EXPECT_EQ(HeapPages(), pages) << "the heap grew";
+  EXPECT_EQ(g_central[kBig].retained(), 0u);
+  g_central[kOther].Insert(other, 8);
 }
 
 // A profiler's sample of a small object (RetainedSpans::kKeep) takes a span of its own
