@@ -24,7 +24,7 @@ constexpr AlignedNext MakeAlignedNext() {
     const size_t align = size_t{1} << (k + kMinAlignShift);
     uint8_t next = 0;
     for (int cls = kNumClasses - 1; cls >= 1; --cls) {
-      if (ClassAlignedTo(kClasses[cls].size, align)) next = static_cast<uint8_t>(cls);
+      if (kClasses[cls].size % align == 0) next = static_cast<uint8_t>(cls);
       t[k][cls] = next;
     }
   }
@@ -36,13 +36,15 @@ constexpr AlignedNext kAlignedNext = MakeAlignedNext();
 
 size_t AlignedSizeToClass(size_t size, size_t align) {
   if (size > kMaxSmallSize) return 0;
+  // Objects sit at heap offsets that are multiples of their size and the heap base is
+  // aligned far beyond a page, so a class is aligned to `align` iff align divides it.
   const size_t first = SizeToClass(size);
   if (align <= 16) return first;
   if (IsPowerOfTwo(align) && align <= kMaxSmallSize)
     return kAlignedNext[__builtin_ctzll(align) - kMinAlignShift][first];
   // Not a power of two (operator new's align_val_t is not checked): the walk.
   for (size_t cls = first; cls < kNumClasses; ++cls) {
-    if (ClassAlignedTo(kClasses[cls].size, align)) return cls;
+    if (kClasses[cls].size % align == 0) return cls;
   }
   return 0;
 }

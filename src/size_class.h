@@ -5,18 +5,17 @@
 // at most a page above a request, and the pages past it are never touched.
 // Every class is a multiple of 16, so every object of 16 B or more is 16-byte aligned.
 //
-// Object placement, up to 16 KiB: a span of class S starts at a heap offset that is a
-// multiple of lcm(S, page) and holds only whole objects, so every object of the class
-// sits at a heap offset that is a multiple of S. That makes "is p the start of an
-// object?" a single multiply (Lemire's divisibility test with kClassMagic) on the free
-// path, and spans have no tail waste. Above 16 KiB (OnePerSpan), a span is one object at
-// any page: its magic tests divisibility by the page, and the span's pages past the
-// first are kPageSpanTail, whose magic is 0. Their spans then need no alignment, and
-// once free they serve any class or large block, where spans of 2-4 such objects at
-// 3-15-page alignments each stayed with their class (peak RSS, bench-realloc 103.0 ->
-// 95.7 MiB, soak 87.2 -> 82.9, frag 110.7 -> 106.6, mix 26.5 -> 24.8). 16 KiB itself
-// keeps spans of 4: as one a span, batches of 1000 x 16,000 B took 1.17x the time (a
-// span record per object on every fetch and free), for 0.4 MiB less on mix.
+// Object placement: a span of class S starts at a heap offset that is a multiple of
+// lcm(S, page) and holds only whole objects, so every object of the class sits at a
+// heap offset that is a multiple of S. That makes "is p the start of an object?" a
+// single multiply (Lemire's divisibility test with kClassMagic) on the free path, and
+// spans have no tail waste. Above 16 KiB (OnePerSpan) a span is that one lcm, one
+// object: it is free as soon as its object is back, and its pages then serve any class
+// or large block, where spans of 2-4 objects of 8 classes per doubling each stayed with
+// their class (peak RSS, bench-realloc 103.0 -> 97.3 MiB, soak 87.2 -> 85.0, frag 110.8
+// -> 107.7, mix 26.5 -> 24.2). 16 KiB itself keeps spans of 4: as one a span, batches
+// of 1000 x 16,000 B took 1.17x the time (a span record per object on every fetch and
+// free), for 0.4 MiB less on mix.
 //
 // Class 0 is not a class: pages that hold no small objects map to it (or to the
 // markers below), and their magic is 0, which makes the divisibility test fail.
@@ -52,7 +51,6 @@ inline constexpr uint32_t kMaxBatch = 32;  // most objects moved between tiers a
 inline constexpr uint8_t kPageUnused = 0;       // never handed out by the page heap
 inline constexpr uint8_t kPageLarge = 0xFE;     // part of a large allocation
 inline constexpr uint8_t kPageFree = 0xFF;      // part of a free span in the page heap
-inline constexpr uint8_t kPageSpanTail = 0xFC;  // a page of a one-object span but its first
 inline constexpr uint8_t kPageFreeZero = 0xFD;  // the same, a page that reads as zero
                                                 // (given back to the OS, or never used)
 
@@ -93,17 +91,17 @@ constexpr std::array<SizeClassInfo, kNumClasses> MakeClasses() {
   for (int i = 1; i < kNumClasses; ++i) {
     uint64_t s = sizes[i];
     const bool one = OnePerSpan(s);
-    // (A power of two keeps its natural alignment, one object or many: aligned_alloc
-    // takes the class of its alignment, and bench-aligned's blocks at 32 and 64 KiB
-    // took 1.8x the time on the large path.)
-    uint64_t lcm_pages = one && (s & (s - 1)) != 0 ? 1 : s / Gcd(s, kPageSize);
+    // (At any page instead, the spans' placement among large blocks left bench-large
+    // 133.5 MiB at its peak, not 125.2, and aligned_alloc could not take the class of
+    // its alignment.)
+    uint64_t lcm_pages = s / Gcd(s, kPageSize);
     uint64_t want = one ? s : 65536;
     uint64_t pages = lcm_pages;
     while (pages * kPageSize < want) pages += lcm_pages;
-    // One object a span: a fetch takes a span per object, so it moves twice as many, as
-    // many bytes as a run of a 128 KiB span would (bench-latency, batches of 32 KiB
-    // blocks: 77 -> 65 ticks a pair; 89 with spans of 2).
-    uint64_t batch = (one ? 131072 : 65536) / s;
+    // (Twice as many for the classes of one object a span, as many bytes as a run of a
+    // 128 KiB span: batches of 1000 x 32 KiB 77 -> 65 ticks a pair, but bench-latency's
+    // peak 15.9 -> 18.2 MiB.)
+    uint64_t batch = 65536 / s;
     batch = batch < 1 ? 1 : (batch > kMaxBatch ? kMaxBatch : batch);
     // Transfer caches hold memory no thread is using: at most 128 KiB per class (but
     // two batches, so a batch can always pass), at most 16 batches.
@@ -122,8 +120,7 @@ constexpr std::array<SizeClassInfo, kNumClasses> MakeClasses() {
 // n < 2^(64 - log2 d) — heap offsets are far below that.
 constexpr std::array<uint64_t, 256> MakeMagic(const std::array<SizeClassInfo, kNumClasses>& c) {
   std::array<uint64_t, 256> m{};
-  for (int i = 1; i < kNumClasses; ++i)
-    m[i] = ~uint64_t{0} / (OnePerSpan(c[i].size) ? kPageSize : c[i].size) + 1;
+  for (int i = 1; i < kNumClasses; ++i) m[i] = ~uint64_t{0} / c[i].size + 1;
   return m;
 }
 
@@ -184,15 +181,6 @@ constexpr size_t GrowthSize(size_t size) {
   uint32_t step = base / kGrowthSteps;
   if (size > kOnePerSpanAbove && step < kPageSize) step = kPageSize;
   return (size + step - 1) / step * step;
-}
-
-// Whether every object of class size `size` is aligned to `align`: objects of a class up
-// to 16 KiB, or of a power of two, sit at heap offsets that are multiples of the size,
-// and those of the other classes at page starts (the heap base is aligned far beyond a
-// page).
-constexpr bool ClassAlignedTo(size_t size, size_t align) {
-  return size % align == 0 &&
-         (!OnePerSpan(size) || (size & (size - 1)) == 0 || kPageSize % align == 0);
 }
 
 // The smallest class >= size whose objects are all aligned to `align` (<= page), or 0.

@@ -178,14 +178,7 @@ void HeapRegion::SetSubRegionState(uintptr_t offset, bool committed, bool pendin
 }
 
 void HeapRegion::MapWholeSpan(Span* s, uint8_t cls) {
-  if (cls > 0 && cls < kNumClasses && OnePerSpan(kClasses[cls].size)) {
-    // Only the first page starts the object: a pointer into the others is refused by the
-    // free path's test (their magic is 0) and named an invalid pointer by the slow one.
-    g_pagemap.classes[s->first_page] = cls;
-    __builtin_memset(g_pagemap.classes + s->first_page + 1, kPageSpanTail, s->npages - 1);
-  } else {
-    __builtin_memset(g_pagemap.classes + s->first_page, cls, s->npages);
-  }
+  __builtin_memset(g_pagemap.classes + s->first_page, cls, s->npages);
   Span** spans = g_pagemap.spans + s->first_page;
   for (size_t i = 0; i < s->npages; ++i) spans[i] = s;
 }

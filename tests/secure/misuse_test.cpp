@@ -121,7 +121,7 @@ TEST(Misuse, FreeOfAnInteriorPointer) {
 }
 
 // A block above 16 KiB is one to a span: a pointer to a page of it past the first is
-// no object's start (its page is the span's tail), in both builds.
+// no object's start, in both builds.
 // README row: free of a wild, stack, global, interior or misaligned pointer
 TEST(Misuse, FreeOfAPointerToALaterPageOfABlockOfOnePerSpan) {
   void* p = js_malloc(40000);

@@ -104,14 +104,11 @@ TEST(SizeClass, SpansHoldWholeObjectsAtAlignedOffsets) {
     const SizeClassInfo& i = kClasses[c];
     EXPECT_EQ(size_t{i.objects} * i.size, size_t{i.span_pages} * kPageSize) << "class " << i.size;
     EXPECT_EQ(i.span_pages % i.align_pages, 0u);
+    // A span starting at a multiple of align_pages starts at a multiple of the size.
+    EXPECT_EQ((size_t{i.align_pages} * kPageSize) % i.size, 0u);
+    // Above 16 KiB, one object: its span is free as soon as the object is back.
     if (OnePerSpan(i.size)) {
-      // One object at any page (at a multiple of its size for a power of two).
       EXPECT_EQ(i.objects, 1u) << "class " << i.size;
-      EXPECT_EQ(size_t{i.align_pages}, (i.size & (i.size - 1)) == 0 ? i.size / kPageSize : 1)
-          << "class " << i.size;
-    } else {
-      // A span starting at a multiple of align_pages starts at a multiple of the size.
-      EXPECT_EQ((size_t{i.align_pages} * kPageSize) % i.size, 0u);
     }
     EXPECT_GE(i.batch, 1u);
     EXPECT_LE(i.batch, kMaxBatch);
@@ -134,12 +131,10 @@ TEST(SizeClass, LookupGivesSmallestFittingClass) {
   }
 }
 
-// By the size; for the classes of one object to a span, by the page (the object's start).
 TEST(SizeClass, MagicTestsDivisibilityExactly) {
   std::mt19937_64 rng(42);
   for (int c = 1; c < kNumClasses; ++c) {
-    uint64_t d = OnePerSpan(kClasses[c].size) ? kPageSize : kClasses[c].size;
-    uint64_t m = kClassMagic[c];
+    uint64_t d = kClasses[c].size, m = kClassMagic[c];
     for (int k = 0; k < 20000; ++k) {
       uint64_t n = rng() & ((uint64_t{1} << 41) - 1);
       if (k % 2 == 0) n -= n % d;  // half of them multiples
@@ -147,7 +142,6 @@ TEST(SizeClass, MagicTestsDivisibilityExactly) {
     }
   }
   for (int c = kNumClasses; c < 256; ++c) EXPECT_EQ(kClassMagic[c], 0u);
-  EXPECT_EQ(kClassMagic[kPageSpanTail], 0u);
   EXPECT_EQ(kClassMagic[0], 0u);
 }
 
@@ -167,15 +161,9 @@ TEST(SizeClass, AlignedLookupIsAligned) {
 // (powers of two up to beyond the largest class, and a few that are not, which only a
 // careless operator new can pass): checked against a walk over the classes.
 TEST(SizeClass, AlignedLookupIsTheSmallestAlignedClass) {
-  // A class of one object to a span is aligned to what divides the page, whatever its
-  // size, unless it is a power of two.
   auto walk = [](size_t n, size_t align) -> size_t {
-    for (size_t c = 1; c < kNumClasses; ++c) {
-      const size_t s = ClassSize(c);
-      const bool page_start = OnePerSpan(s) && (s & (s - 1)) != 0;
-      if (ClassSize(c) >= n && ClassSize(c) % align == 0 && (!page_start || kPageSize % align == 0))
-        return c;
-    }
+    for (size_t c = 1; c < kNumClasses; ++c)
+      if (ClassSize(c) >= n && ClassSize(c) % align == 0) return c;
     return 0;
   };
   std::vector<size_t> aligns = {24, 48, 96, 640, 3 * kPageSize};
