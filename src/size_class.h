@@ -2,7 +2,8 @@
 // 128 B, so the rounding waste is at most 12.5 % there, and 16 from 2 KiB to 4 KiB,
 // where a program of sizes spread up to 4 KiB has most of its bytes (6.25 % at most).
 // Above 16 KiB, every multiple of the page (24, 32, 40 KiB ...), one object to a span:
-// at most a page above a request, and the pages past it are never touched.
+// at most a page above a request, whose OS pages past the request the default library
+// leaves untouched (the secure one writes its tag at the class's end).
 // Every class is a multiple of 16, so every object of 16 B or more is 16-byte aligned.
 //
 // Object placement: a span of class S starts at a heap offset that is a multiple of
@@ -12,7 +13,7 @@
 // spans have no tail waste. Above 16 KiB (OnePerSpan) a span is that one lcm, one
 // object: it is free as soon as its object is back, and its pages then serve any class
 // or large block, where spans of 2-4 objects of 8 classes per doubling each stayed with
-// their class (peak RSS, bench-realloc 103.0 -> 97.3 MiB, soak 87.2 -> 85.0, frag 110.8
+// their class (peak RSS, bench-realloc 103.0 -> 97.3 MiB, soak 87.2 -> 85.0, frag 110.7
 // -> 107.7, mix 26.5 -> 24.2). 16 KiB itself keeps spans of 4: as one a span, batches
 // of 1000 x 16,000 B took 1.17x the time (a span record per object on every fetch and
 // free), for 0.4 MiB less on mix.
