@@ -116,6 +116,11 @@ int CentralFreeList::RemoveWholeSpans(void** out, int n) {
     spans_ += static_cast<size_t>(fresh);
     objects_out_ += static_cast<size_t>(fresh);
   }
+  // Fetched objects are free objects, as those given back are (free_list.h): they go on
+  // a thread's list, whose every object carries its free marker, and a free of one is a
+  // double free. A retained span's may have lost it (its pages released, or a run's
+  // object never freed); the caller links each object anyway, on the same line.
+  for (int i = 0; i < got; ++i) static_cast<uintptr_t*>(out[i])[1] = FreeMarker(out[i]);
   return got;
 }
 

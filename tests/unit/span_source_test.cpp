@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backend/page_heap.h"
+#include "free_list.h"
 #include "jsmalloc.h"
 #include "middle/middle.h"
 #include "options.h"
@@ -81,8 +82,9 @@ TEST_F(SpanSource, RetainedSpansGoBackBeforeTheHeapHandsOutASpan) {
 }
 
 // A class above 16 KiB has one object to a span: a fetch gets the objects of several
-// spans (never a run), each its span's whole. Given back, each span is retained at once,
-// and its pages then serve a span of another such class.
+// spans (never a run), each its span's whole and carrying its free marker, as every
+// object on a thread's list must (a free of one is then a double free). Given back,
+// each span is retained at once, and its pages then serve a span of another such class.
 TEST_F(SpanSource, ClassesOfOneObjectASpanHandOutWholeSpans) {
   constexpr uint8_t kBig = kNumClasses - 1;    // 128 KiB, 16 pages
   constexpr uint8_t kOther = kNumClasses - 9;  // 64 KiB
@@ -98,6 +100,7 @@ TEST_F(SpanSource, ClassesOfOneObjectASpanHandOutWholeSpans) {
     ASSERT_EQ(HeapRegion::AddressOf(s->first_page), p);
     EXPECT_EQ(s->npages, 16u);
     EXPECT_EQ(s->allocated, 1u);
+    EXPECT_EQ(static_cast<uintptr_t*>(p)[1], FreeMarker(p));
     EXPECT_TRUE(IsObjectOfClass(p, kBig));
     EXPECT_FALSE(IsObjectOfClass(static_cast<char*>(p) + kPageSize, kBig));
   }
@@ -107,6 +110,7 @@ TEST_F(SpanSource, ClassesOfOneObjectASpanHandOutWholeSpans) {
   void* other[8] = {};
   ASSERT_EQ(g_central[kOther].Remove(other, 8, &run, &count), 8);
   EXPECT_EQ(HeapPages(), pages) << "the heap grew";
+  for (void* p : other) EXPECT_EQ(static_cast<uintptr_t*>(p)[1], FreeMarker(p));
   EXPECT_EQ(g_central[kBig].retained(), 0u);
   g_central[kOther].Insert(other, 8);
 }
