@@ -76,9 +76,21 @@ void CentralFreeList::Init(uint8_t cls) {
   one_per_span_ = OnePerSpan(size_);
 }
 
+namespace {
+
+// Span s of one object, free, goes out whole: its object.
+void* TakeWhole(Span* s) {
+  s->carved = 1;
+  s->allocated = 1;
+  return reinterpret_cast<void*>(SpanStart(s));
+}
+
+}  // namespace
+
 // A class of one object to a span: up to n retained spans (an object given back
 // retains its span at once, so no span of the class is ever partly used or on
-// nonempty_), their objects into out[]. Under our lock.
+// nonempty_), their objects into out[]. Their objects still carry the free marker of
+// their free: a retained span's memory is not touched. Under our lock.
 int CentralFreeList::TakeWholeSpans(void** out, int n) {
   JS_ASSERT(nonempty_.empty());
   int got = 0;
@@ -86,9 +98,7 @@ int CentralFreeList::TakeWholeSpans(void** out, int n) {
     Span* s = retained_.first();
     retained_.Remove(s);
     AddRetained(-1);
-    s->carved = 1;
-    s->allocated = 1;
-    out[got++] = reinterpret_cast<void*>(SpanStart(s));
+    out[got++] = TakeWhole(s);
   }
   objects_out_ += static_cast<size_t>(got);
   return got;
@@ -104,23 +114,20 @@ int CentralFreeList::RemoveWholeSpans(void** out, int n) {
     got = TakeWholeSpans(out, n);
   }
   int fresh = 0;
+  // A new span's object gets the free marker that a retained one's kept: fetched
+  // objects go on a thread's list, whose every object carries it (free_list.h), so that
+  // a free of one is a double free. The caller links each object, on the same line.
   for (; got < n; ++got, ++fresh) {
     Span* s = NewSpan();
     if (s == nullptr) break;  // out of memory: what was found (0: the caller's ENOMEM)
-    s->carved = 1;
-    s->allocated = 1;
-    out[got] = reinterpret_cast<void*>(SpanStart(s));
+    out[got] = TakeWhole(s);
+    static_cast<uintptr_t*>(out[got])[1] = FreeMarker(out[got]);
   }
   if (fresh > 0) {
     LockGuard g(lock_);
     spans_ += static_cast<size_t>(fresh);
     objects_out_ += static_cast<size_t>(fresh);
   }
-  // Fetched objects are free objects, as those given back are (free_list.h): they go on
-  // a thread's list, whose every object carries its free marker, and a free of one is a
-  // double free. A retained span's may have lost it (its pages released, or a run's
-  // object never freed); the caller links each object anyway, on the same line.
-  for (int i = 0; i < got; ++i) static_cast<uintptr_t*>(out[i])[1] = FreeMarker(out[i]);
   return got;
 }
 
@@ -192,13 +199,13 @@ Span* CentralFreeList::CarveRun(uintptr_t* run_begin, int* run_count, int max_sp
 int CentralFreeList::Remove(void** out, int n, uintptr_t* run_begin, int* run_count,
                             const FetchOptions& how) {
   *run_count = 0;
-  const Fetch fetch = how.fetch;
-  const size_t max_run = how.max_run_bytes > size_ ? how.max_run_bytes / size_ : 1;
-  const int scan = fetch == Fetch::kOwnRun ? kOwnRunScan : INT32_MAX;
   if (one_per_span_) {
     if (how.chain != nullptr) *how.chain = nullptr;
     return RemoveWholeSpans(out, n);
   }
+  const Fetch fetch = how.fetch;
+  const size_t max_run = how.max_run_bytes > size_ ? how.max_run_bytes / size_ : 1;
+  const int scan = fetch == Fetch::kOwnRun ? kOwnRunScan : INT32_MAX;
   // Until something is found: a span added here may be emptied by other threads before
   // this one takes the lock again, so only a failed NewSpan means out of memory.
   for (;;) {

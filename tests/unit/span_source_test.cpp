@@ -106,6 +106,13 @@ TEST_F(SpanSource, ClassesOfOneObjectASpanHandOutWholeSpans) {
   }
   g_central[kBig].Insert(objs, 4);
   EXPECT_EQ(g_central[kBig].retained(), 4u);
+  // Fetched again, from the retained spans: their objects kept the marker.
+  void* again[4] = {};
+  ASSERT_EQ(g_central[kBig].Remove(again, 4, &run, &count), 4);
+  EXPECT_EQ(g_central[kBig].retained(), 0u);
+  for (void* p : again) EXPECT_EQ(static_cast<uintptr_t*>(p)[1], FreeMarker(p));
+  g_central[kBig].Insert(again, 4);
+  EXPECT_EQ(g_central[kBig].retained(), 4u);
   const size_t pages = HeapPages();
   void* other[8] = {};
   ASSERT_EQ(g_central[kOther].Remove(other, 8, &run, &count), 8);
