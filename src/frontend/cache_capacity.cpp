@@ -73,6 +73,8 @@ void TakeUnused(const CapacityLimits& lim, CacheCapacity* c, size_t cls, size_t 
     size_t take = ObjectsFor(Over(*c, need, now), lim.size[v]);
     if (take > c->capacity[v] - floor) take = c->capacity[v] - floor;
     Lower(lim, c, v, c->capacity[v] - static_cast<uint32_t>(take), shrunk);
+    const uint32_t lost = Relaxed(&c->regain[v]) + static_cast<uint32_t>(take);
+    SetRelaxed(&c->regain[v], lost < lim.max[v] ? lost : lim.max[v]);
   }
 }
 
@@ -141,6 +143,7 @@ void CapacityInit(const CapacityLimits& lim, CacheCapacity* c) {
     SetRelaxed(&c->missed_at[cls], 0);
     SetRelaxed(&c->refusals[cls], 0);
     SetRelaxed(&c->earned[cls], 0);
+    SetRelaxed(&c->regain[cls], 0);
   }
 }
 
@@ -148,6 +151,8 @@ uint32_t CapacityGrowStep(const CapacityLimits& lim, const CacheCapacity& c, siz
   uint32_t cap = Relaxed(&c.capacity[cls]);
   if (cap >= lim.max[cls]) return 0;
   uint32_t step = CapacityStep(cap, lim.initial[cls], Batch(lim, cls));
+  const uint32_t regain = Relaxed(&c.regain[cls]);
+  if (regain > step) step = regain < Batch(lim, cls) ? regain : Batch(lim, cls);
   return step < lim.max[cls] - cap ? step : lim.max[cls] - cap;
 }
 
@@ -198,6 +203,8 @@ bool CapacityGrow(const CapacityLimits& lim, CacheCapacity* c, size_t cls, bool 
   }
   SetRelaxed(&c->refusals[cls], 0);
   CapacitySet(lim, c, cls, c->capacity[cls] + step);
+  const uint32_t regain = Relaxed(&c->regain[cls]);
+  SetRelaxed(&c->regain[cls], regain > step ? regain - step : 0);
   // Spent: all of it where running dry earns it; a step of what it fetched where
   // fetching does, when grown on its frees past a step.
   const uint32_t batch = Batch(lim, cls);
@@ -232,6 +239,7 @@ void CapacityDecayTick(const CapacityLimits& lim, CacheCapacity* c, const ClassS
     const bool active = used.Contains(cls) || MissedSinceLook(*c, cls);
     c->active_at_look.Assign(cls, active);
     if (active) continue;
+    SetRelaxed(&c->regain[cls], 0);  // left alone: it starts again from one at a time
     const bool grown = c->capacity[cls] > lim.initial[cls];
     if (!grown && !holding.Contains(cls)) continue;
     if (grown) CapacitySet(lim, c, cls, lim.initial[cls]);

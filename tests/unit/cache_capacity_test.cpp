@@ -339,6 +339,54 @@ TEST(CacheCapacity, UnusedCapacityIsTakenRoundRobin) {
   for (size_t cls = 1; cls <= 3; ++cls) EXPECT_EQ(c.capacity[cls], lim.initial[cls]);
 }
 
+// Unused capacity a class gave up comes back a batch at a time, where a new class grows
+// one object at a time below a batch; a class left alone between two looks of the decay
+// clock starts again from one at a time. Limits as per-thread mode's: lists start at 0
+// and grow on each miss.
+TEST(CacheCapacity, RobbedClassRegainsABatchAtATime) {
+  CapacityLimits lim = Limits();
+  for (size_t cls = 1; cls <= 4; ++cls) {
+    lim.size[cls] = 64;
+    lim.step[cls] = 8;
+    lim.initial[cls] = 0;
+    lim.max[cls] = 64;
+  }
+  lim.misses_to_grow = 1;
+  FakeCache cache{.cap_bytes = 16 * 64};
+  CacheCapacity c;
+  CapacityInit(lim, &c);
+  ClassSet shrunk;
+  for (size_t cls : {1, 2}) {
+    for (uint32_t want = 1; want <= 8; ++want) {
+      ASSERT_TRUE(MissAndGrow(lim, &c, cls, true, cache, &shrunk));
+      ASSERT_EQ(c.capacity[cls], want) << "class " << cls;  // one at a time below a batch
+    }
+  }
+  ASSERT_EQ(c.capacity_bytes, cache.cap_bytes);
+  // Class 2 runs dry again: class 1 holds nothing, and gives its 8 unused.
+  ASSERT_TRUE(MissAndGrow(lim, &c, 2, true, cache, &shrunk));
+  EXPECT_TRUE(shrunk.Contains(1));
+  EXPECT_EQ(c.capacity[1], 0u);
+  EXPECT_EQ(c.capacity[2], 16u);
+  cache.length[2] = 16;  // class 2 holds all of its objects: nothing more to take there
+  // With room again (the cap went up), class 1's next grow gives it back all 8.
+  cache.cap_bytes = 24 * 64;
+  ASSERT_TRUE(MissAndGrow(lim, &c, 1, true, cache, &shrunk));
+  EXPECT_EQ(c.capacity[1], 8u);
+  // Taken again, then left alone for two looks (the first sees its miss): one at a time.
+  cache.length[2] = 0;
+  ASSERT_TRUE(MissAndGrow(lim, &c, 2, true, cache, &shrunk));
+  ASSERT_EQ(c.capacity[1], 0u);
+  ClassSet used, holding, idle;
+  used.Assign(2, true);
+  CapacityDecayTick(lim, &c, used, holding, &idle);
+  CapacityDecayTick(lim, &c, used, holding, &idle);
+  ASSERT_TRUE(MissAndGrow(lim, &c, 1, true, cache, &shrunk));
+  EXPECT_EQ(c.capacity[1], 1u);
+  EXPECT_LE(c.capacity_bytes, cache.cap_bytes);
+  EXPECT_EQ(c.capacity_bytes, SumBytes(lim, c));
+}
+
 // Idle classes give up capacity largest objects first, in groups of kIdleGroup, each a
 // share, and a pass that takes from idle classes takes at least kIdleEvictBytes: the
 // lists are walked side by side, and the classes growing after a change of sizes find
