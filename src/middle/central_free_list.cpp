@@ -16,6 +16,13 @@ uintptr_t SpanStart(const Span* s) {
   return reinterpret_cast<uintptr_t>(HeapRegion::AddressOf(s->first_page));
 }
 
+// Span s of one object, free, goes out whole: its object.
+void* TakeWhole(Span* s) {
+  s->carved = 1;
+  s->allocated = 1;
+  return reinterpret_cast<void*>(SpanStart(s));
+}
+
 // The span's never-used objects, past its carve frontier.
 uint32_t Uncarved(const Span* s) {
   return kClasses[s->size_class].objects - s->carved;
@@ -75,17 +82,6 @@ void CentralFreeList::Init(uint8_t cls) {
   size_ = kClasses[cls].size;
   one_per_span_ = OnePerSpan(size_);
 }
-
-namespace {
-
-// Span s of one object, free, goes out whole: its object.
-void* TakeWhole(Span* s) {
-  s->carved = 1;
-  s->allocated = 1;
-  return reinterpret_cast<void*>(SpanStart(s));
-}
-
-}  // namespace
 
 // A class of one object to a span: up to n retained spans (an object given back
 // retains its span at once, so no span of the class is ever partly used or on
