@@ -10,6 +10,13 @@
 //
 // The total number of steps is fixed and split over the threads.
 // Full scale: 40,000,000 steps, 2,000 slots per thread.
+//
+// A block's first and last 8 bytes are written (jsb::fill), so a block of 32 KiB and up
+// is mostly pages the program never touches: its peak RSS counts how many pages freed
+// blocks left resident, which an allocator that gives freed large blocks back to the OS
+// at once (jemalloc) keeps low at a cost in time. --touch 1 writes every byte of each
+// new block instead, as a program using its memory would (docs/performance.md,
+// 2026-12-07 fourth session).
 #include <thread>
 
 #include "common.h"
@@ -21,6 +28,8 @@ struct Slot {
   size_t size = 0;
   uint64_t tag = 0;
 };
+
+bool g_touch = false;  // --touch: write whole blocks
 
 struct alignas(64) Result {
   uint64_t sum = 0;
@@ -58,6 +67,7 @@ void worker(uint64_t seed, size_t index, size_t nslots, size_t steps, Result& re
         s.p = np;
         s.size = size;
         s.tag = jsb::mix64(++id);
+        if (g_touch) std::memset(s.p, 0x5a, s.size);
         jsb::fill(s.p, s.size, s.tag);
       } else {
         sum += release(s);
@@ -87,6 +97,7 @@ void worker(uint64_t seed, size_t index, size_t nslots, size_t steps, Result& re
     s.p = p;
     s.size = size;
     s.tag = jsb::mix64(++id);
+    if (g_touch) std::memset(s.p, 0x5a, s.size);
     jsb::fill(s.p, s.size, s.tag);
   }
   for (Slot& s : slots)
@@ -97,10 +108,16 @@ void worker(uint64_t seed, size_t index, size_t nslots, size_t steps, Result& re
 }  // namespace
 
 int main(int argc, char** argv) {
-  jsb::Cli cli(argc, argv, "mix", {"slots"}, "[--slots N]");
+  jsb::Cli cli(argc, argv, "mix", {"slots", "touch"}, "[--slots N] [--touch 0|1]");
   cli.announce();
   const size_t nslots = static_cast<size_t>(cli.num("slots", 2000));
   if (nslots == 0) return 2;
+  const std::string touch = cli.str("touch", "0");
+  if (touch != "0" && touch != "1") {
+    std::fprintf(stderr, "bench-mix: bad --touch %s (want 0 or 1)\n", touch.c_str());
+    return 2;
+  }
+  g_touch = touch == "1";
   const size_t steps = cli.scaled(40e6);
   const size_t nthreads = static_cast<size_t>(cli.threads);
   std::vector<Result> results(nthreads);
