@@ -31,6 +31,12 @@ struct Slot {
 
 bool g_touch = false;  // --touch: write whole blocks
 
+// A new (or realloc'ed) block's contents: its tag at both ends, all of it with --touch.
+void write_block(const Slot& s) {
+  if (g_touch) std::memset(s.p, 0x5a, s.size);
+  jsb::fill(s.p, s.size, s.tag);
+}
+
 struct alignas(64) Result {
   uint64_t sum = 0;
 };
@@ -67,8 +73,7 @@ void worker(uint64_t seed, size_t index, size_t nslots, size_t steps, Result& re
         s.p = np;
         s.size = size;
         s.tag = jsb::mix64(++id);
-        if (g_touch) std::memset(s.p, 0x5a, s.size);
-        jsb::fill(s.p, s.size, s.tag);
+        write_block(s);
       } else {
         sum += release(s);
       }
@@ -97,8 +102,7 @@ void worker(uint64_t seed, size_t index, size_t nslots, size_t steps, Result& re
     s.p = p;
     s.size = size;
     s.tag = jsb::mix64(++id);
-    if (g_touch) std::memset(s.p, 0x5a, s.size);
-    jsb::fill(s.p, s.size, s.tag);
+    write_block(s);
   }
   for (Slot& s : slots)
     if (s.p != nullptr) sum += release(s);
