@@ -12,6 +12,9 @@ namespace jsmalloc {
 namespace {
 
 constexpr size_t kPages = HugePageFiller::kPagesPerHugePage;
+// Pages to a group of the recently-freed masks: 64 groups a hugepage, or one page each.
+constexpr size_t kGroupPages = kPages >= 64 ? kPages / 64 : 1;
+static_assert(kPages / kGroupPages <= 64);
 constexpr uint8_t kBacked = 1;       // in use since it was last whole and empty, THP applies
 constexpr uint8_t kBroken = 2;       // subreleased since: the kernel maps it in 4 KiB pages
 constexpr uint8_t kAdvised = 4;      // MADV_HUGEPAGE applies (or the system's `always`)
@@ -24,7 +27,7 @@ constexpr uint8_t kRefused = 64;
 // Hugepages placed as if on THP (one family to each, Accepts).
 constexpr uint8_t kPlaced = kAdvised | kCollapsible;
 
-// One record per hugepage of the heap reservation, reserved on first use (8 MiB of
+// One record per hugepage of the heap reservation, reserved on first use (20 MiB of
 // address space for a 1 TiB heap; only the records of hugepages grown into are
 // touched). Shared by every filler: each page heap grows into hugepages of its own.
 constinit HugePageFiller::Record* g_records = nullptr;
@@ -143,7 +146,7 @@ void HugePageFiller::Attach(uintptr_t first, size_t npages, size_t heap_pages) {
   }
   const uint8_t flags = advise ? kAdvised : collapsible ? kCollapsible : uint8_t{0};
   for (uintptr_t h = first / kPages; h < (first + npages) / kPages; ++h) {
-    records[h] = Record{0, 0, 0, 0, id_, flags, 0};
+    records[h] = Record{0, 0, 0, 0, 0, 0, 0, id_, flags, 0};
     if (h < lowest_) lowest_ = h;
     if (h + 1 > highest_) highest_ = h + 1;
   }
@@ -234,8 +237,26 @@ bool HugePageFiller::Accepts(uintptr_t first, size_t n, uint8_t family) const {
   return true;
 }
 
+void HugePageFiller::Age(Record* r) const {
+  if (r->epoch == epoch_) return;
+  r->freed_before = r->epoch + 1 == epoch_ ? r->freed_now : 0;
+  r->freed_now = 0;
+  r->epoch = epoch_;
+}
+
+void HugePageFiller::AdvanceEpoch(uint64_t now, uint64_t decay_ns) {
+  if (epoch_start_ns_ == 0) epoch_start_ns_ = now;
+  if (now < epoch_start_ns_ + decay_ns) return;
+  // Two epochs at most: after a long quiet spell everything freed before it is idle.
+  epoch_ += now >= epoch_start_ns_ + 2 * decay_ns ? 2 : 1;
+  epoch_start_ns_ = now;
+}
+
 void HugePageFiller::OnFree(uintptr_t first, size_t n, uint64_t now) {
   ForEachHugePage(first, n, [&](Record* r, uintptr_t lo, uintptr_t hi) {
+    Age(r);
+    const size_t g_lo = (lo % kPages) / kGroupPages, g_hi = ((hi - 1) % kPages) / kGroupPages;
+    r->freed_now |= (~uint64_t{0} >> (63 - g_hi)) & (~uint64_t{0} << g_lo);
     r->used = static_cast<uint16_t>(r->used - (hi - lo));
     r->dirty = static_cast<uint16_t>(r->dirty + (hi - lo));
     dirty_pages_ += hi - lo;
@@ -246,20 +267,24 @@ void HugePageFiller::OnFree(uintptr_t first, size_t n, uint64_t now) {
   UpdateSubRegions(first, n);
 }
 
-// Gives back the dirty free pages of hugepage h: in one call when no page of it is in
-// use (and it can be a hugepage again on its next use), else run by run.
-size_t HugePageFiller::Release(uintptr_t h, Record* r) {
+// Gives back the dirty free pages of hugepage h outside the groups in `keep`: in one
+// call when no page of it is in use and none is kept (and it can be a hugepage again on
+// its next use), else run by run.
+size_t HugePageFiller::Release(uintptr_t h, Record* r, uint64_t keep) {
   uint8_t* classes = g_pagemap.classes + h * kPages;
-  const bool whole = r->used == 0;
+  const bool whole = r->used == 0 && keep == 0;
   if (whole && !os::Decommit(HugePageAddress(h), kHugePageSize)) return 0;
+  const auto releasable = [&](size_t i) {
+    return classes[i] == kPageFree && ((keep >> (i / kGroupPages)) & 1) == 0;
+  };
   size_t released = 0;
   for (size_t i = 0; i < kPages;) {
-    if (classes[i] != kPageFree) {
+    if (!releasable(i)) {
       ++i;
       continue;
     }
     size_t stop = i;
-    while (stop < kPages && classes[stop] == kPageFree) ++stop;
+    while (stop < kPages && releasable(stop)) ++stop;
     // If the OS refused, the pages still hold their data: they stay dirty.
     if (whole || os::Decommit(HeapRegion::AddressOf(h * kPages + i), (stop - i) << kPageShift)) {
       __builtin_memset(classes + i, kPageFreeZero, stop - i);
@@ -272,7 +297,7 @@ size_t HugePageFiller::Release(uintptr_t h, Record* r) {
   dirty_pages_ -= released;
   released_total_ += released;
   if (released != 0) r->flags &= static_cast<uint8_t>(~kCollapsing);
-  if (whole) {
+  if (r->used == 0 && r->dirty == 0) {
     SetBacked(r, false);
     r->flags &= kPlaced;
   } else if (released != 0 && (r->flags & kBroken) == 0) {
@@ -288,20 +313,28 @@ size_t HugePageFiller::Subrelease(uint64_t now, uint64_t decay_ns, size_t need) 
   Record* records = __atomic_load_n(&g_records, __ATOMIC_RELAXED);
   size_t released = 0;
   // The emptiest first, in eight bands of fullness: their hugepage is mostly wasted
-  // anyway, and they are the likeliest to drain.
+  // anyway, and they are the likeliest to drain. Each hugepage is looked at in its band
+  // only: one scan of its pages a pass.
   for (size_t band = 1; band <= 8 && released < need; ++band) {
+    const size_t min_used = band == 1 ? 0 : (band - 1) * kPages / 8 + 1;
     const size_t max_used = band * kPages / 8;
     for (uintptr_t h = lowest_; h < highest_ && released < need; ++h) {
       Record* r = &records[h];
-      if (r->owner != id_ || r->dirty == 0 || r->used > max_used) continue;
-      if (now < r->last_free_ns + decay_ns) continue;
-      released += Release(h, r);
+      if (r->owner != id_ || r->dirty == 0 || r->used < min_used || r->used > max_used) continue;
+      // Idle for the decay time: all of it; else the groups freed before the last epoch.
+      uint64_t keep = 0;
+      if (now < r->last_free_ns + decay_ns) {
+        Age(r);
+        keep = r->freed_now | r->freed_before;
+      }
+      released += Release(h, r, keep);
     }
   }
   return released;
 }
 
 size_t HugePageFiller::ReleaseIdle(uint64_t now, uint64_t decay_ns, size_t in_use_pages) {
+  AdvanceEpoch(now, decay_ns);
   if (dirty_pages_ == 0) return 0;
   Record* records = __atomic_load_n(&g_records, __ATOMIC_RELAXED);
   size_t released = 0;

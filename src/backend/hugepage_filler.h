@@ -14,6 +14,12 @@
 //    of what is in use, 16 MiB at least), emptiest hugepages first; or when no page of it
 //    was freed for twice the decay time (a quiet heap gives everything back); or always,
 //    where the heap is not on hugepages at all;
+//  - which free pages of a hugepage are idle is known to 1/64 of it (a group: 32 KiB of
+//    8 KiB pages): a pass lets each group age one decay epoch after the epoch a page of it
+//    was freed in, so that a hole freed long ago goes back though the hugepage around it
+//    keeps freeing pages. Ages per hugepage alone kept a busy heap's holes forever: after
+//    a spike, a cache replacing random entries frees into every hugepage often enough that
+//    none was ever idle, and 64 MiB of holes stayed resident;
 //  - the page heap packs small spans into the fullest hugepage that fits them
 //    (Fullness), so that the others drain and can go back whole;
 //  - a hugepage on transparent hugepages holds spans of one alignment family only
@@ -123,6 +129,9 @@ class HugePageFiller {
   // What a unit test checks: the record of the hugepage holding `page`.
   struct Record {
     uint64_t last_free_ns;
+    uint64_t freed_now;     // groups (bits) with a page freed in decay epoch `epoch`
+    uint64_t freed_before;  // and in the epoch before it
+    uint32_t epoch;
     uint16_t used;
     uint16_t dirty;
     uint16_t released;  // free pages given back by a release pass since, not yet reused
@@ -134,7 +143,12 @@ class HugePageFiller {
 
  private:
   Record* Own(uintptr_t hugepage);
-  size_t Release(uintptr_t hugepage, Record* r);
+  // Gives back the dirty free pages of the hugepage but those in groups of `keep`.
+  size_t Release(uintptr_t hugepage, Record* r, uint64_t keep = 0);
+  // Brings r's masks to the current epoch: what was freed two epochs ago is idle now.
+  void Age(Record* r) const;
+  // Starts a new decay epoch when one has passed since this one began.
+  void AdvanceEpoch(uint64_t now, uint64_t decay_ns);
   size_t Subrelease(uint64_t now, uint64_t decay_ns, size_t need);
   void SetBacked(Record* r, bool backed);
 
@@ -147,6 +161,8 @@ class HugePageFiller {
   size_t released_total_ = 0;
   size_t refaulted_total_ = 0;
   size_t collapsed_total_ = 0;
+  uint32_t epoch_ = 1;  // records start at 0: nothing recent
+  uint64_t epoch_start_ns_ = 0;
 };
 
 // The mode in force: JSMALLOC_HUGEPAGES, set at start-up before the heap grows.

@@ -326,6 +326,62 @@ TEST(MemoryBackToTheOs, SmallObjectsFreedUnderLightActivity) {
   g_page_heap.set_decay_ns(saved_decay);
 }
 
+// After a spike, a server keeps replacing some of its blocks. The heap is laid out in
+// units of a hole (a 64-page block of the spike, freed), a long-lived block, a block
+// that is replaced over and over, and another long-lived block: the holes are too far
+// from the replaced blocks to merge with them and too small for nothing to take them,
+// and every hugepage keeps freeing pages, as fast as the loop runs, so none is ever
+// idle for the decay time. The holes go back within a few decay times all the same (on
+// hugepages, down to the slack the heap keeps).
+TEST(MemoryBackToTheOs, HolesInABusyHeapGoBack) {
+  testing::EnsureAllocator();
+  const uint64_t saved_decay = g_page_heap.decay_ns();
+  g_page_heap.set_decay_ns(50 * 1000 * 1000);  // 50 ms
+  js_release_free_memory();
+  const size_t before = os::ResidentBytes();
+  // Sizes in pages, a little under so that no block takes a page more for its tail.
+  const auto bytes = [](size_t pages) { return pages * kPageSize - 64; };
+  const size_t kHole = bytes(64), kKept = bytes(17), kReplaced = bytes(20);
+  constexpr size_t kUnits = 96;  // 88 MiB of 8 KiB pages, 48 of them holes
+  std::vector<void*> holes, kept, replaced;
+  for (size_t i = 0; i < kUnits; ++i) {
+    for (auto [list, size] :
+         {std::pair{&holes, kHole}, {&kept, kKept}, {&replaced, kReplaced}, {&kept, kKept}}) {
+      void* p = js_malloc(size);
+      ASSERT_NE(p, nullptr);
+      memset(p, 1, size);
+      list->push_back(p);
+    }
+  }
+  for (void* p : holes) js_free(p);
+  const size_t live_bytes = kUnits * (2 * kKept + kReplaced);
+  ASSERT_GT(os::ResidentBytes(), before + live_bytes + kUnits * kHole * 9 / 10);
+  const size_t slack = g_page_heap.filler().on_hugepages() ? size_t{16} << 20 : 0;
+  const size_t goal = before + live_bytes + slack + (size_t{8} << 20);
+  uint32_t seed = 4321;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  size_t rss = os::ResidentBytes(), rounds = 0;
+  while (rss > goal && std::chrono::steady_clock::now() < deadline) {
+    for (int k = 0; k < 100; ++k, ++rounds) {
+      seed = seed * 1103515245u + 12345u;
+      void*& slot = replaced[(seed >> 8) % replaced.size()];
+      js_free(slot);
+      slot = js_malloc(kReplaced);
+      ASSERT_NE(slot, nullptr);
+      static_cast<volatile char*>(slot)[0] = 2;
+    }
+    rss = os::ResidentBytes();
+  }
+  EXPECT_LE(rss, goal) << "resident " << (rss >> 20) << " MiB with " << (live_bytes >> 20)
+                       << " MiB live after " << rounds << " replacements, " << (before >> 20)
+                       << " MiB before the spike";
+  for (auto* list : {&kept, &replaced}) {
+    for (void* p : *list) js_free(p);
+  }
+  js_release_free_memory();
+  g_page_heap.set_decay_ns(saved_decay);
+}
+
 using jstest::AnonHugePageBytes;
 
 // `bytes` of 16-page spans of class 1 from `heap`, every byte written; fewer if the heap
