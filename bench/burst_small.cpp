@@ -62,7 +62,7 @@ void touch_and_free(size_t size, uint64_t tag) {
 int main(int argc, char** argv) {
   jsb::Cli cli(argc, argv, "burst-small", {"seconds"}, "[--seconds S]");
   cli.announce();
-  const double seconds = std::strtod(cli.str("seconds", "5").c_str(), nullptr);
+  const double seconds = cli.real("seconds", 5);
   if (!(seconds >= 0) || seconds > 3600) {
     std::fprintf(stderr, "bench-burst-small: bad --seconds %s (want 0 .. 3600)\n",
                  cli.str("seconds", "5").c_str());

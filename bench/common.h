@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdarg>
@@ -263,12 +264,13 @@ inline const char* malloc_lib() {
 
 // Every workload takes --scale F (1.0 = the published, "full" size), --threads N and
 // --seed S, plus named integer/string options of its own, as `--name value` or
-// `--name=value`.
+// `--name=value`. A number that does not parse whole (`--slots x`, `--scale 1e`) is
+// refused, with the value named, rather than read as 0.
 class Cli {
  public:
   Cli(int argc, char** argv, const char* workload, std::vector<std::string> extra,
       const char* usage)
-      : workload_(workload), extra_(std::move(extra)) {
+      : prog_(argv[0]), workload_(workload), extra_(std::move(extra)) {
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
       if (a == "-h" || a == "--help") {
@@ -286,13 +288,18 @@ class Cli {
         value = argv[++i];
       }
       if (name == "scale") {
-        scale = std::strtod(value.c_str(), nullptr);
-        if (!(scale >= 0)) usage_error(argv[0], "bad --scale", value);
+        if (!parse_real(value, &scale) || !(scale >= 0)) usage_error(argv[0], "bad --scale", value);
       } else if (name == "threads") {
-        threads = static_cast<int>(std::strtol(value.c_str(), nullptr, 10));
-        if (threads < 1 || threads > 1024) usage_error(argv[0], "bad --threads", value);
+        long n = 0;
+        if (!parse_long(value, &n) || n < 1 || n > 1024)
+          usage_error(argv[0], "bad --threads", value);
+        threads = static_cast<int>(n);
       } else if (name == "seed") {
-        seed = std::strtoull(value.c_str(), nullptr, 0);
+        char* end = nullptr;
+        errno = 0;
+        seed = std::strtoull(value.c_str(), &end, 0);
+        if (value.empty() || *end != '\0' || errno != 0 || value[0] == '-')
+          usage_error(argv[0], "bad --seed", value);
       } else {
         bool known = false;
         for (const auto& e : extra_) known |= (e == name);
@@ -303,8 +310,21 @@ class Cli {
   }
 
   long num(const char* name, long def) const {
-    for (const auto& [k, v] : values_)
-      if (k == name) return std::strtol(v.c_str(), nullptr, 0);
+    for (const auto& [k, v] : values_) {
+      if (k != name) continue;
+      long n = 0;
+      if (!parse_long(v, &n)) usage_error(prog_, ("bad --" + k).c_str(), v);
+      return n;
+    }
+    return def;
+  }
+  double real(const char* name, double def) const {
+    for (const auto& [k, v] : values_) {
+      if (k != name) continue;
+      double x = 0;
+      if (!parse_real(v, &x)) usage_error(prog_, ("bad --" + k).c_str(), v);
+      return x;
+    }
     return def;
   }
   std::string str(const char* name, const char* def) const {
@@ -339,6 +359,20 @@ class Cli {
     std::fprintf(stderr, "%s: %s %s (try --help)\n", prog, what, arg.c_str());
     std::exit(2);
   }
+  // The whole of `text` as an integer (decimal, 0x hex or 0 octal) or a finite number.
+  static bool parse_long(const std::string& text, long* out) {
+    char* end = nullptr;
+    errno = 0;
+    *out = std::strtol(text.c_str(), &end, 0);
+    return !text.empty() && *end == '\0' && errno == 0;
+  }
+  static bool parse_real(const std::string& text, double* out) {
+    char* end = nullptr;
+    errno = 0;
+    *out = std::strtod(text.c_str(), &end);
+    return !text.empty() && *end == '\0' && errno == 0 && std::isfinite(*out);
+  }
+  const char* prog_ = "";
   const char* workload_;
   std::vector<std::string> extra_;
   std::vector<std::pair<std::string, std::string>> values_;

@@ -59,7 +59,14 @@ int main(int argc, char** argv) {
     if (strcmp(argv[i], "--preload") == 0) {
       preload = argv[++i];
     } else if (strcmp(argv[i], "--timeout") == 0) {
-      timeout = atof(argv[++i]);
+      char* end = NULL;
+      const char* v = argv[++i];
+      errno = 0;
+      timeout = strtod(v, &end);
+      if (*v == '\0' || *end != '\0' || errno != 0 || !(timeout >= 0)) {
+        fprintf(stderr, "bench-launch: bad --timeout %s (want seconds, 0 or more)\n", v);
+        return 125;
+      }
     } else {
       return usage();
     }

@@ -16,6 +16,8 @@
  */
 #define _GNU_SOURCE /* dladdr, RTLD_DEFAULT */
 #include <dlfcn.h>
+#include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +114,18 @@ static uint64_t rounds(uint64_t n) {
   return sum;
 }
 
+/* The whole of `v` as a number, or exit 2 naming it: `--iters x` is not 0 iterations. */
+static double number_or_die(const char* prog, const char* opt, const char* v) {
+  char* end = NULL;
+  errno = 0;
+  const double x = strtod(v, &end);
+  if (*v == '\0' || *end != '\0' || errno != 0 || !isfinite(x)) {
+    fprintf(stderr, "%s: bad %s %s (want a number)\n", prog, opt, v);
+    exit(2);
+  }
+  return x;
+}
+
 int main(int argc, char** argv) {
   const char* test = "tight";
   double scale = 1.0;
@@ -133,13 +147,28 @@ int main(int argc, char** argv) {
     if (strcmp(a, "--test") == 0) {
       test = v;
     } else if (strcmp(a, "--iters") == 0) {
-      iters = atoll(v);
+      const double x = number_or_die(argv[0], a, v);
+      if (x != (double)(long long)x || x < 0) {
+        fprintf(stderr, "%s: bad --iters %s (want a whole number)\n", argv[0], v);
+        return 2;
+      }
+      iters = (long long)x;
     } else if (strcmp(a, "--scale") == 0) {
-      scale = atof(v);
+      scale = number_or_die(argv[0], a, v);
+      if (scale < 0) {
+        fprintf(stderr, "%s: bad --scale %s\n", argv[0], v);
+        return 2;
+      }
     } else if (strcmp(a, "--seed") == 0) {
-      seed = strtoull(v, NULL, 0);
+      char* end = NULL;
+      errno = 0;
+      seed = strtoull(v, &end, 0);
+      if (*v == '\0' || *v == '-' || *end != '\0' || errno != 0) {
+        fprintf(stderr, "%s: bad --seed %s\n", argv[0], v);
+        return 2;
+      }
     } else if (strcmp(a, "--threads") == 0) {
-      if (atoi(v) != 1) {
+      if (number_or_die(argv[0], a, v) != 1) {
         fprintf(stderr, "%s: single-threaded only\n", argv[0]);
         return 2;
       }
