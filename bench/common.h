@@ -39,7 +39,9 @@ namespace jsb {
 
 // Tells the compiler that p escapes (so a malloc/free pair cannot be elided) and that
 // memory may have been read or written behind its back.
-inline void escape(const void* p) { asm volatile("" : : "g"(p) : "memory"); }
+inline void escape(const void* p) {
+  asm volatile("" : : "g"(p) : "memory");
+}
 
 // ---- Failure ------------------------------------------------------------------------
 
@@ -188,7 +190,9 @@ inline uint64_t check_pages(const void* p, size_t size, uint64_t tag, const char
 inline uint64_t block_header(size_t size, uint64_t id) {
   return (static_cast<uint64_t>(size) << 32) | (id & 0xffffffffULL);
 }
-inline uint64_t block_value(uint64_t header) { return mix64(header); }
+inline uint64_t block_value(uint64_t header) {
+  return mix64(header);
+}
 
 inline void fill_block(void* p, size_t size, uint64_t id) {
   auto* b = static_cast<unsigned char*>(p);
@@ -208,8 +212,8 @@ inline uint64_t check_block(const void* p, const char* where) {
   uint64_t h;
   std::memcpy(&h, b, 8);
   const size_t size = static_cast<size_t>(h >> 32);
-  if (size < 8) fail("%s: block %p has a damaged header %016llx", where, p,
-                     static_cast<unsigned long long>(h));
+  if (size < 8)
+    fail("%s: block %p has a damaged header %016llx", where, p, static_cast<unsigned long long>(h));
   const uint64_t v = block_value(h);
   if (size >= 16) {
     uint64_t t;
@@ -309,24 +313,8 @@ class Cli {
     }
   }
 
-  long num(const char* name, long def) const {
-    for (const auto& [k, v] : values_) {
-      if (k != name) continue;
-      long n = 0;
-      if (!parse_long(v, &n)) usage_error(prog_, ("bad --" + k).c_str(), v);
-      return n;
-    }
-    return def;
-  }
-  double real(const char* name, double def) const {
-    for (const auto& [k, v] : values_) {
-      if (k != name) continue;
-      double x = 0;
-      if (!parse_real(v, &x)) usage_error(prog_, ("bad --" + k).c_str(), v);
-      return x;
-    }
-    return def;
-  }
+  long num(const char* name, long def) const { return parsed(name, def, &parse_long); }
+  double real(const char* name, double def) const { return parsed(name, def, &parse_real); }
   std::string str(const char* name, const char* def) const {
     for (const auto& [k, v] : values_)
       if (k == name) return v;
@@ -354,10 +342,20 @@ class Cli {
   uint64_t seed = 1;
 
  private:
-  [[noreturn]] static void usage_error(const char* prog, const char* what,
-                                       const std::string& arg) {
+  [[noreturn]] static void usage_error(const char* prog, const char* what, const std::string& arg) {
     std::fprintf(stderr, "%s: %s %s (try --help)\n", prog, what, arg.c_str());
     std::exit(2);
+  }
+  // Option `name` read by `parse`, or `def` when not given; refused when it does not parse.
+  template <typename T>
+  T parsed(const char* name, T def, bool (*parse)(const std::string&, T*)) const {
+    for (const auto& [k, v] : values_) {
+      if (k != name) continue;
+      T x{};
+      if (!parse(v, &x)) usage_error(prog_, ("bad --" + k).c_str(), v);
+      return x;
+    }
+    return def;
   }
   // The whole of `text` as an integer (decimal, 0x hex or 0 octal) or a finite number.
   static bool parse_long(const std::string& text, long* out) {
@@ -386,7 +384,9 @@ inline void report_phase(const char* label, double ms) {
 inline void report_ops(uint64_t ops) {
   std::printf("jsbench ops=%llu\n", static_cast<unsigned long long>(ops));
 }
-inline void report_rss_after_free() { std::printf("jsbench rss_after_free_kb=%ld\n", rss_kb()); }
+inline void report_rss_after_free() {
+  std::printf("jsbench rss_after_free_kb=%ld\n", rss_kb());
+}
 // The last line. Exits non-zero when verification failed.
 inline int report_checksum(uint64_t checksum, bool ok) {
   std::printf("jsbench checksum=%016llx verify=%s\n", static_cast<unsigned long long>(checksum),

@@ -275,15 +275,26 @@ TEST(HugePageFiller, OneFamilyToAHugePage) {
   heap.ReleaseAll();
 }
 
+// The global heap's decay set to `ms` for one test, and its free memory given back
+// first, so that the resident set starts from what the test itself holds.
+struct ShortDecay {
+  uint64_t saved = g_page_heap.decay_ns();
+  explicit ShortDecay(uint64_t ms) {
+    g_page_heap.set_decay_ns(ms * 1000 * 1000);
+    js_release_free_memory();
+  }
+  ~ShortDecay() { g_page_heap.set_decay_ns(saved); }
+  ShortDecay(const ShortDecay&) = delete;
+  ShortDecay& operator=(const ShortDecay&) = delete;
+};
+
 // Issue 15's case, small: a burst of small objects of random sizes is freed, then the
 // program stays lightly busy (a small, a mid-sized and a 2 MiB block every millisecond).
 // The burst's memory goes back to the OS within a few decay times, and
 // js_release_free_memory returns what is left.
 TEST(MemoryBackToTheOs, SmallObjectsFreedUnderLightActivity) {
   testing::EnsureAllocator();
-  const uint64_t saved_decay = g_page_heap.decay_ns();
-  g_page_heap.set_decay_ns(100 * 1000 * 1000);  // 100 ms
-  js_release_free_memory();
+  ShortDecay decay(100);
   const size_t before = os::ResidentBytes();
   constexpr size_t kBurst = size_t{96} << 20;
   std::vector<void*> objs;
@@ -323,21 +334,18 @@ TEST(MemoryBackToTheOs, SmallObjectsFreedUnderLightActivity) {
                        << " MiB burst, " << (before >> 20) << " MiB before it";
   js_release_free_memory();
   EXPECT_LE(os::ResidentBytes(), before + kBurst / 20) << "js_release_free_memory kept it";
-  g_page_heap.set_decay_ns(saved_decay);
 }
 
 // After a spike, a server keeps replacing some of its blocks. The heap is laid out in
 // units of a hole (a 64-page block of the spike, freed), a long-lived block, a block
 // that is replaced over and over, and another long-lived block: the holes are too far
-// from the replaced blocks to merge with them and too small for nothing to take them,
-// and every hugepage keeps freeing pages, as fast as the loop runs, so none is ever
-// idle for the decay time. The holes go back within a few decay times all the same (on
-// hugepages, down to the slack the heap keeps).
+// from the replaced blocks to merge with them, each replacement takes the exact free
+// span its block left, so nothing takes the holes, and every hugepage keeps freeing
+// pages, as fast as the loop runs, so none is ever idle for the decay time. The holes go back
+// within a few decay times all the same (on hugepages, down to the slack the heap keeps).
 TEST(MemoryBackToTheOs, HolesInABusyHeapGoBack) {
   testing::EnsureAllocator();
-  const uint64_t saved_decay = g_page_heap.decay_ns();
-  g_page_heap.set_decay_ns(50 * 1000 * 1000);  // 50 ms
-  js_release_free_memory();
+  ShortDecay decay(50);
   const size_t before = os::ResidentBytes();
   // Sizes in pages, a little under so that no block takes a page more for its tail.
   const auto bytes = [](size_t pages) { return pages * kPageSize - 64; };
@@ -379,7 +387,6 @@ TEST(MemoryBackToTheOs, HolesInABusyHeapGoBack) {
     for (void* p : *list) js_free(p);
   }
   js_release_free_memory();
-  g_page_heap.set_decay_ns(saved_decay);
 }
 
 using jstest::AnonHugePageBytes;
