@@ -24,9 +24,9 @@ struct Slot {
 int main(int argc, char** argv) {
   jsb::Cli cli(argc, argv, "aligned", {"slots", "max-align"}, "[--slots N] [--max-align BYTES]");
   cli.announce();
-  const size_t nslots = static_cast<size_t>(cli.num("slots", 1000));
-  const size_t max_align = static_cast<size_t>(cli.num("max-align", 65536));
-  if (nslots == 0 || max_align < 16 || (max_align & (max_align - 1)) != 0) return 2;
+  const size_t nslots = static_cast<size_t>(cli.num("slots", 1000, 1));
+  const size_t max_align = static_cast<size_t>(cli.num("max-align", 65536, 16));
+  if ((max_align & (max_align - 1)) != 0) cli.refuse("max-align", "a power of two");
   const size_t steps = cli.scaled(20e6);
   const int align_bands = __builtin_ctzll(max_align) - 4 + 1;  // 16 .. max_align
   jsb::Rng rng(cli.seed);

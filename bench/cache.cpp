@@ -58,9 +58,8 @@ int main(int argc, char** argv) {
   const std::string name = "cache-" + test;
   cli.announce(name.c_str());
   Params pr;
-  pr.size = static_cast<size_t>(cli.num("size", 8));
+  pr.size = static_cast<size_t>(cli.num("size", 8, 1));
   pr.writes = static_cast<size_t>(cli.num("writes", 200000));
-  if (pr.size == 0) return 2;
   // Scaling by s shortens both the object count and the write loop by sqrt(s), so a
   // small scale still allocates enough objects to matter.
   const double root = std::sqrt(cli.scale);

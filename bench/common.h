@@ -23,12 +23,14 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -315,6 +317,19 @@ class Cli {
 
   long num(const char* name, long def) const { return parsed(name, def, &parse_long); }
   double real(const char* name, double def) const { return parsed(name, def, &parse_real); }
+  // The same, refused unless within [lo, hi] (`def` is): `--slots 0` is said, not a
+  // silent exit.
+  long num(const char* name, long def, long lo, long hi = LONG_MAX) const {
+    return bounded(name, parsed(name, def, &parse_long), lo, hi);
+  }
+  double real(const char* name, double def, double lo, double hi) const {
+    return bounded(name, parsed(name, def, &parse_real), lo, hi);
+  }
+  // Refuses option `name` as given, saying what it should be (checks across options).
+  [[noreturn]] void refuse(const char* name, const char* want) const {
+    std::fprintf(stderr, "%s: bad --%s %s (want %s)\n", prog_, name, str(name, "").c_str(), want);
+    std::exit(2);
+  }
   std::string str(const char* name, const char* def) const {
     for (const auto& [k, v] : values_)
       if (k == name) return v;
@@ -356,6 +371,20 @@ class Cli {
       return x;
     }
     return def;
+  }
+  template <typename T>
+  T bounded(const char* name, T x, T lo, T hi) const {
+    if (x >= lo && x <= hi) return x;
+    const std::string low = text(lo);
+    const std::string want =
+        hi == std::numeric_limits<T>::max() ? "at least " + low : low + " .. " + text(hi);
+    refuse(name, want.c_str());
+  }
+  static std::string text(long n) { return std::to_string(n); }
+  static std::string text(double x) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", x);
+    return buf;
   }
   // The whole of `text` as an integer (decimal, 0x hex or 0 octal) or a finite number.
   static bool parse_long(const std::string& text, long* out) {

@@ -56,10 +56,10 @@ int main(int argc, char** argv) {
   jsb::Cli cli(argc, argv, "large", {"slots", "min", "max"},
                "[--slots N] [--min BYTES] [--max BYTES]");
   cli.announce();
-  const size_t nslots = static_cast<size_t>(cli.num("slots", 4));
-  const size_t lo = static_cast<size_t>(cli.num("min", 64 * 1024));
+  const size_t nslots = static_cast<size_t>(cli.num("slots", 4, 1));
+  const size_t lo = static_cast<size_t>(cli.num("min", 64 * 1024, 4096));
   const size_t hi = static_cast<size_t>(cli.num("max", 32 * 1024 * 1024));
-  if (nslots == 0 || lo < 4096 || hi < lo) return 2;
+  if (hi < lo) cli.refuse("max", "at least --min");
   const size_t steps = cli.scaled(20000);
   const size_t nthreads = static_cast<size_t>(cli.threads);
   std::vector<Result> results(nthreads);

@@ -114,14 +114,8 @@ void worker(uint64_t seed, size_t index, size_t nslots, size_t steps, Result& re
 int main(int argc, char** argv) {
   jsb::Cli cli(argc, argv, "mix", {"slots", "touch"}, "[--slots N] [--touch 0|1]");
   cli.announce();
-  const size_t nslots = static_cast<size_t>(cli.num("slots", 2000));
-  if (nslots == 0) return 2;
-  const std::string touch = cli.str("touch", "0");
-  if (touch != "0" && touch != "1") {
-    std::fprintf(stderr, "bench-mix: bad --touch %s (want 0 or 1)\n", touch.c_str());
-    return 2;
-  }
-  g_touch = touch == "1";
+  const size_t nslots = static_cast<size_t>(cli.num("slots", 2000, 1));
+  g_touch = cli.num("touch", 0, 0, 1) == 1;
   const size_t steps = cli.scaled(40e6);
   const size_t nthreads = static_cast<size_t>(cli.threads);
   std::vector<Result> results(nthreads);

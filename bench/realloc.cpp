@@ -30,7 +30,9 @@ struct Vec {
 inline char str_byte(uint64_t id, size_t pos) {
   return static_cast<char>('a' + ((id * 7 + pos * 13) % 26));
 }
-inline uint64_t vec_elem(uint64_t id, size_t pos) { return id * 0x100000001b3ULL + pos; }
+inline uint64_t vec_elem(uint64_t id, size_t pos) {
+  return id * 0x100000001b3ULL + pos;
+}
 
 uint64_t finish_str(Str& s) {
   uint64_t sum = 0;
@@ -64,10 +66,9 @@ uint64_t finish_vec(Vec& v) {
 int main(int argc, char** argv) {
   jsb::Cli cli(argc, argv, "realloc", {"strings", "vectors"}, "[--strings N] [--vectors N]");
   cli.announce();
-  const size_t nstr = static_cast<size_t>(cli.num("strings", 1000));
-  const size_t nvec = static_cast<size_t>(cli.num("vectors", 32));
+  const size_t nstr = static_cast<size_t>(cli.num("strings", 1000, 1));
+  const size_t nvec = static_cast<size_t>(cli.num("vectors", 32, 1));
   const size_t steps = cli.scaled(40e6);
-  if (nstr == 0 || nvec == 0) return 2;
   jsb::Rng rng(cli.seed);
   std::vector<Str> strs(nstr);
   std::vector<Vec> vecs(nvec);

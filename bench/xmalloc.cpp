@@ -34,7 +34,10 @@ struct alignas(64) Queue {
     b->next = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu);
-      if (tail) tail->next = b; else head = b;
+      if (tail)
+        tail->next = b;
+      else
+        head = b;
       tail = b;
       length.fetch_add(1, std::memory_order_relaxed);
     }
@@ -123,12 +126,12 @@ int main(int argc, char** argv) {
                "[--batch N] [--ahead BATCHES] [--min BYTES] [--max BYTES]");
   cli.announce();
   Config c;
-  c.batch = static_cast<size_t>(cli.num("batch", 64));
-  c.ahead = static_cast<size_t>(cli.num("ahead", 64));
-  c.min_size = static_cast<size_t>(cli.num("min", 8));
+  c.batch = static_cast<size_t>(cli.num("batch", 64, 1));
+  c.ahead = static_cast<size_t>(cli.num("ahead", 64, 1));
+  c.min_size = static_cast<size_t>(cli.num("min", 8, 8));
   c.max_size = static_cast<size_t>(cli.num("max", 1024));
   c.seed = cli.seed;
-  if (c.batch == 0 || c.ahead == 0 || c.min_size < 8 || c.max_size < c.min_size) return 2;
+  if (c.max_size < c.min_size) cli.refuse("max", "at least --min");
   const size_t nthreads = static_cast<size_t>(cli.threads);
   const size_t total = cli.scaled(50e6);
 
