@@ -100,7 +100,7 @@ uintptr_t PageHeap::Place(const Span* s, size_t npages, size_t align_pages, uint
 // a hugepage that takes spans of `family`. For a small span on hugepages, the one whose
 // hugepage is the fullest among the first few that fit (the filler's order: the others
 // drain, to go back to the OS whole), else the first that fits; among the big free
-// spans, the smallest.
+// spans, the one lowest in the heap.
 PageHeap::Fit PageHeap::FindFit(size_t npages, size_t align_pages, uint8_t family) {
   Fit fit{nullptr, kNoFit};
   if (npages <= kMaxBin) {
@@ -124,15 +124,14 @@ PageHeap::Fit PageHeap::FindFit(size_t npages, size_t align_pages, uint8_t famil
     }
     if (fit.span != nullptr) return fit;
   }
-  // Best fit among the big free spans; lower address on ties keeps the heap compact.
+  // Address-ordered first fit among the big free spans: blocks pack at the heap's low
+  // end, its high end stays whole for the next big block, and pages a block touched are
+  // the next ones handed out. Best fit (the smallest span that fits) scattered blocks of
+  // 64 KiB - 32 MiB over the heap: bench-large's peak RSS 122.3 MiB against 108.4,
+  // bench-realloc's 92.4 against 87.6.
   for (Span* s = bins_[0].first(); s != nullptr; s = s->next) {
     const uintptr_t start = Place(s, npages, align_pages, family);
-    if (start == kNoFit) continue;
-    Span* best = fit.span;
-    if (best == nullptr || s->npages < best->npages ||
-        (s->npages == best->npages && s->first_page < best->first_page)) {
-      fit = Fit{s, start};
-    }
+    if (start != kNoFit && (fit.span == nullptr || start < fit.start)) fit = Fit{s, start};
   }
   return fit;
 }
