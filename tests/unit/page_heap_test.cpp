@@ -74,6 +74,36 @@ TEST(PageHeap, FreedNeighboursCoalesce) {
   heap.Deallocate(again);
 }
 
+// Off hugepages, a block of the exact bins goes in the lower of the first two free
+// spans that hold it (the best fit and the next), not always in the best fit. (On them
+// the fullest hugepage decides, and these spans share one: the best fit.)
+TEST(PageHeap, SmallSpansTakeTheLowerOfTwoFits) {
+  testing::EnsureAllocator();
+  static constinit PageHeap heap;  // private and small: its spans share a hugepage
+  Span* low = heap.Allocate(12, 1, kPageLarge);
+  Span* wall1 = heap.Allocate(1, 1, kPageLarge);
+  Span* mid = heap.Allocate(10, 1, kPageLarge);
+  Span* wall2 = heap.Allocate(1, 1, kPageLarge);
+  Span* high = heap.Allocate(8, 1, kPageLarge);
+  Span* wall3 = heap.Allocate(1, 1, kPageLarge);
+  ASSERT_TRUE(low && wall1 && mid && wall2 && high && wall3);
+  const uintptr_t low_first = low->first_page, mid_first = mid->first_page;
+  const uintptr_t high_first = high->first_page;
+  ASSERT_LT(mid_first, high_first);
+  const bool compact = !heap.filler().on_hugepages();
+  for (Span* x : {low, mid, high}) heap.Deallocate(x);
+  // Fits, best first: high (8 pages), mid (10), low (12).
+  Span* s = heap.Allocate(8, 1, kPageLarge);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->first_page, compact ? mid_first : high_first);
+  // Off hugepages now high (8), mid's rest (2: too small), low (12): the lower of high
+  // and low. On them mid (10), low (12): mid.
+  Span* t = heap.Allocate(8, 1, kPageLarge);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->first_page, compact ? low_first : mid_first);
+  for (Span* x : {s, t, wall1, wall2, wall3}) heap.Deallocate(x);
+}
+
 // A block larger than the exact bins goes in the lowest free span that holds it, not
 // the smallest: with best fit, bench-large's blocks spread over the heap (peak RSS
 // 122.3 MiB against 108.4 MiB).
