@@ -431,4 +431,9 @@ const HugePageFiller::Record* HugePageFiller::RecordOf(uintptr_t page) {
   return records == nullptr ? nullptr : &records[page / kPages];
 }
 
+bool HugePageFiller::BackedByHugepage(uintptr_t page) {
+  const Record* r = RecordOf(page);
+  return r != nullptr && (r->flags & (kBacked | kBroken)) == kBacked;
+}
+
 }  // namespace jsmalloc

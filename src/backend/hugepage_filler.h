@@ -140,6 +140,9 @@ class HugePageFiller {
     uint8_t family;  // of the spans in it (0: none in use)
   };
   static const Record* RecordOf(uintptr_t page);
+  // What a unit test checks: whether the hugepage holding `page` is counted as backed by
+  // a hugepage (hugepage_backed_bytes).
+  static bool BackedByHugepage(uintptr_t page);
 
  private:
   Record* Own(uintptr_t hugepage);
