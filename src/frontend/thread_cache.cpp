@@ -55,6 +55,18 @@ constexpr uint32_t kRunDoublings = 8;
 constexpr size_t kMinCacheShare = size_t{1} << 20;
 constexpr size_t kMinHeapShare = size_t{2} << 20;
 constexpr size_t kHeapShareDivisor = 4;
+// A cache whose lists handed back more than twice its limit (kThrashTurnovers) within
+// kThrashWindow slow calls, because the sizing policy kept moving capacity between
+// them, thrashes: its working set cycles through a limit too small for it. On a small
+// heap (a limit under kThrashedHeapShare) such a cache may hold kThrashedHeapShare
+// from then on, while the share allows. bench-remote at one thread (rounds of 2.4 MB
+// of every class, the limit 2 MiB) moved 27 % of what it allocated between lists and
+// took 1.08x tcmalloc's time (whose thread cache may grow to 4 MiB); with this, 84.9 ->
+// 49.6 M instructions (callgrind, --scale 0.05) and 0.93x the time, its peak RSS the
+// same. A cache of one size class, or one the heap sizes, never moves room: no change.
+constexpr size_t kThrashedHeapShare = size_t{4} << 20;
+constexpr size_t kThrashTurnovers = 2;
+constexpr uint32_t kThrashWindow = 4096;
 // The share by threads (set as caches come and go), what all caches held when each last
 // published, and the limit (ThreadCacheLimit: 0 until the first cache exists).
 constinit size_t g_cache_share = 0;
@@ -113,10 +125,20 @@ void SetUpLimits() {
   }
 }
 
-// All lists together may hold the cache's share (ThreadCacheLimit); one list may take
-// all of it (and always a batch).
-uint32_t MaxLength(size_t cls) {
-  uint32_t by_bytes = static_cast<uint32_t>(ThreadCacheLimit() / kClasses[cls].size);
+// What cache tc may hold: the limit of every cache, or, for one that thrashed on a
+// small heap, kThrashedHeapShare while the share allows it.
+size_t CacheCap(const ThreadCache* tc) {
+  const size_t limit = ThreadCacheLimit();
+  if (!tc->thrashed) return limit;
+  const size_t share = __atomic_load_n(&g_cache_share, __ATOMIC_RELAXED);
+  const size_t floor = share < kThrashedHeapShare ? share : kThrashedHeapShare;
+  return limit > floor ? limit : floor;
+}
+
+// All lists together may hold the cache's cap (CacheCap); one list may take all of it
+// (and always a batch).
+uint32_t MaxLength(const ThreadCache* tc, size_t cls) {
+  uint32_t by_bytes = static_cast<uint32_t>(CacheCap(tc) / kClasses[cls].size);
   return by_bytes < kClasses[cls].batch ? kClasses[cls].batch : by_bytes;
 }
 
@@ -134,7 +156,7 @@ uint32_t ListLengthOf(const void* cache, size_t cls) {
 
 // What the sizing policy reads of a thread's lists.
 CacheContents Contents(const ThreadCache* tc) {
-  return {.length = &ListLengthOf, .cache = tc, .cap_bytes = ThreadCacheLimit()};
+  return {.length = &ListLengthOf, .cache = tc, .cap_bytes = CacheCap(tc)};
 }
 
 bool Shared() {
@@ -196,6 +218,7 @@ void ApplyShrunk(ThreadCache* tc, const ClassSet& shrunk) {
     if (tc->budget[cls] >= 0) continue;
     group.cls[group.size] = cls;
     group.count[group.size++] = static_cast<uint32_t>(-tc->budget[cls]);
+    tc->turnover_bytes += size_t{static_cast<uint32_t>(-tc->budget[cls])} * kClasses[cls].size;
     if (group.size == kIdleGroup) HandBack(tc, &group);
   }
   HandBack(tc, &group);
@@ -213,7 +236,7 @@ bool Grow(ThreadCache* tc, size_t cls, bool from_active) {
 
 // Brings a cache over its limit back under it (CapacityFit); list cls keeps its room.
 void FitUnderLimit(ThreadCache* tc, size_t cls) {
-  if (tc->capacity.capacity_bytes <= ThreadCacheLimit()) return;
+  if (tc->capacity.capacity_bytes <= CacheCap(tc)) return;
   ClassSet shrunk;
   CapacityFit(g_limits, &tc->capacity, cls, Contents(tc), &shrunk);
   if (shrunk.Any()) ApplyShrunk(tc, shrunk);
@@ -295,6 +318,14 @@ void DrainIdleLists(ThreadCache* tc) {
 void NoteSlowCall(ThreadCache* tc) {
   ++tc->slow_calls;
   if ((tc->slow_calls & 63) != 0) return;
+  if (tc->slow_calls % kThrashWindow == 0) {
+    // Only on a small heap: where a quarter of the heap is the larger floor already,
+    // the heap sizes the cache.
+    const size_t limit = ThreadCacheLimit();
+    if (limit < kThrashedHeapShare && tc->turnover_bytes > kThrashTurnovers * limit)
+      tc->thrashed = true;
+    tc->turnover_bytes = 0;
+  }
   Publish(tc, CachedBytes(tc));
   RefreshCacheLimit();
   FitUnderLimit(tc, 0);
@@ -495,7 +526,7 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls, size_t requ
                           .carver = tc->serial,
                           .max_run_bytes = max_run,
                           .chain = &chain,
-                          .max_chain = MaxLength(cls)});
+                          .max_chain = MaxLength(tc, cls)});
   CapacityNoteFetch(g_limits, &tc->capacity, cls, static_cast<uint32_t>(got + run_count));
   if (got > 0) tc->runs_taken[cls] = 0;
   if (chain != nullptr) {

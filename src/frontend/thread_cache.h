@@ -50,6 +50,12 @@ struct alignas(kCacheLine) ThreadCache {
   uintptr_t run_next[kNumClasses];   // never-used objects: [run_next, run_end), less the
   uintptr_t run_end[kNumClasses];    // secure build's secure_run_taken
   uint32_t slow_calls;
+  // Bytes of objects the cache handed back because the sizing policy moved capacity to
+  // another list (ApplyShrunk) in the current window of slow calls; and whether a
+  // window's were more than twice its limit on a small heap, which lets the cache hold
+  // more from then on (thread_cache.cpp, kThrashedHeapShare and CacheCap).
+  size_t turnover_bytes;
+  bool thrashed;
   uint32_t runs_taken[kNumClasses];     // runs of never-used objects fetched for list c
                                         // in a row (since it last got given-back ones)
   uint64_t drain_check_ns;              // the last look of the decay clock (0: never)

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <barrier>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstring>
 #include <set>
@@ -244,6 +245,62 @@ TEST(ThreadCache, StartsAtTheSharedEmptyCache) {
 }
 
 #if !defined(JSMALLOC_SECURE)  // pins the default library's order and accounting
+// A thread whose lists' capacity keeps moving between classes on a small heap (the
+// sizing policy hands back more than twice the cache's limit in a window of slow
+// calls) thrashes, and may then hold twice the small-heap floor (4 MiB): bench-remote's
+// rounds of every size class, most freed and an eighth kept a round more. A thread
+// cycling one size does not.
+struct RoundsSeen {
+  bool thrashed = false;
+  size_t most_capacity = 0;  // the largest capacity its lists had, in bytes
+  size_t limit = 0;          // ThreadCacheLimit() at the end
+};
+RoundsSeen RunRounds(size_t bytes_a_round, bool every_class) {
+  RoundsSeen seen;
+  std::thread([&] {
+    uint64_t x = 0x9e3779b97f4a7c15;
+    std::vector<void*> fresh, kept;
+    for (int r = 0; r < 200; ++r) {
+      size_t total = 0;
+      while (total < bytes_a_round) {  // log-uniform, 16 B .. 16 KiB, or 1 KiB each
+        x = x * 6364136223846793005 + 1442695040888963407;
+        const double u = static_cast<double>(x >> 11) / 9007199254740992.0;
+        const auto size = every_class ? static_cast<size_t>(16.0 * std::exp2(10.0 * u)) : 1024;
+        fresh.push_back(js_malloc(size));
+        total += size;
+      }
+      for (void* p : kept) js_free(p);
+      kept.clear();
+      for (size_t i = 0; i < fresh.size(); ++i) {
+        if (i % 8 == 0) {
+          kept.push_back(fresh[i]);
+        } else {
+          js_free(fresh[i]);
+        }
+      }
+      fresh.clear();
+      seen.most_capacity = std::max(seen.most_capacity, tl_thread.cache->capacity.capacity_bytes);
+    }
+    for (void* p : kept) js_free(p);
+    seen.thrashed = tl_thread.cache->thrashed;
+    seen.limit = ThreadCacheLimit();
+  }).join();
+  return seen;
+}
+
+TEST(ThreadCache, ThrashingOnASmallHeapDoublesTheFloor) {
+  testing::EnsureAllocator();
+  const RoundsSeen one_size = RunRounds(size_t{3} << 20, false);
+  ASSERT_LT(one_size.limit, size_t{4} << 20) << "not a small heap";
+  EXPECT_FALSE(one_size.thrashed);
+  EXPECT_LE(one_size.most_capacity, size_t{3} << 20);
+  const RoundsSeen every_class = RunRounds(size_t{3} << 20, true);
+  ASSERT_LT(every_class.limit, size_t{4} << 20) << "not a small heap";
+  EXPECT_TRUE(every_class.thrashed);
+  EXPECT_GT(every_class.most_capacity, every_class.limit) << "thrashed, but held no more";
+  EXPECT_LE(every_class.most_capacity, size_t{4} << 20);
+}
+
 TEST(ThreadCache, LifoReuse) {
   testing::EnsureAllocator();
   void* a = js_malloc(100);
