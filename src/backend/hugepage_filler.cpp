@@ -27,6 +27,12 @@ constexpr uint8_t kRefused = 64;
 // Hugepages placed as if on THP (one family to each, Accepts).
 constexpr uint8_t kPlaced = kAdvised | kCollapsible;
 
+// Whether r's hugepage is backed by a hugepage (counted in hugepage_backed_bytes):
+// in use since it was last whole and empty, and not subreleased since.
+bool IsBacked(const HugePageFiller::Record& r) {
+  return (r.flags & (kBacked | kBroken)) == kBacked;
+}
+
 // One record per hugepage of the heap reservation, reserved on first use (20 MiB of
 // address space for a 1 TiB heap; only the records of hugepages grown into are
 // touched). Shared by every filler: each page heap grows into hugepages of its own.
@@ -153,13 +159,13 @@ void HugePageFiller::Attach(uintptr_t first, size_t npages, size_t heap_pages) {
 }
 
 void HugePageFiller::SetBacked(Record* r, bool backed) {
-  const bool was = (r->flags & (kBacked | kBroken)) == kBacked;
+  const bool was = IsBacked(*r);
   if (backed) {
     r->flags |= kBacked;
   } else {
     r->flags &= static_cast<uint8_t>(~kBacked);
   }
-  const bool is = (r->flags & (kBacked | kBroken)) == kBacked;
+  const bool is = IsBacked(*r);
   backed_ += static_cast<size_t>(is) - static_cast<size_t>(was);
 }
 
@@ -377,7 +383,7 @@ size_t HugePageFiller::CollapseCandidates(uintptr_t* out, size_t max, size_t in_
   for (uintptr_t h = lowest_; h < highest_ && n < max; ++h) {
     Record* r = &records[h];
     if (r->owner != id_ || (r->flags & (kCollapsible | kRefused)) != kCollapsible) continue;
-    if ((r->flags & (kBacked | kBroken)) == kBacked) continue;  // a hugepage already
+    if (IsBacked(*r)) continue;  // a hugepage already
     const uint32_t zero = static_cast<uint32_t>(kPages - r->used - r->dirty);
     if (r->used < kPages * 7 / 8 || zero > kPages / 16) {
       r->flags &= static_cast<uint8_t>(~kDenseSeen);
@@ -415,7 +421,7 @@ void HugePageFiller::OnCollapsed(uintptr_t h, int error) {
   }
   // Released while it was being collapsed: the kernel may have split it again.
   if (error != 0 || !still || r->owner != id_) return;
-  const bool was = (r->flags & (kBacked | kBroken)) == kBacked;
+  const bool was = IsBacked(*r);
   r->flags = static_cast<uint8_t>((r->flags | kBacked) & ~kBroken);
   backed_ += static_cast<size_t>(!was);
   ++collapsed_total_;
@@ -433,7 +439,7 @@ const HugePageFiller::Record* HugePageFiller::RecordOf(uintptr_t page) {
 
 bool HugePageFiller::BackedByHugepage(uintptr_t page) {
   const Record* r = RecordOf(page);
-  return r != nullptr && (r->flags & (kBacked | kBroken)) == kBacked;
+  return r != nullptr && IsBacked(*r);
 }
 
 }  // namespace jsmalloc
