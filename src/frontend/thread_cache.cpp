@@ -216,9 +216,10 @@ void ApplyShrunk(ThreadCache* tc, const ClassSet& shrunk) {
   for (size_t cls = shrunk.NextFrom(1); cls != kNumClasses; cls = shrunk.NextFrom(cls + 1)) {
     SyncBudget(tc, cls);
     if (tc->budget[cls] >= 0) continue;
+    const auto excess = static_cast<uint32_t>(-tc->budget[cls]);
     group.cls[group.size] = cls;
-    group.count[group.size++] = static_cast<uint32_t>(-tc->budget[cls]);
-    tc->turnover_bytes += size_t{static_cast<uint32_t>(-tc->budget[cls])} * kClasses[cls].size;
+    group.count[group.size++] = excess;
+    tc->turnover_bytes += size_t{excess} * kClasses[cls].size;
     if (group.size == kIdleGroup) HandBack(tc, &group);
   }
   HandBack(tc, &group);
