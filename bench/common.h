@@ -301,11 +301,7 @@ class Cli {
           usage_error(argv[0], "bad --threads", value);
         threads = static_cast<int>(n);
       } else if (name == "seed") {
-        char* end = nullptr;
-        errno = 0;
-        seed = std::strtoull(value.c_str(), &end, 0);
-        if (value.empty() || *end != '\0' || errno != 0 || value[0] == '-')
-          usage_error(argv[0], "bad --seed", value);
+        if (!parse_u64(value, &seed)) usage_error(argv[0], "bad --seed", value);
       } else {
         bool known = false;
         for (const auto& e : extra_) known |= (e == name);
@@ -392,6 +388,13 @@ class Cli {
     errno = 0;
     *out = std::strtol(text.c_str(), &end, 0);
     return !text.empty() && *end == '\0' && errno == 0;
+  }
+  // The same for an unsigned 64-bit integer; a sign is refused (strtoull would wrap it).
+  static bool parse_u64(const std::string& text, uint64_t* out) {
+    char* end = nullptr;
+    errno = 0;
+    *out = std::strtoull(text.c_str(), &end, 0);
+    return !text.empty() && *end == '\0' && errno == 0 && text[0] != '-';
   }
   static bool parse_real(const std::string& text, double* out) {
     char* end = nullptr;
