@@ -129,6 +129,7 @@ TEST(PageHeap, BigSpansGoLowestInTheHeap) {
   EXPECT_EQ(t->first_page, low_first + 150);
   for (Span* x : {s, t, wall1, wall2}) heap.Deallocate(x);
 }
+
 TEST(PageHeap, ExtendAndShrinkInPlace) {
   testing::EnsureAllocator();
   static constinit PageHeap heap;
