@@ -26,8 +26,9 @@ debug: deps-build
 test: deps-test release
 	cd build/release && ctest --output-on-failure -j $(JOBS) --timeout 600
 
-# The libFuzzer target for FUZZ_SECONDS (600) in a clang build of its own; crashes are
-# saved as build/fuzz/crash-*, new inputs under build/fuzz/corpus.
+# The libFuzzer targets (the default and the secure library) for FUZZ_SECONDS (600)
+# each, in a clang build of its own; crashes are saved as build/fuzz/crash-* and
+# build/fuzz/secure-crash-*, new inputs under build/fuzz/corpus and corpus-secure.
 FUZZ_SECONDS ?= 600
 fuzz: deps-test
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run_fuzz.sh $(CURDIR) $(CURDIR)/build/fuzz long
