@@ -8,7 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstring>
+#include <csignal>
 #include <string>
 #include <vector>
 
@@ -33,6 +33,10 @@ bool FlipSeenAtFree(size_t size, size_t offset) {
   int out[2];
   if (pipe(out) != 0) return false;
   const pid_t pid = fork();
+  if (pid < 0) {
+    ADD_FAILURE() << "fork failed";
+    return false;
+  }
   if (pid == 0) {
     dup2(out[1], 2);
     close(out[0]);
