@@ -119,6 +119,34 @@ def first_site(listing):
     return None
 
 
+def function_and_gap(prog):
+    """((name, file offset inside it), file offset past its end) for a function of prog
+    followed by padding before the next symbol. The text segment's file offsets
+    are its addresses in the executables built here (checked: a PT_LOAD whose offset
+    and address differ fails the test rather than guessing)."""
+    out = subprocess.run(["nm", "-S", "--defined-only", prog], capture_output=True,
+                         text=True).stdout
+    syms = []
+    for line in out.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) == 4 and parts[2] in ("T", "t"):
+            syms.append((int(parts[0], 16), int(parts[1], 16), parts[3]))
+    syms.sort()
+    loads = subprocess.run(["readelf", "-lW", prog], capture_output=True, text=True).stdout
+    for (a, size, name), (b, _, _) in zip(syms, syms[1:]):
+        if size > 1 and b > a + size + 1 and re.fullmatch(r"[A-Za-z_]\w*", name):
+            for m in re.finditer(r"LOAD\s+0x([0-9a-f]+) 0x([0-9a-f]+) \S+ 0x([0-9a-f]+)", loads):
+                off, vaddr, filesz = (int(x, 16) for x in m.groups())
+                if vaddr <= a < vaddr + filesz:
+                    if off != vaddr:
+                        fail(f"{prog}: its text's file offsets are not its addresses")
+                    # Stack addresses are return addresses (the call is the byte
+                    # before): a + size is still the function's last call, a + size + 1
+                    # is not.
+                    return (name, a + 1), a + size + 1
+    fail(f"{prog}: no function followed by padding")
+
+
 def tool_case(what, lib, work, prog):
     if what == "run":
         # --leaks and --stats reach the program; the library is found from the source
@@ -168,6 +196,20 @@ def tool_case(what, lib, work, prog):
         r = tool(["top", "--own", kept, script], lib)
         if "not an ELF executable" not in r.stderr or first_site(r.stdout) != "keep_100_mib":
             fail(f"jsmalloc top with a script as PROG: {r.stderr!r}\n{r.stdout}")
+        # An address past the end of the function before it (padding here; most of a
+        # stripped library's code) is named by file and offset, one inside it by name.
+        inside, past = function_and_gap(prog)
+        synth = os.path.join(work, "gap.heap")
+        lo = 0x10000000
+        with open(synth, "w") as f:
+            f.write("heap profile: 2: 2048 [2: 2048] @ heapprofile\n"
+                    f"1: 1024 [1: 1024] @ {lo + inside[1]:#x}\n"
+                    f"1: 1024 [1: 1024] @ {lo + past:#x}\n\nMAPPED_LIBRARIES:\n"
+                    f"{lo:x}-{lo + os.path.getsize(prog):x} r-xp 00000000 00:00 0 {prog}\n")
+        out = tool(["top", "--own", synth, prog], lib).stdout
+        gap = f"{os.path.basename(prog)}+{past:#x}"
+        if inside[0] not in out or gap not in out:
+            fail(f"jsmalloc top named {inside[0]} and {gap}? It printed:\n{out}")
         # Nothing live (a program that freed everything, at exit): said, not an empty list.
         empty = os.path.join(work, "empty.heap")
         with open(empty, "w") as f:
