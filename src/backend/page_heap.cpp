@@ -136,9 +136,9 @@ PageHeap::Fit PageHeap::FindFit(size_t npages, size_t align_pages, uint8_t famil
   // Address-ordered first fit among the big free spans (the lowest that holds the
   // block). Best fit (the smallest span that fits) spread blocks of 1 - 32 MiB over the
   // heap: bench-large's peak RSS at one thread 122.3 MiB against 108.4, bench-realloc's
-  // 92.4 against 87.6. At two threads bench-large's peak median fell (187 -> 176 MiB)
-  // but its highest rose (188 -> 217), and its time may be 6 % worse (docs/performance.md,
-  // 2026-12-07, sixth session).
+  // 92.4 against 87.6. At two threads bench-large's peak is bimodal either way (108 - 217
+  // MiB) and its wall time 6 - 16 % worse than with best fit, paired both ways
+  // (docs/performance.md, 2026-12-07, sixth and seventh sessions).
   for (Span* s = bins_[0].first(); s != nullptr; s = s->next) {
     const uintptr_t start = Place(s, npages, align_pages, family);
     if (start != kNoFit && (fit.span == nullptr || start < fit.start)) fit = Fit{s, start};
