@@ -182,10 +182,10 @@ def tool_case(what, lib, work, prog):
         # -n bounds the rows either way (google-pprof's --text listing has no limit).
         out = tool(["top", "-n", "1", kept, prog], lib).stdout
         lines = out.splitlines()
-        if any(l.startswith("Total:") for l in lines):  # google-pprof's listing
-            rows = lines[[i for i, l in enumerate(lines) if l.startswith("Total:")][0] + 1:]
-        else:  # jsmalloc's own: a header, the rows, a total
-            rows = lines[1:-1]
+        total = next((i for i, l in enumerate(lines) if l.startswith("Total:")), None)
+        # google-pprof's listing: the rows after its "Total:" line; jsmalloc's own: a
+        # header, the rows, a total.
+        rows = lines[total + 1:] if total is not None else lines[1:-1]
         if len(rows) != 1 or "keep_100_mib" not in rows[0]:
             fail("jsmalloc top -n 1 did not print exactly the first site:\n" + out)
         # A launcher script as PROG (pyenv's shims are): said, and the profile's own
