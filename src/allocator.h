@@ -42,7 +42,7 @@ bool ExtendLarge(void* p, size_t size, bool* maybe_dirty);
 JS_FAST_PATH bool SizedFreeNeedsCheck(const void* p, size_t size) {
   uintptr_t offset = reinterpret_cast<uintptr_t>(p) - g_pagemap.base;
   if (offset >= g_pagemap.size) return p != nullptr;
-  size_t cls = g_pagemap.classes[offset >> kPageShift];
+  size_t cls = PageClass(offset >> kPageShift);
   if (cls == 0 || cls >= kNumClasses) return true;
   size_t usable = kClasses[cls].size;
   return size > usable || size * 2 + kPageSize < usable;

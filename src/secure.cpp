@@ -170,7 +170,7 @@ JS_FAST_PATH size_t CheckedRequest(void* p, size_t class_size) {
 }
 
 // The link of free object q of class cls, checked before it is followed.
-void* CheckedNext(void* q, size_t cls) {
+JS_FAST_PATH void* CheckedNext(void* q, size_t cls) {
   void* next = ListNext(q);
   if (next != nullptr) CheckListLink(q, next, cls);
   return next;
@@ -313,9 +313,10 @@ void* HandOutSmall(void* p, size_t cls, size_t requested) {
 size_t SmallClassOf(const void* p) {
   uintptr_t offset = reinterpret_cast<uintptr_t>(p) - g_pagemap.base;
   if (offset >= g_pagemap.size) return 0;
-  size_t cls = g_pagemap.classes[offset >> kPageShift];
-  if (cls == 0 || cls >= kNumClasses || !StartsObject(g_pagemap.classes, cls, offset)) return 0;
-  return cls;
+  const size_t tag = g_pagemap.tags[offset >> kPageShift];
+  if (tag == 0 || tag >= ClassTagOf(kNumClasses) || !StartsObject(g_pagemap.tags, tag, offset))
+    return 0;
+  return ClassOfTag(tag);
 }
 
 // A large block's span if p starts one, else nullptr.
@@ -406,7 +407,7 @@ bool ResizeGuardedInPlace(Span* s, void* p, size_t old, size_t size) {
 }
 
 void* AllocateSmall(size_t cls, size_t requested) {
-  void* p = PopOrRefill(cls, requested + kSecureTagBytes);
+  void* p = PopOrRefill(ClassTagOf(cls), requested + kSecureTagBytes);
   if (p == nullptr) return nullptr;  // errno set
   return HandOutSmall(p, cls, requested);
 }

@@ -57,12 +57,12 @@ void ValgrindInit() {
   // the fast paths' instructions among them (tests/fastpath), see jsmalloc unchanged.
   int probe = 0;
   if (VALGRIND_MAKE_MEM_DEFINED(&probe, sizeof probe) == 0) return;
-  if (g_pagemap.classes == nullptr) return;  // no heap: everything is huge and slow
+  if (g_pagemap.tags == nullptr) return;  // no heap: everything is huge and slow
   // The free fast path's divisibility limits (heap_region.h) all 0: no pointer passes
   // for an object, and free goes to FreeSlow before it reads one. The slow path tests
   // with kClassMagic itself. Not in the secure library, which has no such fast path.
   if constexpr (!kSecure) {
-    auto* limits = reinterpret_cast<uint64_t*>(g_pagemap.classes) - 512;
+    auto* limits = reinterpret_cast<uint64_t*>(g_pagemap.tags) - 512;
     for (size_t i = 0; i < 256; ++i) limits[i] = 0;
   }
   // The heap is one read-write reservation, most of it never used: to memcheck,

@@ -27,8 +27,8 @@ bool HeapRegion::Init(size_t want) {
   size_t size = FloorPow2(want < kMinHeap ? kMinHeap : want);
   for (; size >= kMinHeap; size /= 2) {
     size_t pages = size >> kPageShift;
-    // One page more than the class bytes, for the class magics and their limits.
-    size_t class_bytes = RoundUp(pages, 4096) + 4096;
+    // One page more than the tags, for the class magics and their limits.
+    size_t class_bytes = RoundUp(pages * sizeof(ClassTag), 4096) + 4096;
     size_t span_bytes = RoundUp(pages * sizeof(Span*), 4096);
     void* classes = os::Reserve(class_bytes, 4096);
     if (classes == nullptr) continue;
@@ -52,7 +52,7 @@ bool HeapRegion::Init(size_t want) {
     partition_size_ = size < (size_t{1} << 30) ? size : (size_t{1} << 30);
     auto* limit = static_cast<uint64_t*>(classes);
     for (size_t i = 0; i < 256; ++i) limit[i] = limit[256 + i] = kClassMagic[i];
-    g_pagemap.classes = static_cast<uint8_t*>(classes) + 4096;
+    g_pagemap.tags = reinterpret_cast<ClassTag*>(static_cast<char*>(classes) + 4096);
     g_pagemap.spans = static_cast<Span**>(spans);
     g_pagemap.base = reinterpret_cast<uintptr_t>(base);
     // Publish the size last: the fast path treats size 0 as "no heap yet".
@@ -105,7 +105,7 @@ void UnmapPast(void* p, size_t* mapped, size_t bytes) {
 // (64 KiB of `spans` is 8192 pages), capped at the array's reservation.
 constexpr size_t kPagemapStep = size_t{64} << 10;
 size_t ClassBytesFor(uintptr_t pages, size_t reserved) {
-  size_t bytes = RoundUp(4096 + pages, kPagemapStep);  // the magics' page first
+  size_t bytes = RoundUp(4096 + pages * sizeof(ClassTag), kPagemapStep);  // the magics' page first
   return bytes < reserved ? bytes : reserved;
 }
 size_t SpanBytesFor(uintptr_t pages, size_t reserved) {
@@ -123,7 +123,7 @@ bool HeapRegion::MapThrough(uintptr_t end_page) {
   if (limited) GiveBackUnused();
   // From here the reservation grows a piece at a time, each piece mapped where it was
   // before: the kernel checks the limit then, and a refusal is the heap's ENOMEM.
-  uint8_t* class_array = g_pagemap.classes - 4096;
+  char* class_array = reinterpret_cast<char*>(g_pagemap.tags) - 4096;
   if (!MapPrefix(class_array, &class_mapped_, ClassBytesFor(end_page, class_bytes_)) ||
       !MapPrefix(g_pagemap.spans, &span_mapped_, SpanBytesFor(end_page, span_bytes_)))
     return false;
@@ -146,7 +146,8 @@ void HeapRegion::GiveBackUnused() {
     mapped_pages_ = keep;
   }
   // Nothing reads the pagemap past the range check or the frontier.
-  UnmapPast(g_pagemap.classes - 4096, &class_mapped_, ClassBytesFor(keep, class_bytes_));
+  UnmapPast(reinterpret_cast<char*>(g_pagemap.tags) - 4096, &class_mapped_,
+            ClassBytesFor(keep, class_bytes_));
   UnmapPast(g_pagemap.spans, &span_mapped_, SpanBytesFor(keep, span_bytes_));
 }
 
@@ -177,8 +178,16 @@ void HeapRegion::SetSubRegionState(uintptr_t offset, bool committed, bool pendin
   set(pending_[part], pending);
 }
 
+namespace {
+void FillTags(uintptr_t first_page, size_t npages, uint8_t cls_or_state) {
+  ClassTag* tags = g_pagemap.tags + first_page;
+  const ClassTag tag = StoredTag(cls_or_state);
+  for (size_t i = 0; i < npages; ++i) tags[i] = tag;
+}
+}  // namespace
+
 void HeapRegion::MapWholeSpan(Span* s, uint8_t cls) {
-  __builtin_memset(g_pagemap.classes + s->first_page, cls, s->npages);
+  FillTags(s->first_page, s->npages, cls);
   Span** spans = g_pagemap.spans + s->first_page;
   for (size_t i = 0; i < s->npages; ++i) spans[i] = s;
 }
@@ -186,22 +195,22 @@ void HeapRegion::MapWholeSpan(Span* s, uint8_t cls) {
 void HeapRegion::MapFreeSpan(Span* s) {
   // The boundary tags keep saying whether their page reads as zero.
   for (uintptr_t p : {s->first_page, s->last_page()})
-    g_pagemap.classes[p] = IsZeroPage(g_pagemap.classes[p]) ? kPageFreeZero : kPageFree;
+    g_pagemap.tags[p] = StoredTag(IsZeroPage(PageClass(p)) ? kPageFreeZero : kPageFree);
   g_pagemap.spans[s->first_page] = s;
   g_pagemap.spans[s->last_page()] = s;
 }
 
 void HeapRegion::MarkPagesFree(Span* s) {
-  __builtin_memset(g_pagemap.classes + s->first_page, kPageFree, s->npages);
+  FillTags(s->first_page, s->npages, kPageFree);
 }
 
 void HeapRegion::MapSpanInUse(Span* s, uint8_t cls) {
-  const uint8_t* classes = g_pagemap.classes + s->first_page;
+  const ClassTag* tags = g_pagemap.tags + s->first_page;
   const size_t n = s->npages;
   uint32_t mask = 0;
   bool any_used = false;
   for (size_t i = 0; i < n && i < 32; ++i) {
-    if (IsZeroPage(classes[i])) {
+    if (IsZeroPage(static_cast<uint8_t>(ClassOfTag(tags[i])))) {
       mask |= uint32_t{1} << i;
     } else {
       any_used = true;
@@ -209,7 +218,8 @@ void HeapRegion::MapSpanInUse(Span* s, uint8_t cls) {
   }
   // A branch-free loop over the rest, which the compiler vectorises (a 32 MiB block
   // is 4,096 pages).
-  for (size_t i = 32; i < n; ++i) any_used |= !IsZeroPage(classes[i]);
+  for (size_t i = 32; i < n; ++i)
+    any_used |= !IsZeroPage(static_cast<uint8_t>(ClassOfTag(tags[i])));
   MapWholeSpan(s, cls);
   s->zero_pages = mask;
   s->committed = any_used;

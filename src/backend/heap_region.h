@@ -14,42 +14,54 @@
 #include "backend/span.h"
 #include "common.h"
 #include "lock.h"
+#include "size_class.h"
 
 namespace jsmalloc {
 
 // What the free fast path reads, in one cache line. size is 0 until the heap exists,
-// which sends every pointer (and NULL) to the slow path. The page just before
-// classes[0] holds the divisibility test's 256 magics (kClassMagic) in its second half
-// and the same values again, as the test's limits, in its first: the free path reaches
-// both from the register that already holds `classes`, and since they are two loads
-// the compiler multiplies and compares straight from memory (one instruction fewer
-// than loading the magic once into a register).
+// which sends every pointer (and NULL) to the slow path. tags[page] is the page's class
+// or state as a tag (TagOf, size_class.h). The page just before tags[0] holds the
+// divisibility test's 256 magics (kClassMagic) in its second half and the same values
+// again, as the test's limits, in its first: the free path reaches both from the
+// register that already holds `tags`, at the tag itself (a byte offset: no scaled
+// index), and since they are two loads the compiler multiplies and compares straight
+// from memory (one instruction fewer than loading the magic once into a register).
 struct alignas(64) PageMapView {
   uintptr_t base;
   uintptr_t size;
-  uint8_t* classes;
+  ClassTag* tags;
   Span** spans;
 };
-JS_FAST_PATH uint64_t ClassMagic(const uint8_t* classes, size_t cls) {
-  return reinterpret_cast<const uint64_t*>(classes)[static_cast<ptrdiff_t>(cls) - 256];
+JS_FAST_PATH uint64_t ClassMagic(const ClassTag* tags, size_t tag) {
+  const char* at = reinterpret_cast<const char*>(tags) - 2048 + tag;
+  return *reinterpret_cast<const uint64_t*>(at);
 }
-JS_FAST_PATH uint64_t ClassMagicLimit(const uint8_t* classes, size_t cls) {
-  return reinterpret_cast<const uint64_t*>(classes)[static_cast<ptrdiff_t>(cls) - 512];
+JS_FAST_PATH uint64_t ClassMagicLimit(const ClassTag* tags, size_t tag) {
+  const char* at = reinterpret_cast<const char*>(tags) - 4096 + tag;
+  return *reinterpret_cast<const uint64_t*>(at);
 }
-// offset (from the heap base) is the first byte of an object of class cls; false for
-// every page that is not a small span's (their magic is 0).
-JS_FAST_PATH bool StartsObject(const uint8_t* classes, size_t cls, uintptr_t offset) {
-  return offset * ClassMagic(classes, cls) < ClassMagicLimit(classes, cls);
+// offset (from the heap base) is the first byte of an object of the class whose tag is
+// `tag`; false for every page that is not a small span's (their magic is 0).
+JS_FAST_PATH bool StartsObject(const ClassTag* tags, size_t tag, uintptr_t offset) {
+  return offset * ClassMagic(tags, tag) < ClassMagicLimit(tags, tag);
 }
 extern constinit PageMapView g_pagemap JS_HIDDEN;
+// Every class and page state has its magic and limit within the 256 of each table.
+static_assert(ClassTagOf(255) + sizeof(uint64_t) <= 2048);
+
+// The class or page state of page `page` (of the heap).
+inline uint8_t PageClass(uintptr_t page) {
+  return static_cast<uint8_t>(ClassOfTag(g_pagemap.tags[page]));
+}
 
 // p is the start of an object of small class cls: in the heap, on a page of that class,
 // at an object's offset. What a free list's link must be (the secure library checks
 // each one it follows).
 inline bool IsObjectOfClass(const void* p, size_t cls) {
   const uintptr_t offset = reinterpret_cast<uintptr_t>(p) - g_pagemap.base;
-  return offset < g_pagemap.size && g_pagemap.classes[offset >> kPageShift] == cls &&
-         StartsObject(g_pagemap.classes, cls, offset);
+  if (offset >= g_pagemap.size) return false;
+  const size_t tag = g_pagemap.tags[offset >> kPageShift];
+  return tag == ClassTagOf(cls) && StartsObject(g_pagemap.tags, tag, offset);
 }
 
 class HeapRegion {
@@ -80,7 +92,7 @@ class HeapRegion {
   static Span* SpanAt(uintptr_t page) { return g_pagemap.spans[page]; }
   // The span address p lies in (p in the heap, on a page that belongs to a span).
   static Span* SpanOf(const void* p) { return SpanAt(PageOf(p)); }
-  static uint8_t ClassAt(uintptr_t page) { return g_pagemap.classes[page]; }
+  static uint8_t ClassAt(uintptr_t page) { return PageClass(page); }
   // Marks every page of `s` with `cls` and points them all at `s`.
   static void MapWholeSpan(Span* s, uint8_t cls);
   // Marks the first and last page of a free span free and points them at it: the

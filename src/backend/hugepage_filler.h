@@ -35,7 +35,7 @@
 //    here) but places it as on hugepages, and the background thread collapses the
 //    hugepages that stay dense (CollapseCandidates) onto real ones.
 //
-// The pagemap's class bytes stay the truth about each page (kPageFree: may hold data,
+// The pagemap's tags stay the truth about each page (kPageFree: may hold data,
 // kPageFreeZero / kPageUnused: reads as zero); the counts here follow them exactly. Every
 // call is made with the owning page heap's lock held.
 #pragma once
@@ -86,12 +86,12 @@ class HugePageFiller {
   // for hugepages on them as the mode says.
   void Attach(uintptr_t first, size_t npages, size_t heap_pages);
   // Pages [first, + n) are being handed out for a span of `family`: call before their
-  // class bytes are rewritten.
+  // pagemap tags are rewritten.
   void OnAllocate(uintptr_t first, size_t n, uint8_t family);
   // Whether a span of `family` may take pages [first, + n): on hugepages not backed as
   // such, anywhere; else only where no page is in use or the spans are of its family.
   bool Accepts(uintptr_t first, size_t n, uint8_t family) const;
-  // Pages [first, + n) became free and may hold data (their class bytes say kPageFree).
+  // Pages [first, + n) became free and may hold data (their pagemap tags say kPageFree).
   void OnFree(uintptr_t first, size_t n, uint64_t now);
 
   // A release pass: gives back the free pages of hugepages idle for decay_ns, whole

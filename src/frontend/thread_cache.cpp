@@ -589,7 +589,7 @@ void PercpuOverflow(void* p, ThreadCache* tc, size_t cls, uintptr_t marker) {
   static_cast<uintptr_t*>(p)[1] = marker;  // before the push commits (another may pop it)
   // Free took the unit before it came here; the list stays at 0 of 0. In asm, as the
   // one plain store it is.
-  __asm__("movl $0, %0" : "=m"(tc->budget[cls]));
+  __asm__("movq $0, %0" : "=m"(tc->budget[cls]));
   if (JS_LIKELY(PercpuTryPush(cls, p))) return;
   PercpuFreeMissed(p, tc, cls);
 }

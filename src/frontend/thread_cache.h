@@ -8,7 +8,9 @@
 // Invariant for every class c: budget[c] == max_length[c] - (objects on list c), and
 // max_length[c] is the class's capacity (CacheCapacity) outside the sizing slow paths.
 // The fast path keeps it with one add (pop) or one subtract whose sign it tests (push;
-// ThreadCacheOverflow gives the unit back when it goes below 0). The empty cache's
+// ThreadCacheOverflow gives the unit back when it goes below 0). head[c] and budget[c]
+// are 8 bytes apart from class to class alike, so that one address (ListSlot:
+// the cache's plus the class's tag) reaches both with a fixed displacement. The empty cache's
 // lists stay empty and its budgets 0 or below: the free fast path's subtract is its
 // only write to it.
 #pragma once
@@ -33,7 +35,7 @@ using OverflowFn = void (*)(void* p, ThreadCache* tc, size_t cls, uintptr_t mark
 struct alignas(kCacheLine) ThreadCache {
   // ---- read and written by the fast path ----
   void* head[kNumClasses];
-  int32_t budget[kNumClasses];
+  int64_t budget[kNumClasses];  // 8 bytes each, as head's (see the top)
   // Where malloc goes when list cls is empty and free when it is full, by one indirect
   // jump (the same one instruction as a direct one): ThreadCacheRefill and
   // ThreadCacheOverflow, or, for a cache of per-CPU mode's, the pop and push on the

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The library built with clang: warning-free under -Werror, no libstdc++ dependency, and
 # fast paths within the same instruction budgets as GCC's (clang's code differs, and
-# once needed three more instructions per pair).
+# once needed three more instructions per pair), addressing the cache as GCC's do.
 # usage: clang_build.sh <source dir> <build dir> <pairs binary> <tight budget> <batch budget>
 set -euo pipefail
 src=$1 dir=$2 pairs=$3 tight=$4 batch=$5
@@ -14,3 +14,4 @@ lib=$dir/libjsmalloc.so
 "$src/tests/pitfalls/no_libstdcxx.sh" "$lib"
 "$src/tests/fastpath/check_pairs.sh" "$pairs" "$lib" tight "$tight"
 "$src/tests/fastpath/check_pairs.sh" "$pairs" "$lib" batch "$batch"
+"$src/tests/fastpath/check_addressing.sh" "$src/tools/hit-path" "$lib"

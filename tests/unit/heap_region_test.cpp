@@ -19,11 +19,11 @@ TEST(HeapRegion, ReservedAndAligned) {
   testing::EnsureAllocator();
   EXPECT_GE(g_region.reserved(), size_t{256} << 20);
   EXPECT_EQ(g_pagemap.base % kHugePageSize, 0u);
-  EXPECT_NE(g_pagemap.classes, nullptr);
+  EXPECT_NE(g_pagemap.tags, nullptr);
   EXPECT_NE(g_pagemap.spans, nullptr);
   for (size_t c = 0; c < 256; ++c) {
-    EXPECT_EQ(ClassMagic(g_pagemap.classes, c), kClassMagic[c]);
-    EXPECT_EQ(ClassMagicLimit(g_pagemap.classes, c), kClassMagic[c]);
+    EXPECT_EQ(ClassMagic(g_pagemap.tags, ClassTagOf(c)), kClassMagic[c]);
+    EXPECT_EQ(ClassMagicLimit(g_pagemap.tags, ClassTagOf(c)), kClassMagic[c]);
   }
 }
 
