@@ -50,9 +50,10 @@ JS_FAST_PATH bool TakeBudget(int64_t& budget) {
 // head and budget by base and displacement, not by base and scaled index. A pop waits
 // on the push before it (free's store of the head, of the link) and the push on the
 // pop: with the indexed addresses the compiler chose by itself, this machine's core
-// (a Xeon with AVX-512) took 12.0 cycles a malloc+free pair in bench-latency's tight
-// loop, with these 8.5 (tcmalloc 9.8), at the same instruction count (docs/design.md,
-// "Latency model"). The miss paths load the cache pointer again rather than keep it.
+// (a Xeon with AVX-512) took 12.0 rdtsc ticks a malloc+free pair in bench-latency's
+// tight loop, with these 8.5 (tcmalloc 9.8), at the same instruction count
+// (docs/design.md, "Addressing"). The miss paths find the cache again from the slot
+// (CacheOfSlot) rather than keep it in a register.
 static_assert(sizeof(ThreadCache::head[0]) == 8 && sizeof(ThreadCache::budget[0]) == 8,
               "a tag is the byte offset of a class's head and of its budget alike");
 JS_FAST_PATH char* ListSlot(size_t tag) {
@@ -66,11 +67,22 @@ JS_FAST_PATH void*& SlotHead(char* slot) {
 JS_FAST_PATH int64_t& SlotBudget(char* slot) {
   return *reinterpret_cast<int64_t*>(slot + offsetof(ThreadCache, budget));
 }
-// The calling thread's cache, loaded again on a miss path (an atomic load, which the
-// compiler does not merge with ListSlot's: keeping that one would cost the hit path a
-// register copy).
-JS_FAST_PATH ThreadCache* ReloadCache() {
-  return __atomic_load_n(&tl_thread.cache, __ATOMIC_RELAXED);
+// Where free's fast path read p's tag, found again from p alone on its miss path (atomic
+// loads: the compiler would otherwise keep the first computation's registers).
+JS_FAST_PATH const ClassTag* PageTagAt(const void* p) {
+  const uintptr_t base = __atomic_load_n(&g_pagemap.base, __ATOMIC_RELAXED);
+  const ClassTag* tags = __atomic_load_n(&g_pagemap.tags, __ATOMIC_RELAXED);
+  return &tags[(reinterpret_cast<uintptr_t>(p) - base) >> kPageShift];
+}
+// The cache whose list `tag` is at `slot`, on a miss path. The tag is read again from
+// where the hit path read it (*tag_at), so that the hit path need not keep it: an
+// atomic load, which the compiler does not merge with the first (keeping that one costs
+// the hit path a register copy). Not tl_thread.cache loaded again: a signal handler's
+// malloc may have given the thread a cache since ListSlot read it.
+JS_FAST_PATH ThreadCache* CacheOfSlot(char* slot, const ClassTag* tag_at, size_t* cls) {
+  const size_t tag = __atomic_load_n(tag_at, __ATOMIC_RELAXED);
+  *cls = ClassOfTag(tag);
+  return reinterpret_cast<ThreadCache*>(slot - tag);
 }
 
 // Takes size from the countdown and says whether it ran out, in one subtract on memory
@@ -87,14 +99,15 @@ JS_FAST_PATH bool CountAllocation(size_t size) {
   return TakeFromCountdown(tl_thread.countdown, size) && ThreadCacheCountdownRanOut();
 }
 
-// Pops from list `tag` (ClassTagOf(class)), or refills it.
-JS_FAST_PATH void* PopOrRefill(size_t tag, size_t size) {
-  char* slot = ListSlot(tag);
+// Pops from list *tag_at (ClassTagOf(class)), or refills it.
+JS_FAST_PATH void* PopOrRefill(const ClassTag* tag_at, size_t size) {
+  char* slot = ListSlot(*tag_at);
   void* p = SlotHead(slot);
   __asm__("" : "+a"(p));  // where it is returned: GCC would load it elsewhere and copy
   if (JS_UNLIKELY(p == nullptr)) {
-    ThreadCache* tc = ReloadCache();
-    return tc->refill(size, ClassOfTag(static_cast<size_t>(slot - reinterpret_cast<char*>(tc))));
+    size_t cls;
+    ThreadCache* tc = CacheOfSlot(slot, tag_at, &cls);
+    return tc->refill(size, cls);
   }
   JS_ASSERT(static_cast<uintptr_t*>(p)[1] == FreeMarker(p));
   void* next = ListNext(p);
@@ -111,7 +124,7 @@ JS_FAST_PATH void* PopOrRefill(size_t tag, size_t size) {
 JS_FAST_PATH void* Malloc(size_t size) {
   if constexpr (kSecure) return SecureMalloc(size);  // secure.cpp (discarded by default)
   if (JS_UNLIKELY(TakeFromCountdown(tl_thread.countdown, size))) return MallocSlow(size);
-  return PopOrRefill(SizeToTagFast(size), size);
+  return PopOrRefill(SizeToTagAt(size), size);
 }
 
 JS_FAST_PATH void Free(void* p) {
@@ -126,8 +139,8 @@ JS_FAST_PATH void Free(void* p) {
   if (JS_UNLIKELY(obj[1] == marker)) return ReportDoubleFree(p);
   char* slot = ListSlot(tag);
   if (JS_UNLIKELY(TakeBudget(SlotBudget(slot)))) {
-    ThreadCache* tc = ReloadCache();
-    size_t cls = ClassOfTag(static_cast<size_t>(slot - reinterpret_cast<char*>(tc)));
+    size_t cls;
+    ThreadCache* tc = CacheOfSlot(slot, PageTagAt(p), &cls);
     return tc->overflow(p, tc, cls, marker);
   }
   SetListNext(obj, SlotHead(slot));

@@ -407,7 +407,8 @@ bool ResizeGuardedInPlace(Span* s, void* p, size_t old, size_t size) {
 }
 
 void* AllocateSmall(size_t cls, size_t requested) {
-  void* p = PopOrRefill(ClassTagOf(cls), requested + kSecureTagBytes);
+  const ClassTag tag = StoredTag(cls);
+  void* p = PopOrRefill(&tag, requested + kSecureTagBytes);
   if (p == nullptr) return nullptr;  // errno set
   return HandOutSmall(p, cls, requested);
 }

@@ -180,6 +180,10 @@ static_assert(kClasses[1].size == 16);
 JS_FAST_PATH size_t SizeToTagFast(size_t size) {
   return kSmallIndex[size];
 }
+// Where SizeToTagFast reads (the malloc fast path reads it again on a miss).
+JS_FAST_PATH const ClassTag* SizeToTagAt(size_t size) {
+  return &kSmallIndex.tag[size];
+}
 inline size_t SizeToClass(size_t size) {  // size <= kMaxSmallSize
   return ClassOfTag(kSmallIndex[size]);
 }

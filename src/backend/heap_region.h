@@ -20,7 +20,7 @@ namespace jsmalloc {
 
 // What the free fast path reads, in one cache line. size is 0 until the heap exists,
 // which sends every pointer (and NULL) to the slow path. tags[page] is the page's class
-// or state as a tag (TagOf, size_class.h). The page just before tags[0] holds the
+// or state as a tag (ClassTagOf, size_class.h). The page just before tags[0] holds the
 // divisibility test's 256 magics (kClassMagic) in its second half and the same values
 // again, as the test's limits, in its first: the free path reaches both from the
 // register that already holds `tags`, at the tag itself (a byte offset: no scaled

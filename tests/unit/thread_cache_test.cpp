@@ -21,6 +21,7 @@
 
 #include "backend/heap_region.h"
 #include "backend/page_heap.h"
+#include "fast_path.h"
 #include "middle/middle.h"
 #include "options.h"
 #include "secure.h"
@@ -242,6 +243,27 @@ TEST(ThreadCache, StartsAtTheSharedEmptyCache) {
     EXPECT_EQ(g_empty_cache.head[c], nullptr);
     EXPECT_EQ(g_empty_cache.budget[c], 0);
   }
+}
+
+// The fast paths' miss paths find the cache a list's slot belongs to from the slot and
+// the tag read again, not from tl_thread.cache: a signal handler's malloc may give the
+// thread its cache between the hit path's load and the miss (here: a malloc in between).
+TEST(ThreadCache, MissPathFindsTheCacheOfItsSlot) {
+  testing::EnsureAllocator();
+  std::thread([] {
+    ASSERT_EQ(tl_thread.cache, &g_empty_cache);
+    const ClassTag* at = SizeToTagAt(100);
+    char* slot = ListSlot(*at);
+    void* p = js_malloc(100);  // the thread's cache from here
+    ASSERT_NE(tl_thread.cache, &g_empty_cache);
+    size_t cls = 0;
+    EXPECT_EQ(CacheOfSlot(slot, at, &cls), &g_empty_cache);
+    EXPECT_EQ(cls, SizeToClass(100));
+    EXPECT_EQ(*PageTagAt(p), ClassTagOf(SizeToClass(100)));
+    char* own = ListSlot(*PageTagAt(p));
+    EXPECT_EQ(CacheOfSlot(own, PageTagAt(p), &cls), tl_thread.cache);
+    js_free(p);
+  }).join();
 }
 
 #if !defined(JSMALLOC_SECURE)  // pins the default library's order and accounting
