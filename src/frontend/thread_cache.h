@@ -9,10 +9,10 @@
 // max_length[c] is the class's capacity (CacheCapacity) outside the sizing slow paths.
 // The fast path keeps it with one add (pop) or one subtract whose sign it tests (push;
 // ThreadCacheOverflow gives the unit back when it goes below 0). head[c] and budget[c]
-// are 8 bytes apart from class to class alike, so that one address (ListSlot:
-// the cache's plus the class's tag) reaches both with a fixed displacement. The empty cache's
-// lists stay empty and its budgets 0 or below: the free fast path's subtract is its
-// only write to it.
+// step 8 bytes from class to class alike, so that one address (ListSlot: the cache's
+// plus the class's tag) reaches both at fixed displacements. The empty cache's lists
+// stay empty and its budgets 0 or below: the free fast path's subtract is its only
+// write to it.
 #pragma once
 
 #include <atomic>
