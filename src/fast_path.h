@@ -54,18 +54,18 @@ JS_FAST_PATH bool TakeBudget(int64_t& budget) {
 // tight loop, with these 8.5 (tcmalloc 9.8), at the same instruction count
 // (docs/design.md, "Addressing"). The miss paths find the cache again from the slot
 // (CacheOfSlot) rather than keep it in a register.
-static_assert(sizeof(ThreadCache::head[0]) == 8 && sizeof(ThreadCache::budget[0]) == 8,
-              "a tag is the byte offset of a class's head and of its budget alike");
+static_assert(sizeof(ClassList) == ClassTagOf(1) && offsetof(ThreadCache, lists) == 0,
+              "a tag is the byte offset of a class's list in its cache");
 JS_FAST_PATH char* ListSlot(size_t tag) {
   char* slot = reinterpret_cast<char*>(tl_thread.cache) + tag;
   __asm__("" : "+r"(slot));
   return slot;
 }
 JS_FAST_PATH void*& SlotHead(char* slot) {
-  return *reinterpret_cast<void**>(slot + offsetof(ThreadCache, head));
+  return *reinterpret_cast<void**>(slot + offsetof(ClassList, head));
 }
 JS_FAST_PATH int64_t& SlotBudget(char* slot) {
-  return *reinterpret_cast<int64_t*>(slot + offsetof(ThreadCache, budget));
+  return *reinterpret_cast<int64_t*>(slot + offsetof(ClassList, budget));
 }
 // Where free's fast path read p's tag, found again from p alone on its miss path (atomic
 // loads: the compiler would otherwise keep the first computation's registers).

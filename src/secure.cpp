@@ -192,18 +192,18 @@ uint64_t Random(ThreadCache* tc) {  // xorshift64, seeded per cache
 void PushFree(void* p, size_t cls, uint64_t draw) {
   auto* obj = static_cast<uintptr_t*>(p);
   ThreadCache* tc = tl_thread.cache;
-  if (JS_UNLIKELY(TakeBudget(tc->budget[cls])))
+  if (JS_UNLIKELY(TakeBudget(tc->lists[cls].budget)))
     return ThreadCacheOverflow(p, tc, cls, FreeMarker(p));
   uint32_t others = ListLength(tc, cls) - 1;
   uint32_t depth = static_cast<uint32_t>(draw >> 62);
   if (depth > others) depth = others;
   obj[1] = FreeMarker(p);
   if (depth == 0) {
-    SetListNext(p, tc->head[cls]);
-    tc->head[cls] = p;
+    SetListNext(p, tc->lists[cls].head);
+    tc->lists[cls].head = p;
     return;
   }
-  void* q = tc->head[cls];
+  void* q = tc->lists[cls].head;
   for (uint32_t i = 1; i < depth; ++i) q = CheckedNext(q, cls);
   SetListNext(p, CheckedNext(q, cls));
   SetListNext(q, p);
@@ -287,14 +287,14 @@ bool AllZero(const uint64_t* begin, const uint64_t* end) {
 // zeros checked and its tag and canary written.
 void* HandOutSmall(void* p, size_t cls, size_t requested) {
   ThreadCache* tc = tl_thread.cache;
-  void* head = tc->head[cls];
+  void* head = tc->lists[cls].head;
   if (head != nullptr) {
     CheckListLink(p, head, cls);
     // One draw: its low bit says swap, its top bits how deep p goes back (PushFree).
     const uint64_t draw = tc != &g_empty_cache ? Random(tc) : 0;
     if ((draw & 1) != 0) {
-      tc->head[cls] = CheckedNext(head, cls);
-      tc->budget[cls] += 1;
+      tc->lists[cls].head = CheckedNext(head, cls);
+      tc->lists[cls].budget += 1;
       PushFree(p, cls, draw);
       p = head;
     }
@@ -580,9 +580,9 @@ void SecureFlushQuarantine(ThreadCache* tc, size_t cls) {
     if (slot == nullptr) continue;
     CheckQuarantined(slot);
     // Past the list's limit if need be: the caller gives back all ListLength objects.
-    SetListNext(slot, tc->head[cls]);
-    tc->head[cls] = slot;
-    tc->budget[cls] -= 1;
+    SetListNext(slot, tc->lists[cls].head);
+    tc->lists[cls].head = slot;
+    tc->lists[cls].budget -= 1;
     slot = nullptr;
   }
 }

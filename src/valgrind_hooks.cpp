@@ -63,7 +63,7 @@ void ValgrindInit() {
   // with kClassMagic itself. Not in the secure library, which has no such fast path.
   if constexpr (!kSecure) {
     auto* limits = reinterpret_cast<uint64_t*>(g_pagemap.tags) - 512;
-    for (size_t i = 0; i < 256; ++i) limits[i] = 0;
+    for (size_t i = 0; i < 256; ++i) limits[2 * i + 1] = 0;
   }
   // The heap is one read-write reservation, most of it never used: to memcheck,
   // inaccessible but for the blocks handed out. Else its leak search reads every page

@@ -51,7 +51,7 @@ bool HeapRegion::Init(size_t want) {
     span_bytes_ = span_mapped_ = span_bytes;
     partition_size_ = size < (size_t{1} << 30) ? size : (size_t{1} << 30);
     auto* limit = static_cast<uint64_t*>(classes);
-    for (size_t i = 0; i < 256; ++i) limit[i] = limit[256 + i] = kClassMagic[i];
+    for (size_t i = 0; i < 256; ++i) limit[2 * i] = limit[2 * i + 1] = kClassMagic[i];
     g_pagemap.tags = reinterpret_cast<ClassTag*>(static_cast<char*>(classes) + 4096);
     g_pagemap.spans = static_cast<Span**>(spans);
     g_pagemap.base = reinterpret_cast<uintptr_t>(base);

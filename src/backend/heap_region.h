@@ -21,11 +21,11 @@ namespace jsmalloc {
 // What the free fast path reads, in one cache line. size is 0 until the heap exists,
 // which sends every pointer (and NULL) to the slow path. tags[page] is the page's class
 // or state as a tag (ClassTagOf, size_class.h). The page just before tags[0] holds the
-// divisibility test's 256 magics (kClassMagic) in its second half and the same values
-// again, as the test's limits, in its first: the free path reaches both from the
-// register that already holds `tags`, at the tag itself (a byte offset: no scaled
-// index), and since they are two loads the compiler multiplies and compares straight
-// from memory (one instruction fewer than loading the magic once into a register).
+// divisibility test's 256 magics (kClassMagic), each twice in a row: as the multiplier
+// and as the test's limit. The free path reaches both from the register that already
+// holds `tags`, at the tag itself (a byte offset: no scaled index), and since they are
+// two loads the compiler multiplies and compares straight from memory (one instruction
+// fewer than loading the magic once into a register).
 struct alignas(64) PageMapView {
   uintptr_t base;
   uintptr_t size;
@@ -33,11 +33,11 @@ struct alignas(64) PageMapView {
   Span** spans;
 };
 JS_FAST_PATH uint64_t ClassMagic(const ClassTag* tags, size_t tag) {
-  const char* at = reinterpret_cast<const char*>(tags) - 2048 + tag;
+  const char* at = reinterpret_cast<const char*>(tags) - 4096 + tag;
   return *reinterpret_cast<const uint64_t*>(at);
 }
 JS_FAST_PATH uint64_t ClassMagicLimit(const ClassTag* tags, size_t tag) {
-  const char* at = reinterpret_cast<const char*>(tags) - 4096 + tag;
+  const char* at = reinterpret_cast<const char*>(tags) - 4096 + 8 + tag;
   return *reinterpret_cast<const uint64_t*>(at);
 }
 // offset (from the heap base) is the first byte of an object of the class whose tag is
@@ -47,7 +47,7 @@ JS_FAST_PATH bool StartsObject(const ClassTag* tags, size_t tag, uintptr_t offse
 }
 extern constinit PageMapView g_pagemap JS_HIDDEN;
 // Every class and page state has its magic and limit within the 256 of each table.
-static_assert(ClassTagOf(255) + sizeof(uint64_t) <= 2048);
+static_assert(ClassTagOf(255) + 2 * sizeof(uint64_t) <= 4096);
 
 // The class or page state of page `page` (of the heap).
 inline uint8_t PageClass(uintptr_t page) {

@@ -146,7 +146,7 @@ uint32_t MaxLength(const ThreadCache* tc, size_t cls) {
 // budget == max_length - length.
 void SyncBudget(ThreadCache* tc, size_t cls) {
   const uint32_t capacity = tc->capacity.capacity[cls];
-  tc->budget[cls] += static_cast<int32_t>(int64_t{capacity} - int64_t{tc->max_length[cls]});
+  tc->lists[cls].budget += static_cast<int32_t>(int64_t{capacity} - int64_t{tc->max_length[cls]});
   tc->max_length[cls] = capacity;
 }
 
@@ -165,9 +165,9 @@ bool Shared() {
 
 // Moves up to n objects from the top of list cls to the middle tier.
 void ReleaseFromList(ThreadCache* tc, size_t cls, uint32_t n) {
-  if (n == 0 || tc->head[cls] == nullptr) return;
-  uint32_t taken = MiddleInsertList(cls, tc->head[cls], n, &tc->head[cls], Shared());
-  tc->budget[cls] += static_cast<int32_t>(taken);
+  if (n == 0 || tc->lists[cls].head == nullptr) return;
+  uint32_t taken = MiddleInsertList(cls, tc->lists[cls].head, n, &tc->lists[cls].head, Shared());
+  tc->lists[cls].budget += static_cast<int32_t>(taken);
 }
 
 // Lists whose capacity the policy lowered hand back their objects above it several at
@@ -187,7 +187,7 @@ void TouchGroup(const ThreadCache* tc, const HandBackGroup& group) {
   const void* at[kIdleGroup];
   uint32_t steps = 0;
   for (int i = 0; i < group.size; ++i) {
-    at[i] = tc->head[group.cls[i]];
+    at[i] = tc->lists[group.cls[i]].head;
     if (group.count[i] > steps) steps = group.count[i];
   }
   for (uint32_t step = 0; step < steps; ++step) {
@@ -215,8 +215,8 @@ void ApplyShrunk(ThreadCache* tc, const ClassSet& shrunk) {
   HandBackGroup group;
   for (size_t cls = shrunk.NextFrom(1); cls != kNumClasses; cls = shrunk.NextFrom(cls + 1)) {
     SyncBudget(tc, cls);
-    if (tc->budget[cls] >= 0) continue;
-    const auto excess = static_cast<uint32_t>(-tc->budget[cls]);
+    if (tc->lists[cls].budget >= 0) continue;
+    const auto excess = static_cast<uint32_t>(-tc->lists[cls].budget);
     group.cls[group.size] = cls;
     group.count[group.size++] = excess;
     tc->turnover_bytes += size_t{excess} * kClasses[cls].size;
@@ -290,8 +290,8 @@ void FlushAll(ThreadCache* tc) {
 // (rounds of the same objects can, at the same point of a round: then one refill per
 // decay time).
 uint32_t DrainMark(const ThreadCache* tc, size_t cls) {
-  return static_cast<uint32_t>(reinterpret_cast<uintptr_t>(tc->head[cls]) >> 4) ^
-         (static_cast<uint32_t>(tc->budget[cls]) << 24);
+  return static_cast<uint32_t>(reinterpret_cast<uintptr_t>(tc->lists[cls].head) >> 4) ^
+         (static_cast<uint32_t>(tc->lists[cls].budget) << 24);
 }
 
 void DrainIdleLists(ThreadCache* tc) {
@@ -465,10 +465,10 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls, size_t requ
   if (tc == &g_empty_cache) {
     tc = CreateForThisThread();
     if (tc == nullptr) return DirectAllocate(cls);
-    if (tc->head[cls] != nullptr) {  // filled by a recursive call during creation
-      void* p = tc->head[cls];
-      tc->head[cls] = ListNext(p);
-      tc->budget[cls] += 1;
+    if (tc->lists[cls].head != nullptr) {  // filled by a recursive call during creation
+      void* p = tc->lists[cls].head;
+      tc->lists[cls].head = ListNext(p);
+      tc->lists[cls].budget += 1;
       return HandOut(p);
     }
   }
@@ -532,13 +532,13 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls, size_t requ
   if (got > 0) tc->runs_taken[cls] = 0;
   if (chain != nullptr) {
     int32_t rest = got - 1;
-    if (rest > tc->budget[cls]) {
+    if (rest > tc->lists[cls].budget) {
       CapacitySet(g_limits, &tc->capacity, cls,
-                  tc->max_length[cls] + static_cast<uint32_t>(rest - tc->budget[cls]));
+                  tc->max_length[cls] + static_cast<uint32_t>(rest - tc->lists[cls].budget));
       SyncBudget(tc, cls);
     }
-    tc->head[cls] = ListNext(chain);
-    tc->budget[cls] -= rest;
+    tc->lists[cls].head = ListNext(chain);
+    tc->lists[cls].budget -= rest;
     FitUnderLimit(tc, cls);
     return HandOut(chain);
   }
@@ -551,10 +551,10 @@ JS_NOINLINE void* ThreadCacheRefillSlow(ThreadCache* tc, size_t cls, size_t requ
   }
   // objs[0] goes to the caller; the rest onto the (empty) list.
   for (int i = 1; i < got; ++i) {
-    SetListNext(objs[i], (i + 1 < got) ? objs[i + 1] : tc->head[cls]);
+    SetListNext(objs[i], (i + 1 < got) ? objs[i + 1] : tc->lists[cls].head);
   }
-  if (got > 1) tc->head[cls] = objs[1];
-  tc->budget[cls] -= got - 1;
+  if (got > 1) tc->lists[cls].head = objs[1];
+  tc->lists[cls].budget -= got - 1;
   return HandOut(objs[0]);
 }
 
@@ -589,7 +589,7 @@ void PercpuOverflow(void* p, ThreadCache* tc, size_t cls, uintptr_t marker) {
   static_cast<uintptr_t*>(p)[1] = marker;  // before the push commits (another may pop it)
   // Free took the unit before it came here; the list stays at 0 of 0. In asm, as the
   // one plain store it is.
-  __asm__("movq $0, %0" : "=m"(tc->budget[cls]));
+  __asm__("movq $0, %0" : "=m"(tc->lists[cls].budget));
   if (JS_LIKELY(PercpuTryPush(cls, p))) return;
   PercpuFreeMissed(p, tc, cls);
 }
@@ -599,11 +599,11 @@ void OverflowSlow(void* p, ThreadCache* tc, size_t cls) {
   if (tc == &g_empty_cache) {
     // Threads without a cache may have taken this budget below 0 at once; whatever
     // they wrote, 0 is right.
-    __atomic_store_n(&g_empty_cache.budget[cls], 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_empty_cache.lists[cls].budget, 0, __ATOMIC_RELAXED);
     tc = CreateForThisThread();
     if (tc == nullptr) return MiddleInsert(cls, &p, 1);
   } else {
-    tc->budget[cls] += 1;  // the fast path took it before finding the list full
+    tc->lists[cls].budget += 1;  // the fast path took it before finding the list full
   }
   NoteSlowCall(tc);
   if (PercpuCacheEnabled()) return PercpuCacheFree(p, cls);  // the cache was just created
@@ -626,14 +626,14 @@ void OverflowSlow(void* p, ThreadCache* tc, size_t cls) {
   // only as far as this thread allocated objects of the class from the middle tier
   // (CapacityNoteMiss): a thread that frees what it allocated keeps reusing it, one that
   // only frees what others allocated passes it on a batch at a time.
-  if (tc->budget[cls] <= 0) {
+  if (tc->lists[cls].budget <= 0) {
     const bool grew = CapacityNoteMiss(g_limits, &tc->capacity, cls, false) && Grow(tc, cls, false);
     if (!grew && tc->max_length[cls] == 0) return MiddleInsert(cls, &p, 1, Shared());  // no room
     if (!grew) ReleaseFromList(tc, cls, kClasses[cls].batch);
   }
-  tc->budget[cls] -= 1;
-  SetListNext(p, tc->head[cls]);
-  tc->head[cls] = p;
+  tc->lists[cls].budget -= 1;
+  SetListNext(p, tc->lists[cls].head);
+  tc->lists[cls].head = p;
 }
 }  // namespace
 

@@ -5,14 +5,14 @@
 // shared, empty cache, so the fast path never asks "is this thread set up?": the empty
 // cache sends it to the slow path.
 //
-// Invariant for every class c: budget[c] == max_length[c] - (objects on list c), and
+// Invariant for every class c: lists[c].budget == max_length[c] - (objects on list c), and
 // max_length[c] is the class's capacity (CacheCapacity) outside the sizing slow paths.
 // The fast path keeps it with one add (pop) or one subtract whose sign it tests (push;
-// ThreadCacheOverflow gives the unit back when it goes below 0). head[c] and budget[c]
-// step 8 bytes from class to class alike, so that one address (ListSlot: the cache's
-// plus the class's tag) reaches both at fixed displacements. The empty cache's lists
-// stay empty and its budgets 0 or below: the free fast path's subtract is its only
-// write to it.
+// ThreadCacheOverflow gives the unit back when it goes below 0). A class's head and
+// budget share 16 bytes (ClassList, one cache line), so that one address (ListSlot: the
+// cache's plus the class's tag) reaches both at fixed displacements. The empty cache's
+// lists stay empty and its budgets 0 or below: the free fast path's subtract is its
+// only write to it.
 #pragma once
 
 #include <atomic>
@@ -32,10 +32,15 @@ void ThreadCacheOverflow(void* p, ThreadCache* tc, size_t cls, uintptr_t marker)
 using RefillFn = void* (*)(size_t size, size_t cls);
 using OverflowFn = void (*)(void* p, ThreadCache* tc, size_t cls, uintptr_t marker);
 
+// What the fast path reads and writes of class c's list: its first object and budget.
+struct ClassList {
+  void* head;
+  int64_t budget;
+};
+
 struct alignas(kCacheLine) ThreadCache {
   // ---- read and written by the fast path ----
-  void* head[kNumClasses];
-  int64_t budget[kNumClasses];  // 8 bytes each, as head's (see the top)
+  ClassList lists[kNumClasses];
   // Where malloc goes when list cls is empty and free when it is full, by one indirect
   // jump (the same one instruction as a direct one): ThreadCacheRefill and
   // ThreadCacheOverflow, or, for a cache of per-CPU mode's, the pop and push on the
@@ -44,7 +49,7 @@ struct alignas(kCacheLine) ThreadCache {
   OverflowFn overflow = &ThreadCacheOverflow;
 
   // ---- slow path only ----
-  uint32_t max_length[kNumClasses];  // the capacity budget[c] counts from (SyncBudget)
+  uint32_t max_length[kNumClasses];  // the capacity budgets count from (SyncBudget)
   CacheCapacity capacity;            // the sizing policy's state (cache_capacity.h)
   BitSet<kNumClasses> served;        // classes this thread has fetched from the middle tier
   BitSet<kNumClasses> own_run;       // classes to take a run of their own at first fetch
@@ -122,7 +127,7 @@ bool ThreadCacheCountdownRanOut();
 
 // Objects on list cls (from the invariant above).
 inline uint32_t ListLength(const ThreadCache* tc, size_t cls) {
-  return tc->max_length[cls] - static_cast<uint32_t>(tc->budget[cls]);
+  return tc->max_length[cls] - static_cast<uint32_t>(tc->lists[cls].budget);
 }
 
 // Hands object p to the program: clears the free marker (word 1). The clear is the last

@@ -205,8 +205,8 @@ TEST_F(PercpuTest, HitPathMovesExactlyOneObjectPerCall) {
   for (int i = 0; i < kObjects; ++i) {
     js_free(blocks[i]);
     EXPECT_EQ(PercpuCacheLength(cpu, cls), start + i + 1);
-    EXPECT_EQ(tc->head[cls], nullptr);
-    EXPECT_EQ(tc->budget[cls], 0);
+    EXPECT_EQ(tc->lists[cls].head, nullptr);
+    EXPECT_EQ(tc->lists[cls].budget, 0);
     EXPECT_EQ(static_cast<uintptr_t*>(blocks[i])[1], FreeMarker(blocks[i]));
   }
   // Last in, first out: the same objects in the reverse order, markers cleared.
@@ -215,7 +215,7 @@ TEST_F(PercpuTest, HitPathMovesExactlyOneObjectPerCall) {
     EXPECT_EQ(p, blocks[i]);
     EXPECT_EQ(static_cast<uintptr_t*>(p)[1], 0u);
     EXPECT_EQ(PercpuCacheLength(cpu, cls), start + i);
-    EXPECT_EQ(tc->head[cls], nullptr);
+    EXPECT_EQ(tc->lists[cls].head, nullptr);
   }
   EXPECT_EQ(ObjectsOut(cls), out);
   for (void* p : blocks) js_free(p);

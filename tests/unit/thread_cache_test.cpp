@@ -240,8 +240,8 @@ TEST(ThreadCache, StartsAtTheSharedEmptyCache) {
     js_free(p);
   }).join();
   for (size_t c = 0; c < kNumClasses; ++c) {
-    EXPECT_EQ(g_empty_cache.head[c], nullptr);
-    EXPECT_EQ(g_empty_cache.budget[c], 0);
+    EXPECT_EQ(g_empty_cache.lists[c].head, nullptr);
+    EXPECT_EQ(g_empty_cache.lists[c].budget, 0);
   }
 }
 
@@ -344,7 +344,7 @@ TEST(ThreadCache, BudgetInvariantHolds) {
   for (void* p : v) js_free(p);
   ThreadCache* tc = tl_thread.cache;
   size_t len = 0;
-  for (void* p = tc->head[cls]; p != nullptr; p = ListNext(p)) ++len;
+  for (void* p = tc->lists[cls].head; p != nullptr; p = ListNext(p)) ++len;
   EXPECT_EQ(ListLength(tc, cls), len);
   EXPECT_LE(len * 64, size_t{4} << 20);  // the cache limit
 }
@@ -512,9 +512,9 @@ TEST(ThreadCache, IdleListsAreEvictedSeveralAtOnce) {
     for (int i = 0; i < kLists; ++i) {
       const size_t cls = idle[i];
       uint32_t walked = 0;
-      for (void* p = tc->head[cls]; p != nullptr; p = ListNext(p)) ++walked;
+      for (void* p = tc->lists[cls].head; p != nullptr; p = ListNext(p)) ++walked;
       EXPECT_EQ(walked, ListLength(tc, cls)) << kIdleSizes[i];
-      EXPECT_GE(tc->budget[cls], 0) << kIdleSizes[i];
+      EXPECT_GE(tc->lists[cls].budget, 0) << kIdleSizes[i];
       EXPECT_LE(walked, tc->max_length[cls]) << kIdleSizes[i];
       // What left the list is in the middle tier, none of it lost or counted twice.
       EXPECT_EQ(out_before[i] - ObjectsOut(cls), length_before[i] - walked) << kIdleSizes[i];
@@ -537,7 +537,7 @@ void EvictIdleListsOneBroken(const std::vector<void*>& foreign) {
   }
   for (void* p : foreign) js_free(p);
   ThreadCache* tc = tl_thread.cache;
-  void* head = tc->head[SizeToClass(2048 + kSecureTagBytes)];
+  void* head = tc->lists[SizeToClass(2048 + kSecureTagBytes)].head;
   if (head == nullptr) return;  // (the death test then fails: nothing was reported)
   SetListNext(head, reinterpret_cast<void*>(uintptr_t{0x10000}));
   // 4 MiB of 256-byte objects, as much as the cache holds: the list runs dry every
@@ -572,7 +572,7 @@ void FlushAListBrokenDeep() {
   std::vector<void*> v;
   for (int i = 0; i < 64; ++i) v.push_back(js_malloc(2048));
   for (void* p : v) js_free(p);
-  void* q = tl_thread.cache->head[cls];
+  void* q = tl_thread.cache->lists[cls].head;
   for (int i = 0; i < 10 && q != nullptr; ++i) q = ListNext(q);
   if (q == nullptr) return;  // (the death test then fails: nothing was reported)
   SetListNext(q, reinterpret_cast<void*>(uintptr_t{0x10000}));
@@ -929,8 +929,8 @@ TEST(ThreadCache, ThreadsWithoutACacheFreeThroughTheEmptyOneAtOnce) {
   pthread_key_delete(g_late_key);
   EXPECT_EQ(arrived.load(), kThreads);
   for (size_t c = 0; c < kNumClasses; ++c) {
-    EXPECT_EQ(g_empty_cache.head[c], nullptr) << "class " << c;
-    EXPECT_EQ(g_empty_cache.budget[c], 0) << "class " << c;
+    EXPECT_EQ(g_empty_cache.lists[c].head, nullptr) << "class " << c;
+    EXPECT_EQ(g_empty_cache.lists[c].budget, 0) << "class " << c;
   }
   EXPECT_EQ(ObjectsOut(cls), out_before);
 }
