@@ -120,6 +120,11 @@ JS_FAST_PATH void* PopOrRefill(const ClassTag* tag_at, size_t size) {
   return HandOut(p);
 }
 
+// PopOrRefill for a caller that has the class, not where its tag is (the slow paths).
+JS_FAST_PATH void* PopOrRefillClass(size_t cls, size_t size) {
+  return PopOrRefill(&kClassTags[cls], size);
+}
+
 // Every size: one above kMaxFastSize is above the countdown too.
 JS_FAST_PATH void* Malloc(size_t size) {
   if constexpr (kSecure) return SecureMalloc(size);  // secure.cpp (discarded by default)

@@ -407,8 +407,7 @@ bool ResizeGuardedInPlace(Span* s, void* p, size_t old, size_t size) {
 }
 
 void* AllocateSmall(size_t cls, size_t requested) {
-  const ClassTag tag = StoredTag(cls);
-  void* p = PopOrRefill(&tag, requested + kSecureTagBytes);
+  void* p = PopOrRefillClass(cls, requested + kSecureTagBytes);
   if (p == nullptr) return nullptr;  // errno set
   return HandOutSmall(p, cls, requested);
 }

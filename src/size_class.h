@@ -178,10 +178,14 @@ static_assert(kMaxSmallSize % kPageSize == 0 && kOnePerSpanAbove % kPageSize == 
 static_assert(kClasses[kNumClasses - 15].size == kOnePerSpanAbove);  // then every page multiple
 static_assert(kClasses[1].size == 16);
 
-JS_FAST_PATH size_t SizeToTagFast(size_t size) {
-  return kSmallIndex[size];
-}
-// Where SizeToTagFast reads (the malloc fast path reads it again on a miss).
+// Every class's tag, for callers that have the class (PopOrRefillClass).
+inline constexpr auto kClassTags = [] {
+  std::array<ClassTag, kNumClasses> t{};
+  for (size_t c = 0; c < t.size(); ++c) t[c] = StoredTag(c);
+  return t;
+}();
+
+// Where the tag of size's class is (the malloc fast path reads it, and again on a miss).
 JS_FAST_PATH const ClassTag* SizeToTagAt(size_t size) {
   return &kSmallIndex.tag[size];
 }

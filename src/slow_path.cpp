@@ -114,8 +114,7 @@ void* LargeAlloc(size_t size, size_t align, bool* maybe_dirty,
 // A small block of class cls for a caller that is not the malloc fast path; falls
 // back to a mapping of its own when the heap is exhausted.
 void* SmallAlloc(size_t cls, size_t size) {
-  const ClassTag tag = StoredTag(cls);
-  void* p = PopOrRefill(&tag, size);
+  void* p = PopOrRefillClass(cls, size);
   if (JS_UNLIKELY(p == nullptr)) {
     EnsureGlobalInit();
     p = HugeAlloc(size, 16);

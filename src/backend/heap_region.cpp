@@ -178,16 +178,14 @@ void HeapRegion::SetSubRegionState(uintptr_t offset, bool committed, bool pendin
   set(pending_[part], pending);
 }
 
-namespace {
-void FillTags(uintptr_t first_page, size_t npages, uint8_t cls_or_state) {
+void HeapRegion::MarkPages(uintptr_t first_page, size_t npages, uint8_t cls_or_state) {
   ClassTag* tags = g_pagemap.tags + first_page;
   const ClassTag tag = StoredTag(cls_or_state);
   for (size_t i = 0; i < npages; ++i) tags[i] = tag;
 }
-}  // namespace
 
 void HeapRegion::MapWholeSpan(Span* s, uint8_t cls) {
-  FillTags(s->first_page, s->npages, cls);
+  MarkPages(s->first_page, s->npages, cls);
   Span** spans = g_pagemap.spans + s->first_page;
   for (size_t i = 0; i < s->npages; ++i) spans[i] = s;
 }
@@ -201,16 +199,16 @@ void HeapRegion::MapFreeSpan(Span* s) {
 }
 
 void HeapRegion::MarkPagesFree(Span* s) {
-  FillTags(s->first_page, s->npages, kPageFree);
+  MarkPages(s->first_page, s->npages, kPageFree);
 }
 
 void HeapRegion::MapSpanInUse(Span* s, uint8_t cls) {
-  const ClassTag* tags = g_pagemap.tags + s->first_page;
+  const uintptr_t first = s->first_page;
   const size_t n = s->npages;
   uint32_t mask = 0;
   bool any_used = false;
   for (size_t i = 0; i < n && i < 32; ++i) {
-    if (IsZeroPage(static_cast<uint8_t>(ClassOfTag(tags[i])))) {
+    if (IsZeroPage(PageClass(first + i))) {
       mask |= uint32_t{1} << i;
     } else {
       any_used = true;
@@ -218,8 +216,7 @@ void HeapRegion::MapSpanInUse(Span* s, uint8_t cls) {
   }
   // A branch-free loop over the rest, which the compiler vectorises (a 32 MiB block
   // is 4,096 pages).
-  for (size_t i = 32; i < n; ++i)
-    any_used |= !IsZeroPage(static_cast<uint8_t>(ClassOfTag(tags[i])));
+  for (size_t i = 32; i < n; ++i) any_used |= !IsZeroPage(PageClass(first + i));
   MapWholeSpan(s, cls);
   s->zero_pages = mask;
   s->committed = any_used;

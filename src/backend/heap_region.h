@@ -93,6 +93,8 @@ class HeapRegion {
   // The span address p lies in (p in the heap, on a page that belongs to a span).
   static Span* SpanOf(const void* p) { return SpanAt(PageOf(p)); }
   static uint8_t ClassAt(uintptr_t page) { return PageClass(page); }
+  // Marks pages [first_page, + npages) with a class or page state (their tags only).
+  static void MarkPages(uintptr_t first_page, size_t npages, uint8_t cls_or_state);
   // Marks every page of `s` with `cls` and points them all at `s`.
   static void MapWholeSpan(Span* s, uint8_t cls);
   // Marks the first and last page of a free span free and points them at it: the
@@ -100,7 +102,7 @@ class HeapRegion {
   static void MapFreeSpan(Span* s);
   // Marks every page of a span that is becoming free (kPageFree: it may hold data), so a
   // later free() of a block in it is recognised as a double free. The filler marks the
-  // pages it gives back to the OS kPageFreeZero itself.
+  // pages it gives back to the OS kPageFreeZero itself (MarkPages).
   static void MarkPagesFree(Span* s);
   // MapWholeSpan for a free span being handed out, in the same pass noting which of its
   // pages read as zero: s->zero_pages (bit i: page i of the first 32), and

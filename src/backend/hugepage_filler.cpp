@@ -205,10 +205,9 @@ void HugePageFiller::OnAllocate(uintptr_t first, size_t n, uint8_t family) {
     } else if (r->dirty != 0 || r->released != 0) {
       // Mixed: which of these pages are which, the pagemap's tags say. (No dirty page
       // and none released: fresh pages, nothing to count.)
-      const ClassTag* tags = g_pagemap.tags;
       for (uintptr_t p = lo; p < hi; ++p) {
-        dirty += tags[p] == ClassTagOf(kPageFree);
-        zero += tags[p] == ClassTagOf(kPageFreeZero);
+        dirty += PageClass(p) == kPageFree;
+        zero += PageClass(p) == kPageFreeZero;
       }
     }
     // Zero pages are released ones or never used ones (the boundary tags of fresh
@@ -277,11 +276,10 @@ void HugePageFiller::OnFree(uintptr_t first, size_t n, uint64_t now) {
 // call when no page of it is in use and none is kept (and it can be a hugepage again on
 // its next use), else run by run.
 size_t HugePageFiller::Release(uintptr_t h, Record* r, uint64_t keep) {
-  ClassTag* tags = g_pagemap.tags + h * kPages;
   const bool whole = r->used == 0 && keep == 0;
   if (whole && !os::Decommit(HugePageAddress(h), kHugePageSize)) return 0;
   const auto releasable = [&](size_t i) {
-    return tags[i] == ClassTagOf(kPageFree) && ((keep >> (i / kGroupPages)) & 1) == 0;
+    return PageClass(h * kPages + i) == kPageFree && ((keep >> (i / kGroupPages)) & 1) == 0;
   };
   size_t released = 0;
   for (size_t i = 0; i < kPages;) {
@@ -293,7 +291,7 @@ size_t HugePageFiller::Release(uintptr_t h, Record* r, uint64_t keep) {
     while (stop < kPages && releasable(stop)) ++stop;
     // If the OS refused, the pages still hold their data: they stay dirty.
     if (whole || os::Decommit(HeapRegion::AddressOf(h * kPages + i), (stop - i) << kPageShift)) {
-      for (size_t k = i; k < stop; ++k) tags[k] = StoredTag(kPageFreeZero);
+      HeapRegion::MarkPages(h * kPages + i, stop - i, kPageFreeZero);
       released += stop - i;
     }
     i = stop;

@@ -126,8 +126,8 @@ TEST(SizeClass, LookupGivesSmallestFittingClass) {
       ASSERT_LT(ClassSize(c - 1), n) << n;
     }
     if (n <= kMaxFastSize) {
-      ASSERT_EQ(SizeToTagFast(n), ClassTagOf(c));
-      ASSERT_EQ(ClassOfTag(SizeToTagFast(n)), c);
+      ASSERT_EQ(*SizeToTagAt(n), ClassTagOf(c));
+      ASSERT_EQ(ClassOfTag(*SizeToTagAt(n)), c);
     }
   }
 }
